@@ -1,0 +1,191 @@
+"""LangChain callback handler that turns runs into Spans (chain, llm, tool, retriever)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from llmtrace.capture import wire
+from llmtrace.capture.serialize import message_dict, parse_json_maybe, to_jsonable
+from llmtrace.model import Span, SpanKind
+from llmtrace.recorder import Recorder, now_us
+
+_PARAM_KEYS = ("model", "model_name", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
+               "n", "stream", "reasoning_effort", "response_format", "tool_choice", "parallel_tool_calls")
+
+
+def _name(serialized: dict[str, Any] | None, kwargs: dict[str, Any], default: str) -> str:
+    if kwargs.get("name"):
+        return str(kwargs["name"])
+    if serialized:
+        if serialized.get("name"):
+            return str(serialized["name"])
+        ident = serialized.get("id")
+        if isinstance(ident, list) and ident:
+            return str(ident[-1])
+    return default
+
+
+class _NullRecorder:
+    """Stands in when nothing is recording: every span start and end is dropped."""
+
+    def start_span(self, **kwargs: Any) -> Span:
+        return Span(id=str(kwargs.get("span_id")), trace_id="", parent_id=None, kind="", name="", start_us=0)
+
+    def get_open(self, span_id: str) -> None:
+        return None
+
+    def end_span(self, span: Span, **kwargs: Any) -> None:
+        pass
+
+
+_NULL: Any = _NullRecorder()
+
+
+def _sid(run_id: UUID | str | None) -> str | None:
+    return None if run_id is None else str(run_id)
+
+
+class TraceHandler(BaseCallbackHandler):
+    """Called inline (also in async runs) so span starts see the caller's context."""
+
+    run_inline = True
+    raise_error = False
+
+    @property
+    def recorder(self) -> Recorder:
+        # Looked up per call: one handler is registered per process, the recorder can change.
+        return wire.current_recorder() or _NULL
+
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _start(self, kind: SpanKind, run_id: UUID, parent_run_id: UUID | None, name: str, inputs: Any,
+               tags: list[str] | None, metadata: dict[str, Any] | None, **fields: Any) -> Span:
+        return self.recorder.start_span(
+            span_id=str(run_id), kind=kind.value, name=name, parent_id=_sid(parent_run_id), inputs=inputs,
+            tags=list(tags or []), metadata=dict(metadata or {}), **fields,
+        )
+
+    def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None) -> Span | None:
+        span = self.recorder.get_open(str(run_id))
+        if span is None:
+            return None
+        if outputs is not None:
+            span.outputs = outputs
+        self.recorder.end_span(span, error=error)
+        return span
+
+    # -- chains ---------------------------------------------------------------------------------
+    def on_chain_start(self, serialized: dict[str, Any], inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+                       tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._start(SpanKind.CHAIN, run_id, parent_run_id, _name(serialized, kwargs, "chain"), to_jsonable(inputs), tags, metadata)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, to_jsonable(outputs))
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error)
+
+    # -- models ---------------------------------------------------------------------------------
+    def _llm_start(self, serialized: dict[str, Any], inputs: Any, run_id: UUID, parent_run_id: UUID | None,
+                   tags: list[str] | None, metadata: dict[str, Any] | None, kwargs: dict[str, Any]) -> None:
+        meta = dict(metadata or {})
+        params = kwargs.get("invocation_params") or {}
+        requested = meta.get("ls_model_name") or params.get("model") or params.get("model_name")
+        span = self._start(
+            SpanKind.LLM, run_id, parent_run_id, _name(serialized, kwargs, "llm"), inputs, tags, meta,
+            model_requested=requested, provider=meta.get("ls_provider"),
+        )
+        span.metadata["params"] = {k: to_jsonable(params[k]) for k in _PARAM_KEYS if k in params}
+        if params.get("tools"):
+            span.metadata["tools"] = [
+                (t.get("function") or {}).get("name") or t.get("name") for t in params["tools"] if isinstance(t, dict)
+            ]
+        wire.expect_call(span.id)
+
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *, run_id: UUID,
+                            parent_run_id: UUID | None = None, tags: list[str] | None = None,
+                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        inputs = {"messages": [message_dict(m) for m in (messages[0] if messages else [])]}
+        self._llm_start(serialized, inputs, run_id, parent_run_id, tags, metadata, kwargs)
+
+    def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID,
+                     parent_run_id: UUID | None = None, tags: list[str] | None = None,
+                     metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._llm_start(serialized, {"prompts": list(prompts)}, run_id, parent_run_id, tags, metadata, kwargs)
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        span = self.recorder.get_open(str(run_id))
+        if span is not None and span.first_token_us is None:
+            span.first_token_us = now_us()
+            span.streamed = True
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        span = self.recorder.get_open(str(run_id))
+        if span is None:
+            return
+        try:
+            self._fill_llm(span, response)
+        finally:
+            self.recorder.end_span(span)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error)
+
+    @staticmethod
+    def _fill_llm(span: Span, response: Any) -> None:
+        generations = getattr(response, "generations", None) or [[]]
+        gen = generations[0][0] if generations and generations[0] else None
+        msg = getattr(gen, "message", None)
+        llm_output = getattr(response, "llm_output", None) or {}
+        if msg is not None:
+            out = message_dict(msg)
+            span.outputs = {k: v for k, v in out.items() if k != "role"}
+            meta = getattr(msg, "response_metadata", None) or {}
+            span.model = span.model or meta.get("model_name") or meta.get("model")
+            span.finish_reason = span.finish_reason or meta.get("finish_reason")
+            span.tool_calls = span.tool_calls or out.get("tool_calls")
+        elif gen is not None:
+            span.outputs = {"text": getattr(gen, "text", None)}
+        gen_info = getattr(gen, "generation_info", None) or {}
+        span.finish_reason = span.finish_reason or gen_info.get("finish_reason")
+        span.model = span.model or llm_output.get("model_name")
+        if span.request is not None and span.input_tokens is not None:
+            return  # the wire capture already has the provider's own usage numbers
+        usage = getattr(msg, "usage_metadata", None)
+        if usage:
+            span.input_tokens = usage.get("input_tokens")
+            span.output_tokens = usage.get("output_tokens")
+            span.cached_tokens = (usage.get("input_token_details") or {}).get("cache_read")
+            span.reasoning_tokens = (usage.get("output_token_details") or {}).get("reasoning")
+        elif llm_output.get("token_usage"):
+            tu = llm_output["token_usage"]
+            span.input_tokens = tu.get("prompt_tokens")
+            span.output_tokens = tu.get("completion_tokens")
+
+    # -- tools and retrievers ------------------------------------------------------------------
+    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None,
+                      tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
+                      inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        args = to_jsonable(inputs) if inputs is not None else parse_json_maybe(input_str)
+        self._start(SpanKind.TOOL, run_id, parent_run_id, _name(serialized, kwargs, "tool"), args, tags, metadata)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        content = getattr(output, "content", output) if type(output).__name__ == "ToolMessage" else output
+        self._end(run_id, to_jsonable(content))
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error)
+
+    def on_retriever_start(self, serialized: dict[str, Any], query: str, *, run_id: UUID,
+                           parent_run_id: UUID | None = None, tags: list[str] | None = None,
+                           metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self._start(SpanKind.RETRIEVER, run_id, parent_run_id, _name(serialized, kwargs, "retriever"), {"query": query}, tags, metadata)
+
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, to_jsonable(documents))
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id, error=error)

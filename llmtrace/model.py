@@ -1,0 +1,94 @@
+"""Plain data objects shared by capture, store and render: traces, spans and their states."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SpanKind(str, enum.Enum):
+    CHAIN = "chain"
+    LLM = "llm"
+    TOOL = "tool"
+    RETRIEVER = "retriever"
+    EMBEDDING = "embedding"
+
+
+class Status(str, enum.Enum):
+    RUNNING = "running"
+    OK = "ok"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    KILLED = "killed"  # never stored: derived when a running trace's process is gone
+
+
+@dataclass
+class Span:
+    id: str
+    trace_id: str
+    parent_id: str | None
+    kind: str
+    name: str
+    start_us: int
+    end_us: int | None = None
+    status: str = Status.RUNNING.value
+    error_type: str | None = None
+    error_message: str | None = None
+    inputs: Any = None
+    outputs: Any = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # LLM spans only
+    model_requested: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    finish_reason: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    first_token_us: int | None = None
+    cost: float | None = None
+    streamed: bool = False
+    request: Any = None  # JSON body as sent to the provider
+    response: Any = None  # JSON body as received (for streams: the chunks)
+
+    @property
+    def duration_us(self) -> int | None:
+        return None if self.end_us is None else self.end_us - self.start_us
+
+
+@dataclass
+class Totals:
+    llm_calls: int = 0
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float = 0.0
+    unpriced_calls: int = 0
+    errors: int = 0
+
+
+@dataclass
+class Trace:
+    id: str
+    name: str
+    start_us: int
+    script: str | None = None
+    argv: list[str] = field(default_factory=list)
+    cwd: str | None = None
+    end_us: int | None = None
+    status: str = Status.RUNNING.value
+    exit_code: int | None = None
+    error: str | None = None
+    pid: int | None = None
+    version: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    totals: Totals = field(default_factory=Totals)
+
+    @property
+    def duration_us(self) -> int | None:
+        return None if self.end_us is None else self.end_us - self.start_us

@@ -1,0 +1,99 @@
+"""The span processor: holds open spans, stamps times and cost, hands finished spans to exporters.
+
+It never knows where spans go. An exporter that fails is reported once on stderr and the user's
+program goes on.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, Protocol
+
+from llmtrace.ids import new_span_id
+from llmtrace.model import Span, SpanKind, Status, Trace
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Exporter(Protocol):
+    def write_span(self, span: Span) -> None: ...
+
+
+class MemoryExporter:
+    """Keeps finished spans in a list: for tests that need no database."""
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+
+    def write_span(self, span: Span) -> None:
+        self.spans.append(span)
+
+
+class Recorder:
+    def __init__(self, trace: Trace, exporters: list[Exporter], redactor: Any = None):
+        self.trace = trace
+        self.exporters = exporters
+        self.redactor = redactor
+        self._open: dict[str, Span] = {}
+        self._lock = threading.Lock()
+        self._warned = False
+        self.export_failures = 0
+
+    def start_span(self, *, kind: str, name: str, parent_id: str | None, span_id: str | None = None, **fields: Any) -> Span:
+        span = Span(
+            id=span_id or new_span_id(),
+            trace_id=self.trace.id,
+            parent_id=parent_id,
+            kind=kind,
+            name=name,
+            start_us=now_us(),
+            **fields,
+        )
+        with self._lock:
+            self._open[span.id] = span
+        return span
+
+    def get_open(self, span_id: str) -> Span | None:
+        return self._open.get(span_id)
+
+    def end_span(self, span: Span, *, error: BaseException | None = None, status: str | None = None) -> None:
+        with self._lock:
+            if self._open.pop(span.id, None) is None:
+                return  # already ended (or never ours)
+        span.end_us = now_us()
+        if error is not None:
+            span.status = status or Status.ERROR.value
+            span.error_type = type(error).__name__
+            span.error_message = str(error)[:4000]
+        else:
+            span.status = status or Status.OK.value
+        if span.kind == SpanKind.LLM.value and span.cost is None:
+            from llmtrace import pricing
+
+            span.cost = pricing.cost(
+                span.model or span.model_requested, span.provider, span.input_tokens, span.output_tokens, span.cached_tokens
+            )
+        self._export(span)
+
+    def close_open(self, status: str, message: str) -> int:
+        """End every span still open (the run is over): returns how many there were."""
+        with self._lock:
+            spans = sorted(self._open.values(), key=lambda s: s.start_us, reverse=True)
+        for span in spans:
+            span.error_message = message
+            self.end_span(span, status=status)
+        return len(spans)
+
+    def _export(self, span: Span) -> None:
+        for exporter in self.exporters:
+            try:
+                exporter.write_span(span)
+            except Exception as e:  # recording must never break the user's program
+                self.export_failures += 1
+                if not self._warned:
+                    self._warned = True
+                    print(f"llmtrace: warning: could not record a span ({type(e).__name__}: {e}); the run goes on", file=sys.stderr)

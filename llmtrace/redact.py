@@ -1,0 +1,74 @@
+"""Secret scrubbing applied to everything before it reaches disk.
+
+Two nets: keys that name a credential (``api_key``, ``authorization``, ``*_secret``, …) have their
+values replaced, and known secret values (API keys from the environment or from an SDK client) and
+key-shaped strings are replaced wherever they appear in text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|apikey|secret|password|passwd|authorization|credential|private[_-]?key"
+    r"|access[_-]?token|refresh[_-]?token|auth[_-]?token|session[_-]?token|id[_-]?token"
+    r"|bearer|^token$|^x-api-key$|cookie)",
+    re.IGNORECASE,
+)
+_SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+# Provider key shapes: OpenAI/Anthropic style sk-…, bearer headers, AWS access keys, GitHub tokens.
+_SECRET_VALUE = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{16,}|(?<=Bearer )[A-Za-z0-9_\-\.=]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,})"
+)
+_MIN_SECRET_LEN = 8
+
+
+def is_secret_key(name: str) -> bool:
+    return bool(_SECRET_KEY.search(name))
+
+
+class Redactor:
+    def __init__(self, secrets: set[str] | None = None):
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        for s in secrets or ():
+            self.add_secret(s)
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> "Redactor":
+        env = os.environ if environ is None else environ
+        return cls({v for k, v in env.items() if _SECRET_ENV.search(k)})
+
+    def add_secret(self, value: Any) -> None:
+        if not isinstance(value, str) or len(value) < _MIN_SECRET_LEN:
+            return
+        with self._lock:
+            if value in self._secrets:
+                return
+            self._secrets.add(value)
+            # Longest first so a secret that contains another is replaced whole.
+            alts = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(a) for a in alts))
+
+    def text(self, s: str) -> str:
+        pattern = self._pattern
+        if pattern is not None:
+            s = pattern.sub(REDACTED, s)
+        return _SECRET_VALUE.sub(REDACTED, s)
+
+    def obj(self, value: Any) -> Any:
+        """Copy of a JSON-like value with credential-named fields blanked (text is scrubbed later)."""
+        if isinstance(value, dict):
+            return {
+                k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else self.obj(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)):
+            return [self.obj(v) for v in value]
+        return value

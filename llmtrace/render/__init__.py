@@ -1,0 +1,1 @@
+"""Renderers: pure functions from model objects to rich renderables."""

@@ -1,0 +1,62 @@
+"""Small formatting helpers shared by the renderers: durations, tokens, money, local times."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+
+def duration(us: int | None) -> str:
+    if us is None:
+        return "—"
+    s = us / 1e6
+    if s < 1:
+        return f"{us / 1000:.0f}ms"
+    if s < 60:
+        return f"{s:.2f}s"
+    m, s = divmod(int(s), 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+def count(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+def money(value: float | None, unpriced: int = 0) -> str:
+    if value is None:
+        return "unpriced"
+    text = "$0" if value == 0 else (f"${value:.6f}" if value < 0.01 else f"${value:,.4f}")
+    return text + (f" (+{unpriced} unpriced)" if unpriced else "")
+
+
+def local_time(us: int, tz: Any = None) -> str:
+    dt = datetime.fromtimestamp(us / 1e6, tz=timezone.utc).astimezone(tz)
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short_json(value: Any, limit: int = 80) -> str:
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        except (TypeError, ValueError):
+            text = repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def call(name: str, args: Any, limit: int = 80) -> str:
+    """`name(a=1, b=2)` for a dict of arguments, `name(value)` otherwise."""
+    if isinstance(args, dict):
+        inner = ", ".join(f"{k}={short_json(v, 40)}" for k, v in args.items())
+    elif args is None:
+        inner = ""
+    else:
+        inner = short_json(args, limit)
+    text = f"{name}({inner})"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,28 @@
+"""The few lines `llmtrace run` prints on stderr when the script ends."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from llmtrace.ids import short_id
+from llmtrace.model import Trace
+from llmtrace.render import fmt
+from llmtrace.render.tree import STATUS_STYLE
+
+
+def run_summary(trace: Trace) -> Text:
+    t = trace.totals
+    sid = short_id(trace.id)
+    text = Text()
+    text.append("llmtrace: ", style="bold")
+    text.append(f"trace {sid} ", style="bold")
+    text.append(f"({trace.id}) ", style="dim")
+    text.append(trace.status, style=STATUS_STYLE.get(trace.status, ""))
+    if trace.exit_code:
+        text.append(f" (exit {trace.exit_code})")
+    text.append(f" in {fmt.duration(trace.duration_us)}\n")
+    text.append(f"  {t.llm_calls} LLM calls · {t.tool_calls} tool calls · ")
+    text.append(f"{fmt.count(t.input_tokens)} in / {fmt.count(t.output_tokens)} out tokens · ")
+    text.append(fmt.money(t.cost, t.unpriced_calls))
+    text.append(f"\n  see it: llmtrace show {sid}")
+    return text

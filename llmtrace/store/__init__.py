@@ -1,0 +1,16 @@
+"""The SQLite trace store: schema and migrations, the span writer, and the read queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmtrace.store.db import open_db
+
+
+def open_store(path: Path | None = None, *, create: bool = True):
+    """The one way to get a connection: resolves the path and applies pending migrations."""
+    if path is None:
+        from llmtrace.home import store_path
+
+        path = store_path()
+    return open_db(path, create=create)

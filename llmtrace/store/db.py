@@ -1,0 +1,94 @@
+"""Opening the SQLite store: file permissions, WAL, migrations, and clear errors when it can't."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from llmtrace.errors import ExitCode, UserError
+from llmtrace.store.schema import MIGRATIONS
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return db
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the folder (owner-only) and an empty owner-only file so SQLite inherits the mode."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+            os.close(fd)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise UserError(f"cannot create the trace store at {path}: {e.strerror}", ExitCode.STORE) from None
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise UserError(f"the trace store at {path} is not writable", ExitCode.STORE)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    known = len(MIGRATIONS)
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > known:
+        raise UserError(
+            f"the trace store was written by a newer llmtrace (schema {version}, this one knows {known}); upgrade llmtrace",
+            ExitCode.STORE,
+        )
+    if version == known:
+        return
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_us INTEGER NOT NULL)")
+    for index, (name, fn) in enumerate(MIGRATIONS, start=1):
+        if index <= version:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have just applied it.
+            if db.execute("PRAGMA user_version").fetchone()[0] >= index:
+                db.execute("COMMIT")
+                continue
+            fn(db)
+            db.execute(
+                "INSERT INTO schema_migrations (name, applied_us) VALUES (?, ?)",
+                (name, time.time_ns() // 1000),
+            )
+            db.execute(f"PRAGMA user_version = {index}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+def open_db(path: Path, *, create: bool = True) -> sqlite3.Connection:
+    """Open (and if needed create and migrate) the store. Raises UserError with a one-line reason."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"the trace store path {path} is a directory", ExitCode.STORE)
+    if create:
+        _prepare_file(path)
+    elif not path.exists():
+        raise UserError(f"no trace store at {path} (run `llmtrace run` first)", ExitCode.STORE)
+    try:
+        db = _connect(path)
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal" and create:
+            raise UserError(f"the trace store at {path} cannot use WAL mode ({mode})", ExitCode.STORE)
+        db.execute("PRAGMA synchronous = NORMAL")
+        migrate(db)
+    except sqlite3.DatabaseError as e:
+        msg = str(e)
+        if "not a database" in msg or "malformed" in msg or "disk image" in msg:
+            raise UserError(f"{path} is not a readable llmtrace store ({msg})", ExitCode.STORE) from None
+        if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+            raise UserError(f"the trace store at {path} is not writable ({msg})", ExitCode.STORE) from None
+        raise UserError(f"cannot open the trace store at {path}: {msg}", ExitCode.STORE) from None
+    return db

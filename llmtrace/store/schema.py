@@ -1,0 +1,107 @@
+"""Numbered schema migrations. Each runs in its own transaction; the applied set is recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    name = fn.__name__
+    if any(n == name for n, _ in MIGRATIONS):
+        raise RuntimeError(f"duplicate migration name {name}")
+    MIGRATIONS.append((name, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE traces (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            script TEXT,
+            argv TEXT,
+            cwd TEXT,
+            start_us INTEGER NOT NULL,
+            end_us INTEGER,
+            status TEXT NOT NULL,
+            exit_code INTEGER,
+            error TEXT,
+            pid INTEGER,
+            version TEXT,
+            llm_calls INTEGER NOT NULL DEFAULT 0,
+            tool_calls INTEGER NOT NULL DEFAULT 0,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            cost REAL NOT NULL DEFAULT 0,
+            unpriced_calls INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute("CREATE INDEX traces_start ON traces(start_us)")
+    db.execute(
+        """CREATE TABLE trace_tags (
+            trace_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (trace_id, key)
+        )"""
+    )
+    db.execute("CREATE INDEX trace_tags_kv ON trace_tags(key, value)")
+    db.execute(
+        """CREATE TABLE spans (
+            id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            parent_id TEXT,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            start_us INTEGER NOT NULL,
+            end_us INTEGER,
+            status TEXT NOT NULL,
+            error_type TEXT,
+            error_message TEXT,
+            inputs TEXT,
+            outputs TEXT,
+            tags TEXT,
+            metadata TEXT,
+            model_requested TEXT,
+            model TEXT,
+            provider TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cached_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            finish_reason TEXT,
+            tool_calls TEXT,
+            first_token_us INTEGER,
+            cost REAL,
+            streamed INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute("CREATE INDEX spans_trace ON spans(trace_id, start_us)")
+    db.execute("CREATE INDEX spans_llm_start ON spans(start_us) WHERE kind = 'llm'")
+    db.execute(
+        """CREATE TABLE payloads (
+            span_id TEXT PRIMARY KEY,
+            request TEXT,
+            response TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE VIEW span_totals AS
+           SELECT trace_id,
+                  SUM(kind = 'llm') AS llm_calls,
+                  SUM(kind = 'tool') AS tool_calls,
+                  COALESCE(SUM(input_tokens), 0) AS input_tokens,
+                  COALESCE(SUM(output_tokens), 0) AS output_tokens,
+                  COALESCE(SUM(cached_tokens), 0) AS cached_tokens,
+                  COALESCE(SUM(cost), 0) AS cost,
+                  SUM(kind = 'llm' AND cost IS NULL AND status != 'error') AS unpriced_calls,
+                  SUM(status = 'error') AS errors
+           FROM spans GROUP BY trace_id"""
+    )

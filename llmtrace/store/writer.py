@@ -1,0 +1,167 @@
+"""Writes traces and finished spans to SQLite, one short transaction per span.
+
+This is an exporter: the capture side hands it finished Span objects and never knows where they go.
+Every text column passes through the redactor here, the last stop before disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from typing import Any
+
+from llmtrace.model import Span, Trace
+from llmtrace.redact import Redactor
+
+DEFAULT_MAX_FIELD_BYTES = 1 << 20
+
+
+def max_field_bytes() -> int:
+    try:
+        return max(1024, int(os.environ.get("LLMTRACE_MAX_PAYLOAD_BYTES", DEFAULT_MAX_FIELD_BYTES)))
+    except ValueError:
+        return DEFAULT_MAX_FIELD_BYTES
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value)
+
+
+class JsonEncoder:
+    def __init__(self, redactor: Redactor, cap: int | None = None):
+        self.redactor = redactor
+        self.cap = cap if cap is not None else max_field_bytes()
+
+    def __call__(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            text = json.dumps(self.redactor.obj(value), default=_default, ensure_ascii=False)
+        except (ValueError, TypeError, RecursionError) as e:  # circular or pathological structures
+            text = json.dumps({"llmtrace_unserialisable": f"{type(e).__name__}: {e}", "repr": repr(value)[:2000]})
+        text = self.redactor.text(text)
+        if len(text) > self.cap:
+            text = json.dumps(
+                {"llmtrace_truncated": True, "bytes": len(text.encode("utf-8", "replace")), "head": text[: self.cap]},
+                ensure_ascii=False,
+            )
+        # Lone surrogates from odd bytes would make sqlite3 raise on encode.
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+class StoreWriter:
+    def __init__(self, db: sqlite3.Connection, redactor: Redactor):
+        self.db = db
+        self.redactor = redactor
+        self.encode = JsonEncoder(redactor)
+        self._lock = threading.Lock()
+
+    def _text(self, s: str | None) -> str | None:
+        return None if s is None else self.redactor.text(s)
+
+    def start_trace(self, trace: Trace) -> None:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(
+                    """INSERT INTO traces (id, name, script, argv, cwd, start_us, status, pid, version)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        trace.id,
+                        trace.name,
+                        trace.script,
+                        self.encode(trace.argv),
+                        trace.cwd,
+                        trace.start_us,
+                        trace.status,
+                        trace.pid,
+                        trace.version,
+                    ),
+                )
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
+                    [(trace.id, k, self._text(v)) for k, v in trace.tags.items()],
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def write_span(self, span: Span) -> None:
+        enc = self.encode
+        row = (
+            span.id,
+            span.trace_id,
+            span.parent_id,
+            span.kind,
+            span.name,
+            span.start_us,
+            span.end_us,
+            span.status,
+            span.error_type,
+            self._text(span.error_message),
+            enc(span.inputs),
+            enc(span.outputs),
+            enc(span.tags) if span.tags else None,
+            enc(span.metadata) if span.metadata else None,
+            span.model_requested,
+            span.model,
+            span.provider,
+            span.input_tokens,
+            span.output_tokens,
+            span.cached_tokens,
+            span.reasoning_tokens,
+            span.finish_reason,
+            enc(span.tool_calls),
+            span.first_token_us,
+            span.cost,
+            int(span.streamed),
+        )
+        request, response = enc(span.request), enc(span.response)
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(f"INSERT OR REPLACE INTO spans VALUES ({','.join('?' * len(row))})", row)
+                if request is not None or response is not None:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES (?, ?, ?)",
+                        (span.id, request, response),
+                    )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def finish_trace(self, trace: Trace) -> None:
+        """Mark the trace ended and store its totals, computed from the spans on disk."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(
+                    "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ? WHERE id = ?",
+                    (trace.end_us, trace.status, trace.exit_code, self._text(trace.error), trace.id),
+                )
+                self.db.execute(
+                    """UPDATE traces SET llm_calls = t.llm_calls, tool_calls = t.tool_calls,
+                         input_tokens = t.input_tokens, output_tokens = t.output_tokens,
+                         cached_tokens = t.cached_tokens, cost = t.cost,
+                         unpriced_calls = t.unpriced_calls, errors = t.errors
+                       FROM (SELECT * FROM span_totals WHERE trace_id = ?) AS t
+                       WHERE traces.id = t.trace_id""",
+                    (trace.id,),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
