@@ -83,6 +83,10 @@ class TraceHandler(BaseCallbackHandler):
         self._start(SpanKind.CHAIN, run_id, parent_run_id, _name(serialized, kwargs, "chain"), to_jsonable(inputs), tags, metadata)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if kwargs.get("inputs") is not None:  # streamed runs only know their input at the end
+            span = self.recorder.get_open(str(run_id))
+            if span is not None:
+                span.inputs = to_jsonable(kwargs["inputs"])
         self._end(run_id, to_jsonable(outputs))
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

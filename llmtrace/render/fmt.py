@@ -60,3 +60,7 @@ def call(name: str, args: Any, limit: int = 80) -> str:
         inner = short_json(args, limit)
     text = f"{name}({inner})"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"

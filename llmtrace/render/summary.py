@@ -21,7 +21,7 @@ def run_summary(trace: Trace) -> Text:
     if trace.exit_code:
         text.append(f" (exit {trace.exit_code})")
     text.append(f" in {fmt.duration(trace.duration_us)}\n")
-    text.append(f"  {t.llm_calls} LLM calls · {t.tool_calls} tool calls · ")
+    text.append(f"  {fmt.plural(t.llm_calls, 'LLM call')} · {fmt.plural(t.tool_calls, 'tool call')} · ")
     text.append(f"{fmt.count(t.input_tokens)} in / {fmt.count(t.output_tokens)} out tokens · ")
     text.append(fmt.money(t.cost, t.unpriced_calls))
     text.append(f"\n  see it: llmtrace show {sid}")

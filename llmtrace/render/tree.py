@@ -53,7 +53,7 @@ def trace_label(trace: Trace) -> Text:
     text.append("  ")
     text.append(trace.status, style=STATUS_STYLE.get(trace.status, ""))
     text.append(f"  {fmt.duration(trace.duration_us)}")
-    text.append(f"  · {t.llm_calls} LLM calls · {t.tool_calls} tool calls")
+    text.append(f"  · {fmt.plural(t.llm_calls, 'LLM call')} · {fmt.plural(t.tool_calls, 'tool call')}")
     text.append(f" · {fmt.count(t.input_tokens)} in / {fmt.count(t.output_tokens)} out tokens")
     text.append(f" · {fmt.money(t.cost, t.unpriced_calls)}")
     if trace.tags:
