@@ -1,0 +1,126 @@
+"""`llmtrace run` behaves like `python script.py`: output, argv, __name__, imports, exit codes, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import AGENTS, ROOT, last_trace, run_cli, server_env
+
+SCRIPT = str(AGENTS / "behaves_like_python.py")
+
+
+def _python(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, cwd=str(ROOT))
+
+
+def test_same_stdout_argv_name_and_sibling_import(llmtrace_home):
+    r = run_cli("run", SCRIPT, "ok", "--city", "Berlin")
+    plain = _python("ok", "--city", "Berlin")
+    assert r.code == 0 == plain.returncode
+    seen = json.loads(r.stdout)
+    assert seen["name"] == "__main__"
+    assert seen["argv"] == ["ok", "--city", "Berlin"]
+    assert seen["helper"] == "sibling import works"
+    trace, _ = last_trace(llmtrace_home)
+    assert seen["trace_id"] == trace.id
+    assert r.stdout.replace(trace.id, "X") == plain.stdout.replace("null", '"X"')
+    assert r.stderr.startswith("to stderr\n")
+    assert trace.argv == [SCRIPT, "ok", "--city", "Berlin"]
+    assert trace.status == "ok" and trace.exit_code == 0 and trace.pid
+
+
+@pytest.mark.parametrize(
+    "args, code, status",
+    [(["exit", "3"], 3, "error"), (["exit", "0"], 0, "ok"), (["raise"], 1, "error"),
+     (["interrupt"], 130, "interrupted"), (["exitmsg"], 1, "error")],
+)
+def test_exit_codes_match_python(llmtrace_home, args, code, status):
+    r = run_cli("run", SCRIPT, *args)
+    plain = _python(*args)
+    expected_plain = -signal.SIGINT if args == ["interrupt"] else code
+    assert plain.returncode in (code, expected_plain)
+    assert r.code == code
+    trace, _ = last_trace(llmtrace_home)
+    assert trace.status == status and trace.exit_code == code
+
+
+def test_uncaught_exception_traceback_is_the_scripts(llmtrace_home):
+    r = run_cli("run", SCRIPT, "raise")
+    plain = _python("raise")
+    assert "ValueError: boom from the script" in r.stderr
+    assert "Traceback (most recent call last)" in r.stderr
+    assert "runpy" not in r.stderr and "llmtrace/runner.py" not in r.stderr
+    # The same traceback python prints, line for line.
+    assert plain.stderr in r.stderr
+    trace, _ = last_trace(llmtrace_home)
+    assert trace.error == "ValueError: boom from the script"
+
+
+def test_sys_exit_message_goes_to_stderr(llmtrace_home):
+    r = run_cli("run", SCRIPT, "exitmsg")
+    assert "fatal: message exit" in r.stderr and r.code == 1
+
+
+def test_options_trace_id_name_tags_quiet(llmtrace_home):
+    tid = "0192a3b4-c5d6-7e8f-9a0b-1c2d3e4f5a6b"
+    r = run_cli("run", "--trace-id", tid, "--name", "nightly", "--tag", "env=dev", "--tag", "team=core", "-q", SCRIPT)
+    assert r.code == 0, r.stderr
+    assert r.stderr == "to stderr\n"  # --quiet: no summary
+    assert json.loads(r.stdout)["trace_id"] == tid
+    trace, _ = last_trace(llmtrace_home)
+    assert (trace.id, trace.name, trace.tags) == (tid, "nightly", {"env": "dev", "team": "core"})
+    again = run_cli("run", "--trace-id", tid, SCRIPT)
+    assert again.code == 2 and "already exists" in again.stderr
+
+
+def _wait_for(proc: subprocess.Popen, text: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    buf = ""
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        buf += line
+        if text in buf:
+            return
+    raise AssertionError(f"never saw {text!r}; got {buf!r}")
+
+
+def _start_slow(mock_server, steps: int = 200):
+    server = mock_server()
+    env = {**os.environ, **server_env(server), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "llmtrace", "run", str(AGENTS / "slow_agent.py"), str(steps)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+    _wait_for(proc, "step 4 done")
+    return server, proc
+
+
+def test_sigkill_keeps_finished_spans_and_shows_killed(llmtrace_home, mock_server):
+    server, proc = _start_slow(mock_server)
+    proc.kill()
+    proc.wait(10)
+    trace, spans = last_trace(llmtrace_home)
+    assert trace.status == "killed"
+    finished = [s for s in spans if s.kind == "llm" and s.status == "ok"]
+    # Every call the server answered before the kill, except at most the one in flight, is on disk.
+    assert len(finished) >= 5 and server.stats.requests - len(finished) <= 1
+    assert trace.totals.llm_calls == len(spans)
+    r = run_cli("ls")
+    assert r.code == 0 and "killed" in r.stdout
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c(llmtrace_home, mock_server, sig, code):
+    server, proc = _start_slow(mock_server)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    trace, spans = last_trace(llmtrace_home)
+    assert trace.status == "interrupted" and trace.exit_code == code
+    assert all(s.end_us is not None for s in spans)
+    assert {s.status for s in spans} <= {"ok", "interrupted", "error"}
