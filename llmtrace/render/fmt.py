@@ -53,7 +53,7 @@ def short_json(value: Any, limit: int = 80) -> str:
 def call(name: str, args: Any, limit: int = 80) -> str:
     """`name(a=1, b=2)` for a dict of arguments, `name(value)` otherwise."""
     if isinstance(args, dict):
-        inner = ", ".join(f"{k}={short_json(v, 40)}" for k, v in args.items())
+        inner = ", ".join(f"{k}={short_json(json.dumps(v, ensure_ascii=False) if isinstance(v, str) else v, 40)}" for k, v in args.items())
     elif args is None:
         inner = ""
     else:

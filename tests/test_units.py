@@ -1,0 +1,176 @@
+"""Small pieces tested alone: ids, redaction, migrations, id prefixes, the tree renderer."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import uuid
+
+import pytest
+from rich.console import Console
+
+from llmtrace.errors import UserError
+from llmtrace.ids import new_trace_id, short_id, uuid7
+from llmtrace.model import Span, Totals, Trace
+from llmtrace.redact import REDACTED, Redactor, is_secret_key
+from llmtrace.render.tree import render_tree
+from llmtrace.store import open_store
+from llmtrace.store.queries import get_spans, resolve_trace_id
+from llmtrace.store.schema import MIGRATIONS
+from llmtrace.store.writer import JsonEncoder, StoreWriter
+
+
+def test_uuid7_is_version_7_and_time_ordered():
+    ids = [uuid7() for _ in range(200)]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+    ms = [u.int >> 80 for u in ids]
+    assert ms == sorted(ms)
+    assert len({short_id(new_trace_id()) for _ in range(200)}) == 200
+
+
+@pytest.mark.parametrize("key, secret", [
+    ("api_key", True), ("OPENAI_API_KEY", True), ("Authorization", True), ("client_secret", True),
+    ("access_token", True), ("token", True), ("password", True),
+    ("max_tokens", False), ("input_tokens", False), ("tokens", False), ("key", False), ("model", False),
+])
+def test_secret_key_names(key, secret):
+    assert is_secret_key(key) is secret
+
+
+def test_redactor_values_and_shapes():
+    r = Redactor({"my-very-secret-value"})
+    obj = r.obj({"api_key": "x" * 10, "nested": [{"Authorization": "Bearer abc"}], "max_tokens": 5})
+    assert obj == {"api_key": REDACTED, "nested": [{"Authorization": REDACTED}], "max_tokens": 5}
+    text = r.text("a my-very-secret-value b sk-abcdefghijklmnopqrstuvwx c Bearer abcdefghijklmnopqrst")
+    assert "secret-value" not in text and "sk-abc" not in text and "abcdefghijklmnopqrst" not in text
+    r.add_secret("short")  # too short to be a key: not treated as one
+    assert r.text("short") == "short"
+
+
+def test_encoder_caps_and_odd_values():
+    enc = JsonEncoder(Redactor(), cap=2000)
+    big = enc({"x": "y" * 5000})
+    assert '"llmtrace_truncated": true' in big and len(big) < 2200
+    assert enc({"b": b"\xff\xfe", "s": {1, 2}, "o": object()}).startswith('{"b": "')
+    loop: dict = {}
+    loop["self"] = loop
+    assert "llmtrace_unserialisable" in enc(loop)
+    assert enc("\udcff lone surrogate")  # stored, not crashing sqlite
+
+
+def test_migrations_recorded_once_each(tmp_path):
+    path = tmp_path / "t.db"
+    open_store(path).close()
+    db = open_store(path)  # second open applies nothing
+    names = [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+    assert names == [n for n, _ in MIGRATIONS]
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_failed_migration_rolls_back(tmp_path, monkeypatch):
+    from llmtrace.store import schema
+
+    def m999_broken(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, ("m999_broken", m999_broken)])
+    monkeypatch.setattr("llmtrace.store.db.MIGRATIONS", schema.MIGRATIONS)
+    with pytest.raises(RuntimeError):
+        open_store(tmp_path / "t.db")
+    db = sqlite3.connect(tmp_path / "t.db")
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0] == 0
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) - 0  # earlier ones kept
+
+
+def _writer(tmp_path):
+    return StoreWriter(open_store(tmp_path / "t.db"), Redactor())
+
+
+def test_resolve_prefixes(tmp_path):
+    w = _writer(tmp_path)
+    ids = ["abcd1234-0000-4000-8000-000000000001", "abcd1234-0000-4000-8000-000000000002", "ef000000-0000-4000-8000-000000000003"]
+    for i, tid in enumerate(ids):
+        w.start_trace(Trace(id=tid, name="t", start_us=1_000_000 * (i + 1)))
+    db = w.db
+    assert resolve_trace_id(db, "ef") == ids[2]
+    assert resolve_trace_id(db, ids[1].replace("-", "")) == ids[1]
+    assert resolve_trace_id(db, "abcd1234-0000-4000-8000-000000000001") == ids[0]
+    assert resolve_trace_id(db, "last") == ids[2] and resolve_trace_id(db, "last~2") == ids[0]
+    with pytest.raises(UserError, match="ambiguous"):
+        resolve_trace_id(db, "abcd")
+    with pytest.raises(UserError, match="no trace matches"):
+        resolve_trace_id(db, "99")
+
+
+def _math_trace() -> tuple[Trace, list[Span]]:
+    t0 = 1_800_000_000_000_000
+    trace = Trace(id="f33559dd-47e4-4128-911c-a83de7501845", name="math_agent.py", start_us=t0, end_us=t0 + 2_250_000,
+                  status="ok", exit_code=0, tags={"env": "dev"},
+                  totals=Totals(llm_calls=4, tool_calls=3, input_tokens=964, output_tokens=82, cost=0.000194))
+    spans = [Span(id="s00", trace_id=trace.id, parent_id=None, kind="chain", name="AgentExecutor", start_us=t0 + 10, end_us=t0 + 279_010, status="ok")]
+    calls = [("exponentiate", {"base": 3, "exponent": 5}, 243), ("multiply", {"first_int": 243, "second_int": 36}, 8748),
+             ("exponentiate", {"base": 8748, "exponent": 2}, 76527504)]
+    t = t0 + 100
+    for i in range(4):
+        seq = Span(id=f"q{i}", trace_id=trace.id, parent_id="s00", kind="chain", name="RunnableSequence", start_us=t, end_us=t + 20_000, status="ok")
+        prompt = Span(id=f"p{i}", trace_id=trace.id, parent_id=f"q{i}", kind="chain", name="ChatPromptTemplate", start_us=t + 1, end_us=t + 2, status="ok")
+        llm = Span(id=f"l{i}", trace_id=trace.id, parent_id=f"q{i}", kind="llm", name="ChatOpenAI", start_us=t + 10, end_us=t + 15_010,
+                   status="ok", model="gpt-4o-mini-2024-07-18", input_tokens=174 + 45 * i, output_tokens=20, cost=0.000037 + i * 0.000008)
+        if i < 3:
+            name, args, result = calls[i]
+            llm.tool_calls = [{"name": name, "args": args, "id": f"c{i}"}]
+            tool = Span(id=f"t{i}", trace_id=trace.id, parent_id="s00", kind="tool", name=name, start_us=t + 20_001,
+                        end_us=t + 20_400, status="ok", inputs=args, outputs=result)
+            spans += [seq, prompt, llm, tool]
+        else:
+            llm.outputs = {"content": "The result is 76527504."}
+            spans += [seq, prompt, llm]
+        t += 30_000
+    spans.append(Span(id="t9", trace_id=trace.id, parent_id="s00", kind="tool", name="lookup", start_us=t, end_us=t + 5000,
+                      status="error", inputs={"q": "x"}, error_type="ValueError", error_message="no such thing"))
+    return trace, spans
+
+
+def _render(renderable, width=110) -> str:
+    buf = io.StringIO()
+    Console(file=buf, width=width, color_system=None, legacy_windows=False).print(renderable)
+    return buf.getvalue()
+
+
+MATH_TREE = """\
+math_agent.py f33559dd  ok  2.25s  · 4 LLM calls · 3 tool calls · 964 in / 82 out tokens · $0.000194  env=dev
+└── chain AgentExecutor  279ms
+    ├── LLM gpt-4o-mini-2024-07-18  174 in / 20 out  $0.000037  15ms  → exponentiate(base=3, exponent=5)
+    ├── tool exponentiate(base=3, exponent=5) → 243  0ms
+    ├── LLM gpt-4o-mini-2024-07-18  219 in / 20 out  $0.000045  15ms  → multiply(first_int=243, second_int=36)
+    ├── tool multiply(first_int=243, second_int=36) → 8748  0ms
+    ├── LLM gpt-4o-mini-2024-07-18  264 in / 20 out  $0.000053  15ms  → exponentiate(base=8748, exponent=2)
+    ├── tool exponentiate(base=8748, exponent=2) → 76527504  0ms
+    ├── LLM gpt-4o-mini-2024-07-18  309 in / 20 out  $0.000061  15ms  → The result is 76527504.
+    └── tool lookup(q="x")  5ms  ✗ ValueError: no such thing
+"""
+
+
+def test_math_agent_tree_folds_plumbing():
+    trace, spans = _math_trace()
+    assert _render(render_tree(trace, spans)) == MATH_TREE
+
+
+def test_tree_all_shows_plumbing():
+    trace, spans = _math_trace()
+    out = _render(render_tree(trace, spans, show_all=True))
+    assert out.count("chain RunnableSequence") == 4 and out.count("chain ChatPromptTemplate") == 4
+    assert "│   │   └── LLM gpt-4o-mini" not in out and "│   ├── LLM gpt-4o-mini-2024-07-18  174 in" in out
+
+
+def test_written_spans_round_trip(tmp_path):
+    w = _writer(tmp_path)
+    trace, spans = _math_trace()
+    w.start_trace(trace)
+    for s in spans:
+        w.write_span(s)
+    back = get_spans(w.db, trace.id)
+    assert [(s.id, s.parent_id, s.kind, s.inputs, s.outputs, s.tool_calls) for s in back] == \
+        [(s.id, s.parent_id, s.kind, s.inputs, s.outputs, s.tool_calls) for s in sorted(spans, key=lambda s: (s.start_us, s.id))]
