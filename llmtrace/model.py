@@ -52,6 +52,9 @@ class Span:
     first_token_us: int | None = None
     cost: float | None = None
     streamed: bool = False
+    cache_hit: str | None = None  # "exact" or "semantic" when the answer came from the cache
+    cost_saved: float | None = None  # what a cache hit would have cost
+    attempts: int | None = None  # HTTP attempts made for this call, when retries are on
     request: Any = None  # JSON body as sent to the provider
     response: Any = None  # JSON body as received (for streams: the chunks)
 
@@ -70,6 +73,16 @@ class Totals:
     cost: float = 0.0
     unpriced_calls: int = 0
     errors: int = 0
+    cache_hits: int = 0
+    cost_saved: float = 0.0
+    retries: int = 0
+
+
+@dataclass
+class Feedback:
+    score: int
+    comment: str | None
+    created_us: int
 
 
 @dataclass
@@ -88,6 +101,7 @@ class Trace:
     version: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
+    feedback: list[Feedback] = field(default_factory=list)
 
     @property
     def duration_us(self) -> int | None:

@@ -9,13 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmtrace.errors import UserError
-from llmtrace.model import Span, Status, Totals, Trace
+from llmtrace.model import Feedback, Span, Status, Totals, Trace
+from llmtrace.store.writer import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
-_TRACE_COLS = (
-    "id, name, script, argv, cwd, start_us, end_us, status, exit_code, error, pid, version, "
-    "llm_calls, tool_calls, input_tokens, output_tokens, cached_tokens, cost, unpriced_calls, errors"
-)
-_TOTAL_COLS = "llm_calls, tool_calls, input_tokens, output_tokens, cached_tokens, cost, unpriced_calls, errors"
+_TOTAL_COLS = ", ".join(TOTAL_COLUMNS)
+_TRACE_COLS = "id, name, script, argv, cwd, start_us, end_us, status, exit_code, error, pid, version, " + _TOTAL_COLS
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -155,23 +153,19 @@ def get_trace(db: sqlite3.Connection, trace_id: str) -> Trace:
     return trace
 
 
-_SPAN_COLS = (
-    "id, trace_id, parent_id, kind, name, start_us, end_us, status, error_type, error_message, inputs, outputs, "
-    "tags, metadata, model_requested, model, provider, input_tokens, output_tokens, cached_tokens, "
-    "reasoning_tokens, finish_reason, tool_calls, first_token_us, cost, streamed"
-)
+_SPAN_COLS = ", ".join(SPAN_COLUMNS)
 
 
 def get_spans(db: sqlite3.Connection, trace_id: str, *, payloads: bool = False) -> list[Span]:
     spans = []
     for row in db.execute(f"SELECT {_SPAN_COLS} FROM spans WHERE trace_id = ? ORDER BY start_us, id", (trace_id,)):
-        r = list(row)
-        for i in (10, 11, 12, 13, 22):
-            r[i] = _loads(r[i])
-        r[12] = r[12] or []
-        r[13] = r[13] or {}
-        r[25] = bool(r[25])
-        spans.append(Span(*r))
+        fields = dict(zip(SPAN_COLUMNS, row))
+        for col in JSON_SPAN_COLUMNS:
+            fields[col] = _loads(fields[col])
+        fields["tags"] = fields["tags"] or []
+        fields["metadata"] = fields["metadata"] or {}
+        fields["streamed"] = bool(fields["streamed"])
+        spans.append(Span(**fields))
     if payloads and spans:
         by_id = {s.id: s for s in spans}
         for sid, req, resp in db.execute(

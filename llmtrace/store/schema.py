@@ -105,3 +105,39 @@ def m001_initial(db: sqlite3.Connection) -> None:
                   SUM(status = 'error') AS errors
            FROM spans GROUP BY trace_id"""
     )
+
+
+@migration
+def m002_cache_retries_feedback(db: sqlite3.Connection) -> None:
+    for col in ("cache_hit TEXT", "cost_saved REAL", "attempts INTEGER"):
+        db.execute(f"ALTER TABLE spans ADD COLUMN {col}")
+    for col in ("cache_hits INTEGER NOT NULL DEFAULT 0", "cost_saved REAL NOT NULL DEFAULT 0",
+                "retries INTEGER NOT NULL DEFAULT 0"):
+        db.execute(f"ALTER TABLE traces ADD COLUMN {col}")
+    db.execute(
+        """CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            score INTEGER NOT NULL,
+            comment TEXT,
+            created_us INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX feedback_trace ON feedback(trace_id)")
+    db.execute("DROP VIEW span_totals")
+    db.execute(
+        """CREATE VIEW span_totals AS
+           SELECT trace_id,
+                  SUM(kind = 'llm') AS llm_calls,
+                  SUM(kind = 'tool') AS tool_calls,
+                  COALESCE(SUM(input_tokens), 0) AS input_tokens,
+                  COALESCE(SUM(output_tokens), 0) AS output_tokens,
+                  COALESCE(SUM(cached_tokens), 0) AS cached_tokens,
+                  COALESCE(SUM(cost), 0) AS cost,
+                  SUM(kind = 'llm' AND cost IS NULL AND status != 'error' AND cache_hit IS NULL) AS unpriced_calls,
+                  SUM(status = 'error') AS errors,
+                  SUM(cache_hit IS NOT NULL) AS cache_hits,
+                  COALESCE(SUM(cost_saved), 0) AS cost_saved,
+                  COALESCE(SUM(MAX(COALESCE(attempts, 1), 1) - 1), 0) AS retries
+           FROM spans GROUP BY trace_id"""
+    )

@@ -17,6 +17,19 @@ from llmtrace.redact import Redactor
 
 DEFAULT_MAX_FIELD_BYTES = 1 << 20
 
+SPAN_COLUMNS = (
+    "id", "trace_id", "parent_id", "kind", "name", "start_us", "end_us", "status", "error_type", "error_message",
+    "inputs", "outputs", "tags", "metadata", "model_requested", "model", "provider", "input_tokens", "output_tokens",
+    "cached_tokens", "reasoning_tokens", "finish_reason", "tool_calls", "first_token_us", "cost", "streamed",
+    "cache_hit", "cost_saved", "attempts",
+)
+JSON_SPAN_COLUMNS = frozenset({"inputs", "outputs", "tags", "metadata", "tool_calls"})
+TOTAL_COLUMNS = (
+    "llm_calls", "tool_calls", "input_tokens", "output_tokens", "cached_tokens", "cost", "unpriced_calls", "errors",
+    "cache_hits", "cost_saved", "retries",
+)
+_INSERT_SPAN = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
+
 
 def max_field_bytes() -> int:
     try:
@@ -95,39 +108,21 @@ class StoreWriter:
 
     def write_span(self, span: Span) -> None:
         enc = self.encode
-        row = (
-            span.id,
-            span.trace_id,
-            span.parent_id,
-            span.kind,
-            span.name,
-            span.start_us,
-            span.end_us,
-            span.status,
-            span.error_type,
-            self._text(span.error_message),
-            enc(span.inputs),
-            enc(span.outputs),
-            enc(span.tags) if span.tags else None,
-            enc(span.metadata) if span.metadata else None,
-            span.model_requested,
-            span.model,
-            span.provider,
-            span.input_tokens,
-            span.output_tokens,
-            span.cached_tokens,
-            span.reasoning_tokens,
-            span.finish_reason,
-            enc(span.tool_calls),
-            span.first_token_us,
-            span.cost,
-            int(span.streamed),
-        )
+        values = []
+        for col in SPAN_COLUMNS:
+            v = getattr(span, col)
+            if col in JSON_SPAN_COLUMNS:
+                v = enc(v) if v else None
+            elif col == "error_message":
+                v = self._text(v)
+            elif col == "streamed":
+                v = int(v)
+            values.append(v)
         request, response = enc(span.request), enc(span.response)
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute(f"INSERT OR REPLACE INTO spans VALUES ({','.join('?' * len(row))})", row)
+                self.db.execute(_INSERT_SPAN, values)
                 if request is not None or response is not None:
                     self.db.execute(
                         "INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES (?, ?, ?)",
@@ -148,10 +143,7 @@ class StoreWriter:
                     (trace.end_us, trace.status, trace.exit_code, self._text(trace.error), trace.id),
                 )
                 self.db.execute(
-                    """UPDATE traces SET llm_calls = t.llm_calls, tool_calls = t.tool_calls,
-                         input_tokens = t.input_tokens, output_tokens = t.output_tokens,
-                         cached_tokens = t.cached_tokens, cost = t.cost,
-                         unpriced_calls = t.unpriced_calls, errors = t.errors
+                    f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
                        FROM (SELECT * FROM span_totals WHERE trace_id = ?) AS t
                        WHERE traces.id = t.trace_id""",
                     (trace.id,),
