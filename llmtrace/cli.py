@@ -6,16 +6,18 @@ Heavy modules (LangChain, openai, genai-prices) are imported only inside `run`.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 from typer._click import exceptions as click_exc
 
-from llmtrace import __version__
+from llmtrace import __version__, timespec
 from llmtrace.errors import ExitCode, UserError
 
 EXIT_CODES_HELP = (
@@ -56,7 +58,9 @@ def _stderr() -> Any:
 def _stdout() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    # Piped output is not squeezed into 80 columns: tables stay whole for grep, files and less -S.
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, width=200 if wide else None)
 
 
 def parse_tags(values: list[str] | None) -> dict[str, str]:
@@ -189,45 +193,95 @@ def mock(
         server.stop()
 
 
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+SinceOpt = Annotated[Optional[str], typer.Option("--since", help=f"Start of the period: {timespec.HELP}.")]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="End of the period (same forms as --since).")]
+
+
+def _period(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    s = timespec.parse_time(since, option="--since") if since else None
+    u = timespec.parse_time(until, option="--until") if until else None
+    if s is not None and u is not None and u <= s:
+        raise UserError(f"--until {until!r} is not after --since {since!r}")
+    return s, u
+
+
+def _print(renderable: Any, *, pager: bool = True) -> None:
+    """Print to stdout; long output goes through a pager when stdout is a terminal, like git."""
+    console = _stdout()
+    if pager and console.is_terminal:
+        with console.capture() as cap:
+            console.print(renderable)
+        if cap.get().count("\n") > console.height:
+            os.environ.setdefault("LESS", "FRX")
+            with console.pager(styles=True):
+                console.print(renderable)
+            return
+    console.print(renderable)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
 @app.command("ls")
 def ls(
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many traces to list."),
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     status: Optional[str] = typer.Option(None, "--status", help="Only traces with this status: running, ok, error, interrupted, killed."),
     name: Optional[str] = typer.Option(None, "--name", help="Only traces with this name."),
-    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only traces with this tag: key=value (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
+    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only traces with this tag: key=value (repeatable, all must match)."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Only traces whose average feedback score is at least this."),
+    max_score: Optional[float] = typer.Option(None, "--max-score", help="Only traces whose average feedback score is at most this."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many traces to list."),
+    as_json: JsonFlag = False,
 ) -> None:
     """List recent traces, newest first.
 
-    Example: llmtrace ls --tag env=dev --limit 5
+    Example: llmtrace ls --since 24h --tag env=dev --status error
     """
     from llmtrace.model import Status
     from llmtrace.store.queries import TraceFilter, list_traces
 
     if status is not None and status not in {s.value for s in Status}:
         raise UserError(f"bad --status {status!r}: use one of {', '.join(s.value for s in Status)}")
-    traces = list_traces(_open_store(), TraceFilter(status=status, name=name, tags=parse_tags(tag), limit=limit))
+    s, u = _period(since, until)
+    f = TraceFilter(since_us=s, until_us=u, status=status, name=name, tags=parse_tags(tag),
+                    min_score=min_score, max_score=max_score, limit=limit)
+    traces = list_traces(_open_store(), f)
     if as_json:
-        print(json.dumps([asdict(t) for t in traces], indent=2))
+        print(json.dumps([asdict(t) for t in traces], indent=2, ensure_ascii=False))
         return
     if not traces:
-        _stderr().print("no traces yet: record one with `llmtrace run SCRIPT`")
+        _stderr().print("no traces match" if any([since, until, status, name, tag, min_score, max_score]) else "no traces yet: record one with `llmtrace run SCRIPT`")
         return
     from llmtrace.render.tables import trace_table
 
-    _stdout().print(trace_table(traces))
+    _print(trace_table(traces, _now_us()))
+
+
+def _find_span(spans: list[Any], ref: str, trace_id: str) -> Any:
+    want = ref.lower().replace("-", "")
+    matches = [s for s in spans if s.id.replace("-", "").startswith(want) or s.id.replace("-", "").endswith(want)]
+    if len(matches) != 1:
+        what = "no span" if not matches else f"{len(matches)} spans"
+        raise UserError(f"{what} of trace {trace_id[:8]} match {ref!r}")
+    return matches[0]
 
 
 @app.command()
 def show(
     trace: str = typer.Argument("last", help="Trace id, any unique prefix of it, or last / last~1 / last~2 …"),
     show_all: bool = typer.Option(False, "--all", help="Show every span, LangChain plumbing included."),
-    span: Optional[str] = typer.Option(None, "--span", help="Print one span (id or unique prefix) with its request and response JSON."),
-    as_json: bool = typer.Option(False, "--json", help="Print the whole trace with spans and payloads as JSON."),
+    full: bool = typer.Option(False, "--full", help="Add prompts, responses, inputs and outputs (clipped to --width-limit chars each)."),
+    limit: int = typer.Option(400, "--width-limit", min=20, help="With --full: characters shown per text before clipping."),
+    span: Optional[str] = typer.Option(None, "--span", help="Print one span in full as JSON, with its request and response (id, prefix, or the 8-digit handle --full shows)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole trace with spans and payloads as one JSON document."),
+    no_pager: bool = typer.Option(False, "--no-pager", help="Never page long output."),
 ) -> None:
     """Show a trace as a tree: agent → LLM calls → tool calls.
 
-    Example: llmtrace show last
+    Example: llmtrace show last --full
     """
     from llmtrace.store.queries import get_spans, get_trace, resolve_trace_id
 
@@ -235,17 +289,136 @@ def show(
     t = get_trace(db, resolve_trace_id(db, trace))
     spans = get_spans(db, t.id, payloads=as_json or span is not None)
     if span is not None:
-        matches = [s for s in spans if s.id.startswith(span.lower())]
-        if len(matches) != 1:
-            raise UserError(f"{'no' if not matches else 'more than one'} span of trace {t.id[:8]} matches {span!r}")
-        print(json.dumps(asdict(matches[0]), indent=2, ensure_ascii=False))
+        print(json.dumps(asdict(_find_span(spans, span, t.id)), indent=2, ensure_ascii=False))
         return
     if as_json:
         print(json.dumps({"trace": asdict(t), "spans": [asdict(s) for s in spans]}, indent=2, ensure_ascii=False))
         return
     from llmtrace.render.tree import render_tree
 
-    _stdout().print(render_tree(t, spans, show_all=show_all))
+    _print(render_tree(t, spans, show_all=show_all, full=full, limit=limit), pager=not no_pager)
+
+
+@app.command()
+def cost(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    by: str = typer.Option("model", "--by", help="Group by: model, day, trace, name, or tag:KEY."),
+    as_json: JsonFlag = False,
+) -> None:
+    """What LLM calls cost, grouped by model, day, trace, trace name or a tag.
+
+    Example: llmtrace cost --since this-month --by tag:team
+    """
+    from llmtrace.store.queries import cost_report
+
+    s, u = _period(since, until)
+    rows = cost_report(_open_store(), s, u, by)
+    if as_json:
+        print(json.dumps({"since_us": s, "until_us": u, "by": by, "rows": [asdict(r) for r in rows]}, indent=2))
+        return
+    from llmtrace.render import fmt
+    from llmtrace.render.tables import cost_table
+
+    period = f"since {fmt.local_time(s)[:16]}" if s is not None else "all time"
+    if u is not None:
+        period += f" until {fmt.local_time(u)[:16]}"
+    err = _stderr()
+    if not rows:
+        err.print(f"no LLM calls {period}")
+        return
+    err.print(f"LLM cost {period}, by {by}", style="bold")
+    _print(cost_table(rows, by))
+    unpriced = sum(r.unpriced_calls for r in rows)
+    if unpriced:
+        err.print(f"{fmt.plural(unpriced, 'call')} could not be priced (unknown model): not included in the cost. "
+                  "Add prices in $LLMTRACE_HOME/prices.json.", style="yellow")
+
+
+@app.command()
+def tag(
+    trace: str = typer.Argument(..., help="Trace id, unique prefix, or last."),
+    tags: Optional[List[str]] = typer.Argument(None, help="key=value pairs to set."),
+    remove: Optional[List[str]] = typer.Option(None, "--remove", help="Remove the tag with this key (repeatable)."),
+) -> None:
+    """Add, change or remove tags on a recorded trace.
+
+    Example: llmtrace tag last env=prod ticket=ABC-12
+    """
+    from llmtrace.store import edit
+    from llmtrace.store.queries import resolve_trace_id
+
+    parsed = parse_tags(tags)
+    if not parsed and not remove:
+        raise UserError("nothing to do: give key=value tags or --remove KEY")
+    db = _open_store()
+    tid = resolve_trace_id(db, trace)
+    if parsed:
+        edit.add_tags(db, tid, parsed)
+    if remove:
+        edit.remove_tags(db, tid, remove)
+    _stderr().print(f"tagged {tid[:8]}: " + " ".join([*(f"{k}={v}" for k, v in parsed.items()), *(f"-{k}" for k in remove or [])]))
+
+
+@app.command()
+def feedback(
+    trace: str = typer.Argument(..., help="Trace id, unique prefix, or last."),
+    score: int = typer.Option(..., "--score", min=-10, max=10, help="From -10 (bad) to 10 (good)."),
+    comment: Optional[str] = typer.Option(None, "--comment", help="A note to keep with the score."),
+) -> None:
+    """Record a score (and a comment) for a trace; several per trace are kept, each timestamped.
+
+    Example: llmtrace feedback last --score 8 --comment "right answer, slow"
+    """
+    from llmtrace.store import edit
+    from llmtrace.store.queries import resolve_trace_id
+
+    db = _open_store()
+    tid = resolve_trace_id(db, trace)
+    edit.add_feedback(db, tid, score, comment)
+    _stderr().print(f"feedback {score:+d} recorded for {tid[:8]}")
+
+
+@app.command()
+def rm(traces: List[str] = typer.Argument(..., help="Trace ids, prefixes, or last.")) -> None:
+    """Delete traces (their spans, payloads, tags and feedback).
+
+    Example: llmtrace rm 3f9a2c1e last~1
+    """
+    from llmtrace.store import edit
+    from llmtrace.store.queries import resolve_trace_id
+
+    db = _open_store()
+    ids = list(dict.fromkeys(resolve_trace_id(db, t) for t in traces))
+    n = edit.delete_traces(db, ids)
+    _stderr().print(f"deleted {n} trace{'s' if n != 1 else ''}")
+
+
+@app.command()
+def prune(
+    older_than: str = typer.Option(..., "--older-than", help="Delete traces that started before this long ago (30d, 12h, 2w) or this date."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Don't ask for confirmation."),
+) -> None:
+    """Delete old traces; asks first unless --yes. Running traces are kept.
+
+    Example: llmtrace prune --older-than 30d
+    """
+    from llmtrace.render import fmt
+    from llmtrace.store import edit
+
+    cutoff = timespec.parse_time(older_than, option="--older-than")
+    db = _open_store()
+    n = edit.count_older(db, cutoff)
+    if n == 0:
+        _stderr().print(f"no traces started before {fmt.local_time(cutoff)[:16]}")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"{n} traces would be deleted: pass --yes to confirm when not at a terminal")
+        if not typer.confirm(f"Delete {n} traces started before {fmt.local_time(cutoff)[:16]}?", default=False, err=True):
+            raise typer.Exit(1)
+    deleted = edit.prune(db, cutoff)
+    _stderr().print(f"deleted {deleted} trace{'s' if deleted != 1 else ''}")
 
 
 def main() -> None:

@@ -38,13 +38,38 @@ CASES = [
     (["ls", "--status", "weird"], 2, "bad --status"),
     (["ls", "--limit", "0"], 2, "Invalid value"),
     (["ls", "--tag", "bad"], 2, "bad tag"),
+    (["ls", "--since", "tomorrowish"], 2, "bad --since"),
+    (["ls", "--since", "1d", "--until", "2d"], 2, "is not after --since"),
+    (["ls", "--name", "x'; DROP TABLE traces; --"], 0, None),
+    (["cost", "--since", "last tuesday"], 2, "bad --since"),
+    (["cost", "--until", "2026-02-30"], 2, "bad --until"),
+    (["cost", "--by", "colour"], 2, "bad --by 'colour'"),
+    (["cost", "--by", "tag:"], 2, "bad --by"),
+    (["feedback", "last", "--score", "11"], 2, "less than or equal to 10"),
+    (["feedback", "last", "--score", "-11"], 2, "greater than or equal to -10"),
+    (["feedback", "last", "--score", "abc"], 2, "Invalid value for '--score'"),
+    (["feedback", "last"], 2, "Missing option '--score'"),
+    (["tag", "last", "novalue"], 2, "bad tag"),
+    (["tag", "last"], 2, "nothing to do"),
+    (["tag", "deadbeef", "a=b"], 2, "no trace matches"),
+    (["rm", "deadbeef"], 2, "no trace matches"),
+    (["rm"], 2, "Missing argument"),
+    (["prune", "--older-than", "forever"], 2, "bad --older-than"),
+    (["prune"], 2, "Missing option '--older-than'"),
+    (["show", "last", "--span", "nope"], 2, "no span of trace"),
+    (["show", "--width-limit", "3"], 2, "Invalid value"),
 ]
 
 
 @pytest.mark.parametrize("argv, code, message", CASES, ids=[" ".join(c[0])[:40] for c in CASES])
 def test_bad_input(files, argv, code, message):
     argv = [a.replace("{tmp}", str(files)) for a in argv]
+    if argv[0] in ("feedback", "tag") or "--span" in argv:
+        assert run_cli("run", "-q", str(AGENTS / "behaves_like_python.py")).code == 0  # a trace to point at
     r = run_cli(*argv)
+    if message is None:  # SQL-looking values are just values
+        assert r.code == code and "Traceback" not in r.stderr, r.stderr
+        return
     assert r.code == code, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -88,3 +113,18 @@ def test_store_from_newer_schema(llmtrace_home):
     db.close()
     r = run_cli("ls")
     assert r.code == 4 and "newer llmtrace" in r.stderr
+
+
+def test_ambiguous_prefix_lists_candidates(llmtrace_home):
+    for n in (1, 2):
+        assert run_cli("run", "-q", "--trace-id", f"abcdef12-0000-4000-8000-00000000000{n}", str(AGENTS / "behaves_like_python.py")).code == 0
+    r = run_cli("show", "abcdef")
+    assert r.code == 2 and r.stderr.count("\n") == 1
+    assert "ambiguous" in r.stderr and "abcdef12-0000" in r.stderr
+    assert run_cli("show", "abcdef12-0000-4000-8000-000000000002").code == 0
+
+
+def test_span_not_found(llmtrace_home):
+    assert run_cli("run", "-q", str(AGENTS / "behaves_like_python.py")).code == 0
+    r = run_cli("show", "last", "--span", "ffffffff")
+    assert r.code == 2 and "no span of trace" in r.stderr and r.stderr.count("\n") == 1

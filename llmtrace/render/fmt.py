@@ -33,6 +33,25 @@ def money(value: float | None, unpriced: int = 0) -> str:
     return text + (f" (+{unpriced} unpriced)" if unpriced else "")
 
 
+def when(us: int, now_us: int, tz: Any = None) -> str:
+    """Relative for the last day ("5m ago"), local date and time before that."""
+    ago = (now_us - us) / 1e6
+    if 0 <= ago < 60:
+        return f"{int(ago)}s ago"
+    if 0 <= ago < 3600:
+        return f"{int(ago // 60)}m ago"
+    if 0 <= ago < 86400:
+        return f"{int(ago // 3600)}h {int(ago % 3600 // 60)}m ago"
+    return local_time(us, tz)[:16]
+
+
+def score(feedback: list[Any]) -> str:
+    if not feedback:
+        return ""
+    avg = sum(f.score for f in feedback) / len(feedback)
+    return f"{avg:+.1f}" + (f" ({len(feedback)})" if len(feedback) > 1 else "")
+
+
 def local_time(us: int, tz: Any = None) -> str:
     dt = datetime.fromtimestamp(us / 1e6, tz=timezone.utc).astimezone(tz)
     return dt.strftime("%Y-%m-%d %H:%M:%S")

@@ -56,6 +56,12 @@ def trace_label(trace: Trace) -> Text:
     text.append(f"  · {fmt.plural(t.llm_calls, 'LLM call')} · {fmt.plural(t.tool_calls, 'tool call')}")
     text.append(f" · {fmt.count(t.input_tokens)} in / {fmt.count(t.output_tokens)} out tokens")
     text.append(f" · {fmt.money(t.cost, t.unpriced_calls)}")
+    if t.cache_hits:
+        text.append(f" · {fmt.plural(t.cache_hits, 'cache hit')} (saved {fmt.money(t.cost_saved)})", style="cyan")
+    if t.retries:
+        text.append(f" · {fmt.plural(t.retries, 'retry')}".replace("retrys", "retries"), style="yellow")
+    if trace.feedback:
+        text.append(f"  score {fmt.score(trace.feedback)}", style="bold")
     if trace.tags:
         text.append("  " + " ".join(f"{k}={v}" for k, v in trace.tags.items()), style="cyan")
     if trace.error:
@@ -71,15 +77,20 @@ def span_label(span: Span) -> Text:
         text.append(f"  {fmt.count(span.input_tokens)} in / {fmt.count(span.output_tokens)} out")
         if span.cached_tokens:
             text.append(f" ({span.cached_tokens:,} cached)")
-        text.append(f"  {fmt.money(span.cost)}", style="yellow" if span.cost is None else "")
+        if span.cache_hit:
+            text.append(f"  cached ({span.cache_hit}), saved {fmt.money(span.cost_saved)}", style="cyan")
+        else:
+            text.append(f"  {fmt.money(span.cost)}", style="yellow" if span.cost is None else "")
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
+        if span.attempts and span.attempts > 1:
+            text.append(f"  {span.attempts} attempts", style="yellow")
         out = span.outputs if isinstance(span.outputs, dict) else {}
         if span.tool_calls:
             text.append("  → ")
             text.append(", ".join(fmt.call(tc.get("name") or "?", tc.get("args"), 60) for tc in span.tool_calls), style="cyan")
         elif out.get("content"):
             text.append("  → ")
-            text.append(fmt.short_json(out["content"], 80), style="green")
+            text.append(fmt.short_json(out["content"], 160), style="green")
     elif span.kind == "tool":
         text.append("tool ", style="bold magenta")
         text.append(fmt.call(span.name, span.inputs, 70), style="cyan")
@@ -98,13 +109,50 @@ def span_label(span: Span) -> Text:
     return text
 
 
-def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False) -> Tree:
+def span_ref(span_id: str) -> str:
+    """The short handle `show --span` accepts: the id's last 8 hex digits (its random part)."""
+    return span_id.replace("-", "")[-8:]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit:,} more chars]"
+
+
+def _details(node: Tree, span: Span, limit: int) -> None:
+    """--full: the prompt and response of an LLM call, the arguments and result of anything else."""
+    if span.kind == "llm":
+        inputs = span.inputs if isinstance(span.inputs, dict) else {}
+        for m in inputs.get("messages") or inputs.get("prompts") or []:
+            if isinstance(m, dict):
+                body = m.get("content")
+                body = body if isinstance(body, str) else fmt.short_json(body, limit)
+                if not body and m.get("tool_calls"):
+                    body = ", ".join(fmt.call(tc.get("name") or "?", tc.get("args"), 200) for tc in m["tool_calls"])
+                node.add(Text(f"{m.get('role', '?')}: ", style="bold").append(_clip(body or "", limit), style=""))
+            else:
+                node.add(Text(_clip(str(m), limit)))
+        out = span.outputs if isinstance(span.outputs, dict) else {}
+        if out.get("content"):
+            node.add(Text("response: ", style="bold green").append(_clip(str(out["content"]), limit)))
+    else:
+        if span.inputs is not None:
+            node.add(Text("input: ", style="bold").append(_clip(fmt.short_json(span.inputs, 10**9), limit)))
+        if span.outputs is not None:
+            node.add(Text("output: ", style="bold green").append(_clip(fmt.short_json(span.outputs, 10**9), limit)))
+    if span.error_message and span.status != Status.OK.value:
+        node.add(Text(_clip(span.error_message, limit), style="red"))
+
+
+def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400) -> Tree:
     kids = _children(spans, show_all)
     root = Tree(trace_label(trace), guide_style="dim")
 
     def add(node: Tree, parent: str | None) -> None:
         for s in kids.get(parent, []):
-            add(node.add(span_label(s)), s.id)
+            child = node.add(span_label(s) + (Text(f"  span {span_ref(s.id)}", style="dim") if full else Text("")))
+            if full:
+                _details(child, s, limit)
+            add(child, s.id)
 
     add(root, None)
     return root

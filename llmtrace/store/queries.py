@@ -10,7 +10,7 @@ from typing import Any
 
 from llmtrace.errors import UserError
 from llmtrace.model import Feedback, Span, Status, Totals, Trace
-from llmtrace.store.writer import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
+from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 _TOTAL_COLS = ", ".join(TOTAL_COLUMNS)
 _TRACE_COLS = "id, name, script, argv, cwd, start_us, end_us, status, exit_code, error, pid, version, " + _TOTAL_COLS
@@ -50,6 +50,7 @@ def _trace_from_row(db: sqlite3.Connection, row: tuple) -> Trace:
 
 
 def _attach_tags(db: sqlite3.Connection, traces: list[Trace]) -> None:
+    """Tags and feedback for a page of traces, two queries in all."""
     if not traces:
         return
     by_id = {t.id: t for t in traces}
@@ -58,6 +59,11 @@ def _attach_tags(db: sqlite3.Connection, traces: list[Trace]) -> None:
         f"SELECT trace_id, key, value FROM trace_tags WHERE trace_id IN ({marks}) ORDER BY key", list(by_id)
     ):
         by_id[tid].tags[key] = value
+    for tid, score, comment, created in db.execute(
+        f"SELECT trace_id, score, comment, created_us FROM feedback WHERE trace_id IN ({marks}) ORDER BY created_us, id",
+        list(by_id),
+    ):
+        by_id[tid].feedback.append(Feedback(score, comment, created))
 
 
 @dataclass
@@ -67,6 +73,8 @@ class TraceFilter:
     status: str | None = None
     name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    min_score: float | None = None
+    max_score: float | None = None
     limit: int | None = 20
 
 
@@ -90,6 +98,10 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
     for key, value in f.tags.items():
         where.append("id IN (SELECT trace_id FROM trace_tags WHERE key = ? AND value = ?)")
         args += [key, value]
+    for bound, op in ((f.min_score, ">="), (f.max_score, "<=")):
+        if bound is not None:
+            where.append(f"id IN (SELECT trace_id FROM feedback GROUP BY trace_id HAVING avg(score) {op} ?)")
+            args.append(bound)
     sql = f"SELECT {_TRACE_COLS} FROM traces"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -174,3 +186,59 @@ def get_spans(db: sqlite3.Connection, trace_id: str, *, payloads: bool = False) 
         ):
             by_id[sid].request, by_id[sid].response = _loads(req), _loads(resp)
     return spans
+
+
+GROUPINGS = ("model", "day", "trace", "name", "tag:KEY")
+
+
+@dataclass
+class CostRow:
+    key: str
+    label: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    cached_calls: int
+    saved: float
+    unpriced_calls: int
+    traces: int
+
+
+def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | None, by: str = "model") -> list[CostRow]:
+    """LLM calls grouped by model, local day, trace, trace name or a tag's value, costliest first."""
+    args: list[Any] = []
+    join = ""
+    order = "cost DESC, grp"
+    if by == "model":
+        key, label = "COALESCE(s.model, s.model_requested, '(unknown)')", "''"
+    elif by == "day":
+        key, label, order = "date(s.start_us / 1000000, 'unixepoch', 'localtime')", "''", "grp"
+    elif by == "trace":
+        key, label = "s.trace_id", "COALESCE(t.name, '')"
+        join = "LEFT JOIN traces t ON t.id = s.trace_id"
+    elif by == "name":
+        key, label = "COALESCE(t.name, '(deleted)')", "''"
+        join = "LEFT JOIN traces t ON t.id = s.trace_id"
+    elif by.startswith("tag:") and len(by) > 4:
+        key, label = "COALESCE(g.value, '(no tag)')", "''"
+        join = "LEFT JOIN trace_tags g ON g.trace_id = s.trace_id AND g.key = ?"
+        args.append(by[4:])
+    else:
+        raise UserError(f"bad --by {by!r}: use one of {', '.join(GROUPINGS)}")
+    where = ["s.kind = 'llm'"]
+    if since_us is not None:
+        where.append("s.start_us >= ?")
+        args.append(since_us)
+    if until_us is not None:
+        where.append("s.start_us < ?")
+        args.append(until_us)
+    sql = f"""SELECT {key} AS grp, MAX({label}) AS label, count(*), COALESCE(SUM(s.input_tokens), 0),
+                     COALESCE(SUM(s.output_tokens), 0), COALESCE(SUM(s.cost), 0) AS cost,
+                     SUM(s.cache_hit IS NOT NULL), COALESCE(SUM(s.cost_saved), 0),
+                     SUM(s.cost IS NULL AND s.status != 'error' AND s.cache_hit IS NULL),
+                     count(DISTINCT s.trace_id)
+              FROM spans s {join}
+              WHERE {" AND ".join(where)}
+              GROUP BY grp ORDER BY {order}"""
+    return [CostRow(*row) for row in db.execute(sql, args)]

@@ -5,6 +5,19 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable
 
+# Column lists shared by the writer and the queries (the current schema's, in table order).
+SPAN_COLUMNS = (
+    "id", "trace_id", "parent_id", "kind", "name", "start_us", "end_us", "status", "error_type", "error_message",
+    "inputs", "outputs", "tags", "metadata", "model_requested", "model", "provider", "input_tokens", "output_tokens",
+    "cached_tokens", "reasoning_tokens", "finish_reason", "tool_calls", "first_token_us", "cost", "streamed",
+    "cache_hit", "cost_saved", "attempts",
+)
+JSON_SPAN_COLUMNS = frozenset({"inputs", "outputs", "tags", "metadata", "tool_calls"})
+TOTAL_COLUMNS = (
+    "llm_calls", "tool_calls", "input_tokens", "output_tokens", "cached_tokens", "cost", "unpriced_calls", "errors",
+    "cache_hits", "cost_saved", "retries",
+)
+
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 

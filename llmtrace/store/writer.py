@@ -14,20 +14,10 @@ from typing import Any
 
 from llmtrace.model import Span, Trace
 from llmtrace.redact import Redactor
+from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 DEFAULT_MAX_FIELD_BYTES = 1 << 20
 
-SPAN_COLUMNS = (
-    "id", "trace_id", "parent_id", "kind", "name", "start_us", "end_us", "status", "error_type", "error_message",
-    "inputs", "outputs", "tags", "metadata", "model_requested", "model", "provider", "input_tokens", "output_tokens",
-    "cached_tokens", "reasoning_tokens", "finish_reason", "tool_calls", "first_token_us", "cost", "streamed",
-    "cache_hit", "cost_saved", "attempts",
-)
-JSON_SPAN_COLUMNS = frozenset({"inputs", "outputs", "tags", "metadata", "tool_calls"})
-TOTAL_COLUMNS = (
-    "llm_calls", "tool_calls", "input_tokens", "output_tokens", "cached_tokens", "cost", "unpriced_calls", "errors",
-    "cache_hits", "cost_saved", "retries",
-)
 _INSERT_SPAN = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
 
 
