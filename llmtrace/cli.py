@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, List, Optional
 
 import typer
-from typer._click import exceptions as click_exc
+
+try:  # typer ≥ 0.20 vendors click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer on click
+    from click import exceptions as click_exc  # type: ignore[no-redef]
 
 from llmtrace import __version__, timespec
 from llmtrace.errors import ExitCode, UserError

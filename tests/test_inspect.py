@@ -198,3 +198,21 @@ def test_no_color_and_version(llmtrace_home):
     assert run_cli("run", str(AGENTS / "behaves_like_python.py")).code == 0
     r = run_cli("ls", env={"NO_COLOR": "1"})
     assert "\x1b[" not in r.stdout
+
+
+def test_long_output_is_paged_on_a_terminal(llmtrace_home, mock_server):
+    import os
+    import shutil
+
+    if not shutil.which("script"):
+        pytest.skip("needs util-linux `script` to give the command a terminal")
+    server = mock_server(MATH_SCRIPT)
+    assert run_cli("run", "-q", str(SAMPLES / "math_agent.py"), env=server_env(server)).code == 0
+    env = {**os.environ, "PAGER": "echo PAGED-BY-PAGER; cat", "LINES": "10", "COLUMNS": "100"}
+    cmd = f"{sys.executable} -m llmtrace show last --all"
+    paged = subprocess.run(["script", "-qc", cmd, "/dev/null"], capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert paged.stdout.startswith("PAGED-BY-PAGER") and "AgentExecutor" in paged.stdout
+    unpaged = subprocess.run(["script", "-qc", cmd + " --no-pager", "/dev/null"], capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert "PAGED-BY-PAGER" not in unpaged.stdout and "AgentExecutor" in unpaged.stdout
+    piped = run_cli("show", "last", "--all", env={"PAGER": "echo PAGED-BY-PAGER; cat"})
+    assert "PAGED-BY-PAGER" not in piped.stdout  # not a terminal: never paged
