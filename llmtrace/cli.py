@@ -111,6 +111,14 @@ def run(
     name: Optional[str] = typer.Option(None, "--name", help="Name of the trace (default: the script's file name)."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag the trace: key=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't print the summary when the script ends."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Don't answer calls from the response cache (or fill it)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where the response cache lives (default: LLMTRACE_HOME/cache)."),
+    cache_ttl: Optional[str] = typer.Option(None, "--cache-ttl", help="Entries expire after this long: 3600, 30m, 12h, 7d (default: never)."),
+    cache_size: int = typer.Option(1024, "--cache-size", min=1, help="Cache size limit in MiB; least recently stored entries go first."),
+    semantic_cache: bool = typer.Option(False, "--semantic-cache", help="Also answer short prompts close in meaning to an earlier one (embeddings via the same endpoint)."),
+    semantic_threshold: float = typer.Option(0.95, "--semantic-threshold", min=0.0, max=1.0, help="Cosine similarity needed for a semantic hit."),
+    embedding_model: str = typer.Option("text-embedding-3-small", "--embedding-model", help="Embedding model for --semantic-cache."),
+    retries: int = typer.Option(4, "--retries", min=0, max=20, help="Retries after a failed call (429, 5xx, timeouts, dropped connections): 4 means up to 5 attempts; 0 turns retrying off."),
 ) -> None:
     """Run SCRIPT exactly as `python SCRIPT ARGS…` would, recording every LangChain and OpenAI step.
 
@@ -119,6 +127,8 @@ def run(
     The script sees its trace id in LLMTRACE_TRACE_ID. When it ends, a summary goes to stderr.
     """
     tags = parse_tags(tag)
+    if cache_ttl:
+        timespec.parse_duration(cache_ttl)
     if trace_id is not None:
         try:
             trace_id = str(uuid.UUID(trace_id))
@@ -144,7 +154,13 @@ def run(
         server = MockServer(_find_mock_script(script, mock_script)).start()
         env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key"}
     try:
-        trace, code = runner.run(runner.RunOptions(script, list(args or []), trace_id, name, tags), writer, extra_env=env)
+        opts = runner.RunOptions(
+            script, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
+            cache_ttl_s=timespec.parse_duration(cache_ttl) if cache_ttl else None, cache_size_mb=cache_size,
+            semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
+            retries=retries, mock_url=server.base_url if server is not None else None,
+        )
+        trace, code = runner.run(opts, writer, extra_env=env)
     finally:
         if server is not None:
             server.stop()
@@ -423,6 +439,66 @@ def prune(
             raise typer.Exit(1)
     deleted = edit.prune(db, cutoff)
     _stderr().print(f"deleted {deleted} trace{'s' if deleted != 1 else ''}")
+
+
+cache_app = typer.Typer(help="Inspect or clear the response cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="The cache folder (default: LLMTRACE_HOME/cache).")]
+
+
+def _cache_dir(path: Path | None) -> Path:
+    from llmtrace.home import home
+
+    return path or home() / "cache"
+
+
+@cache_app.command("stats")
+def cache_stats(cache_dir: CacheDirOpt = None, as_json: JsonFlag = False) -> None:
+    """Entries and size of the response cache, and what its hits have saved.
+
+    Example: llmtrace cache stats
+    """
+    from llmtrace.capture import cache as rc
+
+    directory = _cache_dir(cache_dir)
+    entries = size = 0
+    if directory.exists():
+        try:
+            entries, size = rc.stats(directory)
+        except Exception as e:
+            raise UserError(f"cannot read the cache at {directory}: {e}", ExitCode.STORE) from None
+    db = _open_store()
+    hits, saved = db.execute("SELECT count(*), COALESCE(SUM(cost_saved), 0) FROM spans WHERE cache_hit IS NOT NULL").fetchone()
+    data = {"directory": str(directory), "entries": entries, "bytes": size, "hits": hits, "saved": saved}
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    from llmtrace.render import fmt
+
+    _stdout().print(
+        f"cache   {directory}\nentries {entries:,}\nsize    {size / 1048576:,.1f} MiB\n"
+        f"hits    {hits:,} recorded, saving {fmt.money(saved)}"
+    )
+
+
+@cache_app.command("clear")
+def cache_clear(
+    older_than: Optional[str] = typer.Option(None, "--older-than", help="Only entries stored more than this long ago (30m, 12h, 7d)."),
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Delete cached responses (all, or those older than --older-than).
+
+    Example: llmtrace cache clear --older-than 7d
+    """
+    from llmtrace.capture import cache as rc
+
+    age = timespec.parse_duration(older_than, option="--older-than") if older_than else None
+    directory = _cache_dir(cache_dir)
+    if not directory.exists():
+        _stderr().print("the cache is empty")
+        return
+    n = rc.clear(directory, age)
+    _stderr().print(f"removed {n:,} cached response{'s' if n != 1 else ''}")
 
 
 def main() -> None:

@@ -74,9 +74,13 @@ class Recorder:
         if span.kind == SpanKind.LLM.value and span.cost is None:
             from llmtrace import pricing
 
-            span.cost = pricing.cost(
+            price = pricing.cost(
                 span.model or span.model_requested, span.provider, span.input_tokens, span.output_tokens, span.cached_tokens
             )
+            if span.cache_hit:  # answered from the cache: nothing billed, the price is what it saved
+                span.cost, span.cost_saved = 0.0, price
+            else:
+                span.cost = price
         self._export(span)
 
     def close_open(self, status: str, message: str) -> int:

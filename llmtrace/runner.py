@@ -30,6 +30,33 @@ class RunOptions:
     trace_id: str | None = None
     name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    cache: bool = True
+    cache_dir: Path | None = None
+    cache_ttl_s: float | None = None
+    cache_size_mb: int = 1024
+    semantic_cache: bool = False
+    semantic_threshold: float = 0.95
+    embedding_model: str = "text-embedding-3-small"
+    retries: int = 4
+    mock_url: str | None = None  # the --mock server's base URL: cache keys name it "llmtrace-mock"
+
+
+def _wire_settings(opts: RunOptions) -> Any:
+    from llmtrace.capture.cache import CacheSettings, open_cache
+    from llmtrace.capture.retry import RetryPolicy
+    from llmtrace.capture.wire import WireSettings
+    from llmtrace.home import home
+
+    cs = CacheSettings(
+        enabled=opts.cache, directory=opts.cache_dir or home() / "cache", ttl_s=opts.cache_ttl_s,
+        size_limit_bytes=opts.cache_size_mb << 20, semantic=opts.semantic_cache, threshold=opts.semantic_threshold,
+        embedding_model=opts.embedding_model,
+    )
+    cache = open_cache(cs)
+    return WireSettings(
+        cache=cache, retry=RetryPolicy.from_env(opts.retries), semantic=cs if (opts.semantic_cache and cache) else None,
+        url_aliases={opts.mock_url.rstrip("/"): "llmtrace-mock"} if opts.mock_url else {},
+    )
 
 
 def check_script(path: Path) -> Any:
@@ -100,7 +127,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
 
     from llmtrace import capture
 
-    capture.install(recorder)
+    capture.install(recorder, _wire_settings(opts))
 
     sys.argv = [str(opts.script), *opts.args]
     sys.path[0] = str(script.parent)

@@ -51,3 +51,18 @@ def parse_time(text: str, now: datetime | None = None, *, option: str = "--since
     if dt.tzinfo is None:
         dt = dt.astimezone()  # naive means local time
     return _us(dt)
+
+
+def parse_duration(text: str, *, option: str = "--cache-ttl") -> float:
+    """Seconds in `30s`, `15m`, `12h`, `7d`, `2w` (a bare number is seconds)."""
+    raw = text.strip().lower()
+    try:
+        value = float(raw)
+    except ValueError:
+        m = _REL.match(raw)
+        if not m:
+            raise UserError(f"bad {option} {text!r}: use a duration such as 3600, 30m, 12h, 7d") from None
+        value = float(m.group(1)) * _UNITS[m.group(2)]
+    if value <= 0:
+        raise UserError(f"bad {option} {text!r}: must be more than zero")
+    return value

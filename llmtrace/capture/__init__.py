@@ -7,16 +7,19 @@ the recorder, with no change to the user's code.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import Any
 
 from llmtrace.recorder import Recorder
 
 _hook_var: ContextVar | None = None
 
 
-def install(recorder: Recorder) -> None:
+def install(recorder: Recorder, settings: Any = None) -> None:
+    """`settings` is a wire.WireSettings (cache, retry policy, semantic cache); None for neither."""
     global _hook_var
     from llmtrace.capture import threads, wire
 
+    wire.configure(settings or wire.WireSettings())
     wire.set_recorder(recorder)
     wire.patch_openai()
     threads.install()
@@ -38,3 +41,6 @@ def uninstall() -> None:
     from llmtrace.capture import wire
 
     wire.set_recorder(None)
+    if wire._settings.cache is not None:
+        wire._settings.cache.close()
+    wire.configure(wire.WireSettings())

@@ -11,15 +11,34 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import time
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
+
+from llmtrace.capture.cache import chunks_to_completion, completion_to_chunks, cosine, params_key, prompt_text, request_key
 
 from llmtrace.capture.serialize import parse_json_maybe
 from llmtrace.model import Span, SpanKind
 from llmtrace.recorder import Recorder, now_us
 
 _recorder: Recorder | None = None
+
+
+@dataclass
+class WireSettings:
+    cache: Any = None  # ResponseCache, or None for no caching
+    retry: Any = None  # RetryPolicy, or None to leave retries to the SDK (library use)
+    semantic: Any = None  # CacheSettings when the semantic cache is on
+    # Base URLs that stand for a stable name in cache keys (the --mock server's port changes per run).
+    url_aliases: dict[str, str] = field(default_factory=dict)
+
+
+_settings = WireSettings()
+_embedders: dict[tuple[str, str], Any] = {}
+_semantic_warned = False
+_RAW_HEADER = "x-stainless-raw-response"
 # LLM spans opened by the callback handler in this context whose HTTP call has not been seen yet.
 _expected: ContextVar[list[str] | None] = ContextVar("llmtrace_expected_llm_calls", default=None)
 _NOT_BODY = {"extra_headers", "extra_query", "extra_body", "timeout"}
@@ -28,6 +47,11 @@ _NOT_BODY = {"extra_headers", "extra_query", "extra_body", "timeout"}
 def set_recorder(recorder: Recorder | None) -> None:
     global _recorder
     _recorder = recorder
+
+
+def configure(settings: WireSettings) -> None:
+    global _settings
+    _settings = settings
 
 
 def current_recorder() -> Recorder | None:
@@ -137,8 +161,9 @@ def _apply_completion(span: Span, data: dict[str, Any], own: bool) -> None:
 class _Assembler:
     """Builds the final message of a stream from its chunks, and keeps the chunks."""
 
-    def __init__(self, span: Span, own: bool, hide_usage: bool):
+    def __init__(self, span: Span, own: bool, hide_usage: bool, on_complete: Any = None):
         self.span, self.own, self.hide_usage = span, own, hide_usage
+        self.on_complete = on_complete
         self.chunks: list[dict[str, Any]] = []
         self.content: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
@@ -177,6 +202,10 @@ class _Assembler:
         span.streamed = True
         span.response = {"stream": True, "chunks": self.chunks}
         span.tool_calls = _tool_calls([self.calls[i] for i in sorted(self.calls)]) or span.tool_calls
+        if error is None and self.on_complete is not None:
+            completion = chunks_to_completion(self.chunks)
+            if completion is not None:
+                self.on_complete(completion)
         if self.own:
             span.outputs = {"content": "".join(self.content) or None, **({"tool_calls": span.tool_calls} if span.tool_calls else {})}
             if _recorder is not None:
@@ -261,14 +290,81 @@ class _AsyncStreamProxy:
             self._asm.finish()
 
 
+class _Replay:
+    """A cached answer served as the stream the caller asked for."""
+
+    def __init__(self, chunks: list[dict[str, Any]]):
+        from openai.types.chat import ChatCompletionChunk
+
+        self._items = iter([ChatCompletionChunk.model_validate(c) for c in chunks])
+        self.response = None
+
+    def __iter__(self) -> "_Replay":
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._items)
+
+    def __aiter__(self) -> "_Replay":
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._items)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def __enter__(self) -> "_Replay":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    async def __aenter__(self) -> "_Replay":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _AsyncReplay(_Replay):
+    async def close(self) -> None:  # type: ignore[override]
+        pass
+
+
+def _embedder(client: Any, model: str) -> Any:
+    key = (str(client.base_url), model)
+    if key not in _embedders:
+        from langchain_openai import OpenAIEmbeddings
+
+        # check_embedding_ctx_length=False: no tiktoken download, the text goes as is.
+        _embedders[key] = OpenAIEmbeddings(
+            model=model, base_url=str(client.base_url), api_key=client.api_key, check_embedding_ctx_length=False,
+            max_retries=0,
+        )
+    return _embedders[key]
+
+
+def _semantic_failed(error: BaseException) -> None:
+    global _semantic_warned
+    if not _semantic_warned:
+        _semantic_warned = True
+        print(f"llmtrace: warning: semantic cache lookup failed ({type(error).__name__}: {error}); using the exact cache only",
+              file=sys.stderr)
+
+
 class _Call:
-    """Book-keeping for one chat.completions.create call."""
+    """Book-keeping for one chat.completions.create call: span, cache lookup, attempts."""
 
     def __init__(self, client: Any, kwargs: dict[str, Any]):
         rec = _recorder
         assert rec is not None
         if rec.redactor is not None:
             rec.redactor.add_secret(getattr(client, "api_key", None))
+        self.client = client
         self.kwargs = dict(kwargs)
         self.stream = self.kwargs.get("stream") is True
         self.hide_usage = False
@@ -287,34 +383,131 @@ class _Call:
                 inputs={"messages": parse_json_maybe(json.dumps(self.kwargs.get("messages"), default=_json_default))},
                 model_requested=self.kwargs.get("model"),
             )
-            # LangChain reads the usage chunk itself; a bare SDK caller never asked for it.
         else:
-            self.hide_usage = False
+            self.hide_usage = False  # LangChain reads the usage chunk itself
         span.provider = span.provider or _provider(client)
         span.model_requested = span.model_requested or self.kwargs.get("model")
         span.request = _body(self.kwargs)
         self.span = span
+        self.attempts = 0
+        self.log: list[dict[str, Any]] = []
+        self.key: str | None = None
+        self.vector: list[float] | None = None
+        headers = {str(k).lower() for k in (self.kwargs.get("extra_headers") or {})}
+        self.cache = _settings.cache if _RAW_HEADER not in headers else None
+        if _settings.retry is not None:
+            client.max_retries = 0  # one layer owns the retry budget: ours
         self.t0 = time.perf_counter()
 
+    # -- cache ------------------------------------------------------------------------------------
+    def base_url(self) -> str:
+        url = str(self.client.base_url).rstrip("/")
+        return _settings.url_aliases.get(url, url)
+
+    def semantic_text(self) -> str | None:
+        sem = _settings.semantic
+        if self.cache is None or sem is None:
+            return None
+        messages = self.span.request.get("messages") or []
+        if len(messages) > sem.semantic_max_messages or any(m.get("role") == "tool" for m in messages):
+            return None  # long or tool-driven conversations: exact matches only
+        return prompt_text(messages)
+
+    def lookup(self, vector: list[float] | None = None) -> Any:
+        """The cached answer in the form the caller expects, or None on a miss."""
+        if self.cache is None:
+            return None
+        base_url = self.base_url()
+        self.key = request_key(self.span.request, base_url)
+        try:
+            completion = self.cache.get(self.key)
+        except Exception as e:  # a damaged entry is a miss
+            _semantic_failed(e)
+            completion = None
+        similarity = None
+        if completion is None and vector is not None:
+            self.vector = vector
+            best = max(((cosine(vector, v), k) for v, k in self.cache.semantic_candidates(params_key(self.span.request, base_url))),
+                       default=None)
+            if best is not None and best[0] >= _settings.semantic.threshold:
+                completion = self.cache.get(best[1])
+                similarity = best[0]
+        if completion is None:
+            return None
+        span = self.span
+        span.cache_hit = "semantic" if similarity is not None else "exact"
+        if similarity is not None:
+            span.metadata["similarity"] = round(similarity, 4)
+        _apply_completion(span, completion, self.own)
+        span.metadata["latency_ms"] = round((time.perf_counter() - self.t0) * 1000, 3)
+        if self.stream:
+            span.streamed = True
+            span.first_token_us = now_us()
+            chunks = completion_to_chunks(completion, with_usage=not self.hide_usage)
+            result: Any = _AsyncReplay(chunks) if self.is_async else _Replay(chunks)
+        else:
+            from openai.types.chat import ChatCompletion
+
+            result = ChatCompletion.model_validate(completion)
+        if self.own and _recorder is not None:
+            _recorder.end_span(span)
+        return result
+
+    def store(self, completion: dict[str, Any]) -> None:
+        if self.cache is None or self.key is None:
+            return
+        try:
+            self.cache.set(self.key, completion)
+            if self.vector is not None:
+                self.cache.semantic_add(params_key(self.span.request, self.base_url()), self.vector, self.key)
+        except Exception as e:  # a full or broken cache must not break the call
+            _semantic_failed(e)
+
+    # -- attempts ---------------------------------------------------------------------------------
+    def before(self) -> None:
+        self.attempts += 1
+
+    def attempt_failed(self, error: BaseException) -> None:
+        from llmtrace.capture.retry import describe
+
+        self.log.append({"attempt": self.attempts, **describe(error)})
+
+    def on_sleep(self, seconds: float) -> None:
+        if self.log:
+            self.log[-1]["wait_s"] = round(seconds, 3)
+
+    def _note_attempts(self) -> None:
+        if _settings.retry is not None:
+            self.span.attempts = self.attempts
+        if self.log:
+            self.span.metadata["attempt_log"] = self.log
+
     def failed(self, error: BaseException) -> None:
+        self._note_attempts()
         self.span.metadata.setdefault("http_errors", []).append(f"{type(error).__name__}: {error}"[:500])
         if self.own and _recorder is not None:
             _recorder.end_span(self.span, error=error)
 
     def done(self, result: Any) -> Any:
+        self._note_attempts()
         self.span.metadata["latency_ms"] = round((time.perf_counter() - self.t0) * 1000, 3)
         if self.stream:
-            asm = _Assembler(self.span, self.own, self.hide_usage)
+            asm = _Assembler(self.span, self.own, self.hide_usage, on_complete=self.store)
             if hasattr(result, "__aiter__"):
                 return _AsyncStreamProxy(result, asm)
             if hasattr(result, "__iter__") and not hasattr(result, "parse"):
                 return _StreamProxy(result, asm)
             return result
         parsed = result.parse() if type(result).__name__ == "LegacyAPIResponse" else result
-        _apply_completion(self.span, _as_dict(parsed), self.own)
+        data = _as_dict(parsed)
+        _apply_completion(self.span, data, self.own)
+        if data.get("choices"):
+            self.store(data)
         if self.own and _recorder is not None:
             _recorder.end_span(self.span)
         return result
+
+    is_async = False
 
 
 def _wrap_sync(orig: Any) -> Any:
@@ -324,10 +517,34 @@ def _wrap_sync(orig: Any) -> Any:
             return orig(self, *args, **kwargs)
         try:
             call = _Call(self._client, kwargs)
-        except Exception:
+            text = call.semantic_text()
+            vector = None
+            if text is not None:
+                try:
+                    vector = _embedder(self._client, _settings.semantic.embedding_model).embed_query(text)
+                except Exception as e:
+                    _semantic_failed(e)
+            hit = call.lookup(vector)
+        except Exception:  # recording trouble: make the call untraced rather than fail it
             return orig(self, *args, **kwargs)
+        if hit is not None:
+            return hit
+
+        def attempt() -> Any:
+            call.before()
+            try:
+                return orig(self, **call.kwargs)
+            except BaseException as e:
+                call.attempt_failed(e)
+                raise
+
         try:
-            result = orig(self, **call.kwargs)
+            if _settings.retry is not None:
+                from llmtrace.capture.retry import make_retrying
+
+                result = make_retrying(_settings.retry, call.on_sleep, is_async=False)(attempt)
+            else:
+                result = attempt()
         except BaseException as e:
             call.failed(e)
             raise
@@ -344,10 +561,35 @@ def _wrap_async(orig: Any) -> Any:
             return await orig(self, *args, **kwargs)
         try:
             call = _Call(self._client, kwargs)
+            call.is_async = True
+            text = call.semantic_text()
+            vector = None
+            if text is not None:
+                try:
+                    vector = await _embedder(self._client, _settings.semantic.embedding_model).aembed_query(text)
+                except Exception as e:
+                    _semantic_failed(e)
+            hit = call.lookup(vector)
         except Exception:
             return await orig(self, *args, **kwargs)
+        if hit is not None:
+            return hit
+
+        async def attempt() -> Any:
+            call.before()
+            try:
+                return await orig(self, **call.kwargs)
+            except BaseException as e:
+                call.attempt_failed(e)
+                raise
+
         try:
-            result = await orig(self, **call.kwargs)
+            if _settings.retry is not None:
+                from llmtrace.capture.retry import make_retrying
+
+                result = await make_retrying(_settings.retry, call.on_sleep, is_async=True)(attempt)
+            else:
+                result = await attempt()
         except BaseException as e:
             call.failed(e)
             raise

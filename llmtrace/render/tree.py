@@ -59,7 +59,7 @@ def trace_label(trace: Trace) -> Text:
     if t.cache_hits:
         text.append(f" · {fmt.plural(t.cache_hits, 'cache hit')} (saved {fmt.money(t.cost_saved)})", style="cyan")
     if t.retries:
-        text.append(f" · {fmt.plural(t.retries, 'retry')}".replace("retrys", "retries"), style="yellow")
+        text.append(f" · {t.retries} {'retry' if t.retries == 1 else 'retries'}", style="yellow")
     if trace.feedback:
         text.append(f"  score {fmt.score(trace.feedback)}", style="bold")
     if trace.tags:
