@@ -335,6 +335,22 @@ class _AsyncReplay(_Replay):
         pass
 
 
+def _raw_response(client: Any, completion: dict[str, Any], body: dict[str, Any]) -> Any:
+    """A cached completion as the SDK's own raw-response object (what with_raw_response returns)."""
+    from openai._legacy_response import LegacyAPIResponse
+    from openai._models import FinalRequestOptions
+    from openai.types.chat import ChatCompletion
+
+    try:
+        import httpx2 as httpx  # the transport newer openai releases use
+    except ImportError:  # pragma: no cover
+        import httpx  # type: ignore[no-redef]
+    url = str(client.base_url).rstrip("/") + "/chat/completions"
+    raw = httpx.Response(200, json=completion, headers={"x-llmtrace-cache": "hit"}, request=httpx.Request("POST", url))
+    options = FinalRequestOptions.construct(method="post", url="/chat/completions", json_data=body)
+    return LegacyAPIResponse(raw=raw, cast_to=ChatCompletion, client=client, stream=False, stream_cls=None, options=options)
+
+
 def _embedder(client: Any, model: str) -> Any:
     key = (str(client.base_url), model)
     if key not in _embedders:
@@ -394,7 +410,9 @@ class _Call:
         self.key: str | None = None
         self.vector: list[float] | None = None
         headers = {str(k).lower() for k in (self.kwargs.get("extra_headers") or {})}
-        self.cache = _settings.cache if _RAW_HEADER not in headers else None
+        self.raw = _RAW_HEADER in headers  # with_raw_response: the caller wants the HTTP response object
+        # A raw *stream* cannot be replayed faithfully; everything else can.
+        self.cache = None if (self.raw and self.stream) else _settings.cache
         if _settings.retry is not None:
             client.max_retries = 0  # one layer owns the retry budget: ours
         self.t0 = time.perf_counter()
@@ -445,6 +463,8 @@ class _Call:
             span.first_token_us = now_us()
             chunks = completion_to_chunks(completion, with_usage=not self.hide_usage)
             result: Any = _AsyncReplay(chunks) if self.is_async else _Replay(chunks)
+        elif self.raw:
+            result = _raw_response(self.client, completion, self.span.request)
         else:
             from openai.types.chat import ChatCompletion
 

@@ -1,0 +1,229 @@
+"""Disk cache and retries under `llmtrace run`, through real HTTP to the scripted server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from conftest import AGENTS, MATH_SCRIPT, ROOT, SAMPLES, last_trace, run_cli, server_env
+
+FAST = {"LLMTRACE_RETRY_BASE_DELAY": "0.01"}
+
+
+def _chat_requests(server) -> int:
+    return server.stats.by_path.get("/v1/chat/completions", 0)
+
+
+def test_math_agent_second_run_makes_no_requests(llmtrace_home, mock_server):
+    server = mock_server(MATH_SCRIPT)
+    for script in ("math_agent.py", "math_agent_graph.py"):  # streamed (classic) and plain (LangGraph) calls
+        # Both agents send the same requests (only `stream` differs, which the key ignores): one
+        # cache each, or the second script's cold run would already be warm.
+        cache = ["--cache-dir", str(llmtrace_home / f"cache-{script}")]
+        server.stats.reset()
+        cold = run_cli("run", *cache, str(SAMPLES / script), env=server_env(server))
+        assert cold.code == 0 and _chat_requests(server) == 4
+        cold_trace, _ = last_trace(llmtrace_home)
+        server.stats.reset()
+        warm = run_cli("run", *cache, str(SAMPLES / script), env=server_env(server))
+        assert warm.code == 0, warm.stderr
+        assert warm.stdout == cold.stdout and "76527504" in warm.stdout
+        assert server.stats.requests == 0
+        trace, spans = last_trace(llmtrace_home)
+        llm = [s for s in spans if s.kind == "llm"]
+        assert [s.cache_hit for s in llm] == ["exact"] * 4
+        assert all(s.cost == 0 and s.cost_saved and s.input_tokens for s in llm)
+        assert trace.totals.cost == 0 and trace.totals.cache_hits == 4
+        assert abs(trace.totals.cost_saved - cold_trace.totals.cost) < 1e-12
+        assert trace.totals.input_tokens == cold_trace.totals.input_tokens
+        assert "4 cache hits (saved $0.000194)" in warm.stderr
+        assert [t.outputs for t in spans if t.kind == "tool"] == [243, 8748, 76527504] or script.endswith("graph.py")
+
+
+def test_lcel_paths_cached_and_streams_stay_streams(llmtrace_home, mock_server):
+    server = mock_server()
+    first = run_cli("run", str(AGENTS / "lcel_chain.py"), env=server_env(server))
+    assert first.code == 0 and server.stats.requests == 5
+    server.stats.reset()
+    second = run_cli("run", str(AGENTS / "lcel_chain.py"), env=server_env(server))
+    assert second.code == 0 and second.stdout == first.stdout
+    assert server.stats.requests == 0  # invoke, stream, batch (2) and ainvoke all answered from the cache
+    _, spans = last_trace(llmtrace_home)
+    llm = [s for s in spans if s.kind == "llm"]
+    assert len(llm) == 5 and all(s.cache_hit == "exact" for s in llm)
+    assert sum(s.streamed for s in llm) == 1
+
+
+def test_bare_sdk_stream_replayed_without_usage_chunk(llmtrace_home, mock_server):
+    server = mock_server()
+    assert run_cli("run", str(AGENTS / "bare_openai.py"), env=server_env(server)).code == 0
+    server.stats.reset()
+    again = run_cli("run", str(AGENTS / "bare_openai.py"), env=server_env(server))
+    assert again.code == 0, again.stderr  # chunk.choices[0] on every chunk: no usage-only chunk leaked
+    assert "stream: This is a scripted reply" in again.stdout and server.stats.requests == 0
+
+
+def test_key_covers_params_and_no_cache_flag(llmtrace_home, mock_server):
+    server = mock_server()
+    env = server_env(server)
+    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", env=env).code == 0
+    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", env=env).code == 0
+    assert _chat_requests(server) == 1
+    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", "--temp", "0.7", env=env).code == 0
+    assert _chat_requests(server) == 2  # another temperature is another answer
+    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", "--stream", env=env).code == 0
+    assert _chat_requests(server) == 2  # streamed or not, same request: same answer
+    assert run_cli("run", "--no-cache", str(AGENTS / "one_call.py"), "hello", env=env).code == 0
+    assert _chat_requests(server) == 3
+    other = mock_server()
+    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", env=server_env(other)).code == 0
+    assert _chat_requests(other) == 1  # another endpoint is another answer
+
+
+def test_ttl_expires_entries(llmtrace_home, mock_server):
+    server = mock_server()
+    env = server_env(server)
+    for _ in range(2):
+        assert run_cli("run", "--cache-ttl", "4s", str(AGENTS / "one_call.py"), "ttl", env=env).code == 0
+    assert _chat_requests(server) == 1
+    time.sleep(4.2)
+    assert run_cli("run", "--cache-ttl", "4s", str(AGENTS / "one_call.py"), "ttl", env=env).code == 0
+    assert _chat_requests(server) == 2
+
+
+def test_cache_holds_no_api_key(llmtrace_home, mock_server):
+    server = mock_server(MATH_SCRIPT)
+    key = "sk-proj-CACHEKEYshouldNEVERbeSTORED0123456789"
+    assert run_cli("run", str(SAMPLES / "math_agent.py"), env=server_env(server, key=key)).code == 0
+    cache_bytes = b"".join(p.read_bytes() for p in (llmtrace_home / "cache").rglob("*") if p.is_file())
+    assert len(cache_bytes) > 1000 and key.encode() not in cache_bytes and key[8:24].encode() not in cache_bytes
+
+
+def test_two_runs_share_a_cache_at_once(llmtrace_home, mock_server):
+    server = mock_server(MATH_SCRIPT)
+    env = {**os.environ, **server_env(server)}
+    procs = [subprocess.Popen([sys.executable, "-m", "llmtrace", "run", "-q", str(SAMPLES / "math_agent.py")], env=env,
+                              cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert all("76527504" in o for o, _ in outs)
+    server.stats.reset()
+    assert run_cli("run", str(SAMPLES / "math_agent.py"), env=server_env(server)).code == 0
+    assert server.stats.requests == 0
+
+
+def test_cache_stats_and_clear(llmtrace_home, mock_server):
+    server = mock_server(MATH_SCRIPT)
+    for _ in range(2):
+        assert run_cli("run", str(SAMPLES / "math_agent.py"), env=server_env(server)).code == 0
+    import json
+
+    stats = json.loads(run_cli("cache", "stats", "--json").stdout)
+    assert stats["entries"] == 4 and stats["bytes"] > 0 and stats["hits"] == 4 and stats["saved"] > 0
+    assert run_cli("cache", "clear", "--older-than", "1h").code == 0
+    assert json.loads(run_cli("cache", "stats", "--json").stdout)["entries"] == 4
+    r = run_cli("cache", "clear")
+    assert r.code == 0 and "removed 4" in r.stderr
+    assert json.loads(run_cli("cache", "stats", "--json").stdout)["entries"] == 0
+
+
+def test_semantic_cache(llmtrace_home, mock_server):
+    server = mock_server({"replies": [{"content": "answer to: {last_user}"}]})
+    env = server_env(server)
+
+    def ask(prompt: str) -> str:
+        r = run_cli("run", "--semantic-cache", str(AGENTS / "one_call.py"), prompt, env=env)
+        assert r.code == 0, r.stderr
+        return r.stdout.strip()
+
+    assert ask("What is the weather in Berlin today") == "answer to: What is the weather in Berlin today"
+    assert ask("what is the weather in Berlin today?") == "answer to: What is the weather in Berlin today"
+    _, spans = last_trace(llmtrace_home)
+    hit = next(s for s in spans if s.kind == "llm")
+    assert hit.cache_hit == "semantic" and hit.metadata["similarity"] >= 0.95
+    assert ask("Give me a recipe for pancakes") == "answer to: Give me a recipe for pancakes"
+    assert _chat_requests(server) == 2 and server.stats.by_path["/v1/embeddings"] == 3
+    # Off by default: the close prompt goes to the server.
+    r = run_cli("run", str(AGENTS / "one_call.py"), "what is the weather in Berlin today!", env=env)
+    assert r.code == 0 and _chat_requests(server) == 3
+
+
+def _fault_run(mock_server, faults, *args, env_extra=None, prompt="hello"):
+    server = mock_server({"faults": faults})
+    env = {**server_env(server), **FAST, **(env_extra or {})}
+    r = run_cli("run", "--no-cache", *args, str(AGENTS / "one_call.py"), prompt, env=env)
+    return server, r
+
+
+def test_retry_429_503_then_success(llmtrace_home, mock_server):
+    server, r = _fault_run(mock_server, [{"status": 429, "retry_after_ms": 20}, 503, 200])
+    assert r.code == 0, r.stderr
+    assert server.stats.requests == 3 and "2 retries" in r.stderr
+    trace, spans = last_trace(llmtrace_home)
+    llm = next(s for s in spans if s.kind == "llm")
+    assert llm.attempts == 3 and llm.status == "ok" and trace.totals.retries == 2
+    log = llm.metadata["attempt_log"]
+    assert [(a["attempt"], a["status"]) for a in log] == [(1, 429), (2, 503)]
+    assert log[0]["wait_s"] == 0.02  # the server's retry-after-ms was honoured
+    assert "3 attempts" in run_cli("show", "last").stdout
+
+
+def test_retry_on_streamed_call(llmtrace_home, mock_server):
+    server, r = _fault_run(mock_server, [502, 200], prompt="stream me")
+    assert r.code == 0
+    server, r = _fault_run(mock_server, [500, 200], "--retries", "2")
+    assert r.code == 0 and server.stats.requests == 2
+
+
+def test_401_is_not_retried(llmtrace_home, mock_server):
+    server, r = _fault_run(mock_server, [401])
+    assert r.code == 1 and server.stats.requests == 1
+    assert "AuthenticationError" in r.stderr
+    trace, spans = last_trace(llmtrace_home)
+    llm = next(s for s in spans if s.kind == "llm")
+    assert llm.status == "error" and llm.error_type.endswith("AuthenticationError") and llm.attempts == 1
+    assert trace.status == "error" and "AuthenticationError" in trace.error
+
+
+def test_budget_of_five_attempts(llmtrace_home, mock_server):
+    server, r = _fault_run(mock_server, [429] * 6)
+    assert r.code == 1 and "RateLimitError" in r.stderr
+    assert server.stats.requests == 5  # not 15: the SDK's own retries are off while llmtrace retries
+    _, spans = last_trace(llmtrace_home)
+    assert next(s for s in spans if s.kind == "llm").attempts == 5
+
+
+def test_retries_zero_means_one_attempt(llmtrace_home, mock_server):
+    server, r = _fault_run(mock_server, [503, 200], "--retries", "0")
+    assert r.code == 1 and server.stats.requests == 1
+
+
+def test_timeout_is_retried(llmtrace_home, mock_server):
+    server, r = _fault_run(mock_server, [{"timeout": 1.5}, 200], env_extra={"CALL_TIMEOUT": "0.4"})
+    assert r.code == 0, r.stderr
+    _, spans = last_trace(llmtrace_home)
+    llm = next(s for s in spans if s.kind == "llm")
+    assert llm.attempts == 2 and "APITimeoutError" in llm.metadata["attempt_log"][0]["error"]
+
+
+def test_dropped_connection_is_retried(llmtrace_home, mock_server):
+    server, r = _fault_run(mock_server, ["drop", 200])
+    assert r.code == 0, r.stderr
+    assert server.stats.requests == 2
+
+
+def test_insufficient_quota_is_not_retried(llmtrace_home, mock_server):
+    server, r = _fault_run(mock_server, [{"status": 429, "code": "insufficient_quota"}, 200])
+    assert r.code == 1 and server.stats.requests == 1 and "exceeded your current quota" in r.stderr
+    _, spans = last_trace(llmtrace_home)
+    assert next(s for s in spans if s.kind == "llm").metadata["attempt_log"][0]["retryable"] is False
+
+
+def test_classic_and_graph_agents_share_answers(llmtrace_home, mock_server):
+    server = mock_server(MATH_SCRIPT)
+    assert run_cli("run", str(SAMPLES / "math_agent.py"), env=server_env(server)).code == 0
+    server.stats.reset()
+    r = run_cli("run", str(SAMPLES / "math_agent_graph.py"), env=server_env(server))
+    assert r.code == 0 and "76527504" in r.stdout and server.stats.requests == 0
