@@ -476,6 +476,9 @@ class _Call:
     def store(self, completion: dict[str, Any]) -> None:
         if self.cache is None or self.key is None:
             return
+        redactor = _recorder.redactor if _recorder is not None else None
+        if redactor is not None:  # a reply that echoes a key must not put it on disk
+            completion = json.loads(redactor.text(json.dumps(completion)))
         try:
             self.cache.set(self.key, completion)
             if self.vector is not None:
