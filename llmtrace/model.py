@@ -23,7 +23,7 @@ class Status(str, enum.Enum):
     KILLED = "killed"  # never stored: derived when a running trace's process is gone
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     id: str
     trace_id: str

@@ -7,6 +7,7 @@ key-shaped strings are replaced wherever they appear in text.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -22,12 +23,18 @@ _SECRET_KEY = re.compile(
 )
 _SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 # Provider key shapes: OpenAI/Anthropic style sk-…, bearer headers, AWS access keys, GitHub tokens.
-_SECRET_VALUE = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{16,}|(?<=Bearer )[A-Za-z0-9_\-\.=]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,})"
+# Each regex runs only when its literal prefix occurs: a plain `in` test is far cheaper than a scan.
+_SECRET_SHAPES = (
+    ("sk-", re.compile(r"sk-[A-Za-z0-9_\-]{16,}")),
+    ("Bearer ", re.compile(r"(?<=Bearer )[A-Za-z0-9_\-\.=]{16,}")),
+    ("AKIA", re.compile(r"AKIA[0-9A-Z]{16}")),
+    ("_", re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}")),
 )
 _MIN_SECRET_LEN = 8
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(name: str) -> bool:
     return bool(_SECRET_KEY.search(name))
 
@@ -60,15 +67,24 @@ class Redactor:
         pattern = self._pattern
         if pattern is not None:
             s = pattern.sub(REDACTED, s)
-        return _SECRET_VALUE.sub(REDACTED, s)
+        for prefix, shape in _SECRET_SHAPES:
+            if prefix in s:
+                s = shape.sub(REDACTED, s)
+        return s
 
     def obj(self, value: Any) -> Any:
         """Copy of a JSON-like value with credential-named fields blanked (text is scrubbed later)."""
-        if isinstance(value, dict):
-            return {
-                k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else self.obj(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, (list, tuple)):
-            return [self.obj(v) for v in value]
+        cls = value.__class__
+        if cls in _SCALARS:
+            return value
+        if cls is dict or isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if isinstance(k, str) and is_secret_key(k) and v is not None and v != "":
+                    out[k] = REDACTED
+                else:
+                    out[k] = v if v.__class__ in _SCALARS else self.obj(v)
+            return out
+        if cls is list or isinstance(value, (list, tuple)):
+            return [v if v.__class__ in _SCALARS else self.obj(v) for v in value]
         return value

@@ -123,7 +123,10 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         os.environ[k] = v
     os.environ["LLMTRACE_TRACE_ID"] = trace.id
     writer.start_trace(trace)
-    recorder = Recorder(trace, [writer], writer.redactor)
+    from llmtrace.store.spool import SpoolingWriter, spool_dir
+
+    spool = SpoolingWriter(writer, spool_dir(Path(writer.db_path).parent), trace.id)
+    recorder = Recorder(trace, [spool], writer.redactor)
 
     from llmtrace import capture
 
@@ -165,6 +168,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         open_status = Status.INTERRUPTED.value if status == Status.INTERRUPTED.value else Status.ERROR.value
         recorder.close_open(open_status, f"still open when the run ended ({status})")
         capture.uninstall()
+        spool.close()
         trace.end_us = now_us()
         trace.status, trace.exit_code, trace.error = status, code, error
         try:

@@ -104,11 +104,14 @@ def test_sigkill_keeps_finished_spans_and_shows_killed(llmtrace_home, mock_serve
     server, proc = _start_slow(mock_server)
     proc.kill()
     proc.wait(10)
+    printed = proc.stdout.read().count("done")  # steps the script saw finish before the kill
     trace, spans = last_trace(llmtrace_home)
     assert trace.status == "killed"
     finished = [s for s in spans if s.kind == "llm" and s.status == "ok"]
-    # Every call the server answered before the kill, except at most the one in flight, is on disk.
-    assert len(finished) >= 5 and server.stats.requests - len(finished) <= 1
+    # Every call whose span had ended is on disk: at least every step the script printed, and
+    # at most one fewer than the requests the server answered (one may have been in flight).
+    assert len(finished) >= 5 + printed and server.stats.requests - len(finished) <= 1
+    assert not list((llmtrace_home / "spool").glob("*.jsonl"))  # the spool was loaded and removed
     assert trace.totals.llm_calls == len(spans)
     r = run_cli("ls")
     assert r.code == 0 and "killed" in r.stdout

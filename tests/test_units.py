@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 import uuid
 
@@ -174,3 +175,32 @@ def test_written_spans_round_trip(tmp_path):
     back = get_spans(w.db, trace.id)
     assert [(s.id, s.parent_id, s.kind, s.inputs, s.outputs, s.tool_calls) for s in back] == \
         [(s.id, s.parent_id, s.kind, s.inputs, s.outputs, s.tool_calls) for s in sorted(spans, key=lambda s: (s.start_us, s.id))]
+
+
+def test_spool_written_at_span_end_and_recovered_after_a_kill(tmp_path):
+    """A run killed before its writer thread caught up: the next open loads the spool."""
+    import subprocess as sp
+    import sys
+
+    from llmtrace.store.spool import SpoolingWriter, spool_dir
+
+    home = tmp_path / "home"
+    db = open_store(home / "traces.db")
+    w = StoreWriter(db, Redactor({"super-secret-value-1"}))
+    dead = sp.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    w.start_trace(Trace(id="killed-trace", name="k", start_us=1, pid=dead.pid))
+    spool = SpoolingWriter(w, spool_dir(home), "killed-trace")
+    spool._queue.put(object())  # jam the writer thread: nothing more reaches SQLite
+    for i in range(3):
+        spool.write_span(Span(id=f"s{i}", trace_id="killed-trace", parent_id=None, kind="llm", name="x", start_us=i,
+                              end_us=i + 1, status="ok", inputs={"prompt": "super-secret-value-1"}))
+    lines = (spool_dir(home) / "killed-trace.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and "super-secret-value-1" not in "".join(lines)
+    with open(spool_dir(home) / "killed-trace.jsonl", "a") as f:
+        f.write('[["s9", "killed-trace"')  # the write the kill cut short
+    db.close()
+    db2 = open_store(home / "traces.db")  # what any later command does
+    assert [r[0] for r in db2.execute("SELECT id FROM spans ORDER BY id")] == ["s0", "s1", "s2"]
+    assert not (spool_dir(home) / "killed-trace.jsonl").exists()
+    assert json.loads(db2.execute("SELECT inputs FROM spans WHERE id = 's0'").fetchone()[0]) == {"prompt": "[REDACTED]"}

@@ -13,4 +13,11 @@ def open_store(path: Path | None = None, *, create: bool = True):
         from llmtrace.home import store_path
 
         path = store_path()
-    return open_db(path, create=create)
+    db = open_db(path, create=create)
+    from llmtrace.store.spool import recover, spool_dir
+
+    try:
+        recover(db, spool_dir(Path(path).parent))
+    except Exception:  # recovery is best effort; a later command tries again
+        pass
+    return db

@@ -7,6 +7,7 @@ Every text column passes through the redactor here, the last stop before disk.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -18,6 +19,10 @@ from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 DEFAULT_MAX_FIELD_BYTES = 1 << 20
 
+_span_values = operator.attrgetter(*SPAN_COLUMNS)
+_JSON_INDEXES = [i for i, c in enumerate(SPAN_COLUMNS) if c in JSON_SPAN_COLUMNS]
+_ERROR_INDEX = SPAN_COLUMNS.index("error_message")
+_STREAMED_INDEX = SPAN_COLUMNS.index("streamed")
 _INSERT_SPAN = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
 
 
@@ -28,12 +33,17 @@ def max_field_bytes() -> int:
         return DEFAULT_MAX_FIELD_BYTES
 
 
-def _default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return list(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return repr(value)
+
+
+# Built once: json.dumps with keyword arguments builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default)
+encode_json = _ENCODER.encode
 
 
 class JsonEncoder:
@@ -45,7 +55,7 @@ class JsonEncoder:
         if value is None:
             return None
         try:
-            text = json.dumps(self.redactor.obj(value), default=_default, ensure_ascii=False)
+            text = _ENCODER.encode(self.redactor.obj(value))
         except (ValueError, TypeError, RecursionError) as e:  # circular or pathological structures
             text = json.dumps({"llmtrace_unserialisable": f"{type(e).__name__}: {e}", "repr": repr(value)[:2000]})
         text = self.redactor.text(text)
@@ -54,6 +64,8 @@ class JsonEncoder:
                 {"llmtrace_truncated": True, "bytes": len(text.encode("utf-8", "replace")), "head": text[: self.cap]},
                 ensure_ascii=False,
             )
+        if text.isascii():
+            return text
         # Lone surrogates from odd bytes would make sqlite3 raise on encode.
         return text.encode("utf-8", "replace").decode("utf-8")
 
@@ -61,6 +73,7 @@ class JsonEncoder:
 class StoreWriter:
     def __init__(self, db: sqlite3.Connection, redactor: Redactor):
         self.db = db
+        self.db_path = db.execute("PRAGMA database_list").fetchone()[2]
         self.redactor = redactor
         self.encode = JsonEncoder(redactor)
         self._lock = threading.Lock()
@@ -96,28 +109,37 @@ class StoreWriter:
                 self.db.execute("ROLLBACK")
                 raise
 
-    def write_span(self, span: Span) -> None:
+    def rows(self, span: Span) -> tuple[list[Any], list[Any] | None]:
+        """The span's `spans` row and its `payloads` row (None when it has no payload), encoded and redacted."""
         enc = self.encode
-        values = []
-        for col in SPAN_COLUMNS:
-            v = getattr(span, col)
-            if col in JSON_SPAN_COLUMNS:
-                v = enc(v) if v else None
-            elif col == "error_message":
-                v = self._text(v)
-            elif col == "streamed":
-                v = int(v)
-            values.append(v)
-        request, response = enc(span.request), enc(span.response)
+        values = list(_span_values(span))
+        for i in _JSON_INDEXES:
+            v = values[i]
+            values[i] = enc(v) if v else None
+        if values[_ERROR_INDEX] is not None:
+            values[_ERROR_INDEX] = self.redactor.text(values[_ERROR_INDEX])
+        values[_STREAMED_INDEX] = int(values[_STREAMED_INDEX])
+        request, response = span.request, span.response
+        if request is None and response is None:
+            return values, None
+        return values, [span.id, enc(request), enc(response)]
+
+    def write_span(self, span: Span) -> None:
+        self.write_spans([span])
+
+    def write_spans(self, spans: list[Span]) -> None:
+        """Write finished spans in one transaction (one commit however many there are)."""
+        self.write_rows([self.rows(span) for span in spans])
+
+    def write_rows(self, encoded: list[tuple[list[Any], list[Any] | None]]) -> None:
+        rows = [values for values, _ in encoded]
+        payloads = [payload for _, payload in encoded if payload is not None]
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute(_INSERT_SPAN, values)
-                if request is not None or response is not None:
-                    self.db.execute(
-                        "INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES (?, ?, ?)",
-                        (span.id, request, response),
-                    )
+                self.db.executemany(_INSERT_SPAN, rows)
+                if payloads:
+                    self.db.executemany("INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES (?, ?, ?)", payloads)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")

@@ -1,0 +1,114 @@
+"""Durable, cheap span recording: an append-only spool file plus a group-committing writer thread.
+
+A finished span is appended to `<home>/spool/<trace-id>.jsonl` with one write(2) in the thread that
+ended it: from that moment a kill of the process cannot lose it (the kernel holds the bytes). A
+writer thread copies spans into SQLite in batches, one commit per batch, so `ls` and `show` see a
+running trace within milliseconds. When the run finishes, the spool file is removed. A spool left
+behind by a killed run is loaded into the store by the next llmtrace command (`recover`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from llmtrace.model import Span
+from llmtrace.store.writer import StoreWriter, encode_json
+
+_STOP = object()
+_BATCH = 2048
+_LINGER_S = 0.005  # how stale the SQLite copy of a running trace may be
+
+
+def spool_dir(home: Path) -> Path:
+    return home / "spool"
+
+
+class SpoolingWriter:
+    """Exporter: spool line now, SQLite soon after; `close()` drains and removes the spool."""
+
+    def __init__(self, writer: StoreWriter, directory: Path, trace_id: str):
+        self.writer = writer
+        self.redactor = writer.redactor
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = directory / f"{trace_id}.jsonl"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._failed = False
+        self._thread = threading.Thread(target=self._run, name="llmtrace-writer", daemon=True)
+        self._thread.start()
+
+    # The Recorder calls this in the thread that ended the span.
+    def write_span(self, span: Span) -> None:
+        # Encoded (and redacted) once: the spool line and the SQLite rows are the same values.
+        row = self.writer.rows(span)
+        os.write(self.fd, (encode_json(row) + "\n").encode("utf-8", "replace"))
+        self._queue.put(row)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            if batch[0] is not _STOP:
+                time.sleep(_LINGER_S)  # let a burst gather: one commit for many spans
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in batch:
+                stop = True
+                batch = [b for b in batch if b is not _STOP]
+            if not batch:
+                continue
+            try:
+                self.writer.write_rows(batch)
+            except Exception as e:  # the spool still has them; the next command loads them
+                self._failed = True
+                print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in {self.path}",
+                      file=sys.stderr)
+
+    def close(self) -> None:
+        """Write everything still queued, then remove the spool if the store has it all."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout=60)
+        os.close(self.fd)
+        if not self._failed and not self._thread.is_alive():
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+
+
+def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> int:
+    """Load spools of runs that are gone (killed) into the store; returns spans recovered."""
+    if not directory.is_dir():
+        return 0
+    from llmtrace.redact import Redactor
+    from llmtrace.store.queries import pid_alive
+
+    total = 0
+    for path in directory.glob("*.jsonl"):
+        trace_id = path.stem
+        row = db.execute("SELECT status, pid FROM traces WHERE id = ?", (trace_id,)).fetchone()
+        if row is not None and row[0] == "running" and pid_alive(row[1]):
+            continue  # still being written
+        rows = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                values, payload = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by the kill
+            rows.append((values, payload))
+        if rows:
+            StoreWriter(db, redactor or Redactor()).write_rows(rows)
+            total += len(rows)
+        path.unlink(missing_ok=True)
+    return total
