@@ -1,7 +1,9 @@
 """Durable, cheap span recording: an append-only spool file plus a group-committing writer thread.
 
-A finished span is appended to `<home>/spool/<trace-id>.jsonl` with one write(2) in the thread that
-ended it: from that moment a kill of the process cannot lose it (the kernel holds the bytes). A
+A finished span is appended to `<home>/spool/<trace-id>.jsonl` in the thread that ended it. The
+file is memory-mapped (shared), so appending is a memory copy with no system call and no release
+of the GIL, yet the bytes belong to the kernel's page cache at once: a kill of the process cannot
+lose them. The file grows in steps; unused space is zero bytes. A
 writer thread copies spans into SQLite in batches, one commit per batch, so `ls` and `show` see a
 running trace within milliseconds. When the run finishes, the spool file is removed. A spool left
 behind by a killed run is loaded into the store by the next llmtrace command (`recover`).
@@ -10,6 +12,7 @@ behind by a killed run is loaded into the store by the next llmtrace command (`r
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import queue
 import sqlite3
@@ -24,6 +27,7 @@ from llmtrace.store.writer import StoreWriter, encode_json
 
 _STOP = object()
 _BATCH = 2048
+_INITIAL_BYTES = 1 << 20
 _LINGER_S = 0.005  # how stale the SQLite copy of a running trace may be
 
 
@@ -39,7 +43,12 @@ class SpoolingWriter:
         self.redactor = writer.redactor
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = directory / f"{trace_id}.jsonl"
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._size = _INITIAL_BYTES
+        os.ftruncate(self.fd, self._size)
+        self._map = mmap.mmap(self.fd, self._size)
+        self._offset = 0
+        self._append_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failed = False
         self._thread = threading.Thread(target=self._run, name="llmtrace-writer", daemon=True)
@@ -49,8 +58,20 @@ class SpoolingWriter:
     def write_span(self, span: Span) -> None:
         # Encoded (and redacted) once: the spool line and the SQLite rows are the same values.
         row = self.writer.rows(span)
-        os.write(self.fd, (encode_json(row) + "\n").encode("utf-8", "replace"))
+        data = (encode_json(row) + "\n").encode("utf-8", "replace")
+        with self._append_lock:
+            end = self._offset + len(data)
+            if end > self._size:
+                self._grow(end)
+            self._map[self._offset : end] = data
+            self._offset = end
         self._queue.put(row)
+
+    def _grow(self, needed: int) -> None:
+        while self._size < needed:
+            self._size *= 2
+        os.ftruncate(self.fd, self._size)
+        self._map.resize(self._size)
 
     def _run(self) -> None:
         stop = False
@@ -79,7 +100,10 @@ class SpoolingWriter:
         """Write everything still queued, then remove the spool if the store has it all."""
         self._queue.put(_STOP)
         self._thread.join(timeout=60)
-        os.close(self.fd)
+        with self._append_lock:
+            self._map.close()
+            os.ftruncate(self.fd, self._offset)
+            os.close(self.fd)
         if not self._failed and not self._thread.is_alive():
             try:
                 self.path.unlink()
@@ -101,7 +125,8 @@ def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> in
         if row is not None and row[0] == "running" and pid_alive(row[1]):
             continue  # still being written
         rows = []
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        text = path.read_bytes().rstrip(b"\x00").decode("utf-8", "replace")  # zeros: space never written
+        for line in text.splitlines():
             try:
                 values, payload = json.loads(line)
             except ValueError:

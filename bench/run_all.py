@@ -1,0 +1,75 @@
+"""Run every benchmark and write the results table.
+
+    python bench/run_all.py                 # full run (~5 minutes on 2 cores), prints the table
+    python bench/run_all.py --write docs/benchmarks.md
+    python bench/run_all.py --quick         # a smoke run with small sizes (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import bench_cache, bench_overhead, bench_record, bench_scale, bench_writers  # noqa: E402
+
+
+def table(r: dict[str, dict[str, float]]) -> str:
+    rec, ovh, cache, scale, wr = r["record"], r["overhead"], r["cache"], r["scale"], r["writers"]
+
+    def ok(value: float, target: float, lower_is_better: bool = True) -> str:
+        good = value <= target if lower_is_better else value >= target
+        return "met" if good else "**missed**"
+
+    rows = [
+        ("Recording: time added per span in the recording thread (handler → spool line → queue)", f"{rec['spooled_us']:.1f} µs", "≤ 30 µs", ok(rec["spooled_us"], 30), "bench_record.py"),
+        ("Recording: all CPU per span until it is in SQLite (writer thread included)", f"{rec['spooled_until_in_sqlite_us']:.1f} µs", "—", "", "bench_record.py"),
+        ("Recording: the same with one SQLite commit per span (the design we left)", f"{rec['sync_commit_per_span_us']:.1f} µs", "—", "", "bench_record.py"),
+        ("Recording: span added inside LangChain (RunnableLambda.invoke, traced − untraced)", f"{rec['langchain_added_per_span_us']:.1f} µs", "—", "", "bench_record.py"),
+        (f"Traced ÷ untraced, {ovh['steps']}-step agent loop, zero-latency server, cache off", f"{ovh['ratio']:.3f}", "≤ 1.05", ok(ovh["ratio"], 1.05), "bench_overhead.py"),
+        ("  … wall time plain / traced", f"{ovh['plain_s']:.2f} s / {ovh['traced_s']:.2f} s", "", "", "bench_overhead.py"),
+        ("Cache: math agent, 300 ms server latency, cold / warm wall time", f"{cache['cold_s']:.2f} s / {cache['warm_s']:.2f} s", "", "", "bench_cache.py"),
+        ("Cache: requests at the server on the warm run", f"{cache['warm_requests']:.0f}", "0", ok(cache["warm_requests"], 0), "bench_cache.py"),
+        ("Cache: speed-up on LLM time (cold ÷ warm)", f"{cache['llm_speedup']:.0f}×", "≥ 50×", ok(cache["llm_speedup"], 50, False), "bench_cache.py"),
+        ("Cache: lookup p50 / p99 (key + read, 2,000 entries)", f"{cache['lookup_p50_ms']:.3f} / {cache['lookup_p99_ms']:.3f} ms", "p99 ≤ 2 ms", ok(cache["lookup_p99_ms"], 2), "bench_cache.py"),
+        (f"`llmtrace ls` on {scale['traces']:,.0f} traces / {scale['spans']:,.0f} spans", f"{scale['ls_s']:.3f} s", "≤ 0.25 s", ok(scale["ls_s"], 0.25), "bench_scale.py"),
+        ("`llmtrace cost --since 30d --by model` on the same store", f"{scale['cost_30d_by_model_s']:.3f} s", "≤ 0.5 s", ok(scale["cost_30d_by_model_s"], 0.5), "bench_scale.py"),
+        (f"`llmtrace show` of a {scale['big_trace_spans']:,.0f}-span trace", f"{scale['show_big_s']:.3f} s", "≤ 1 s", ok(scale["show_big_s"], 1), "bench_scale.py"),
+        ("`llmtrace --help` cold start (floor: `python -c pass`)", f"{scale['help_s']:.3f} s ({scale['python_floor_s']:.3f} s)", "≤ 0.25 s", ok(scale["help_s"], 0.25), "bench_scale.py"),
+        (f"Concurrent writers: {wr['processes']:.0f} processes × {wr['spans_per_process']:,.0f} spans, total rate", f"{wr['spans_per_s']:,.0f} spans/s", "≥ 20k/s", ok(wr["spans_per_s"], 20000, False), "bench_writers.py"),
+        ("Concurrent writers: spans lost / 'database is locked' errors", f"{wr['lost']:.0f} / {wr['errors']:.0f}", "0 / 0", ok(wr["lost"] + wr["errors"], 0), "bench_writers.py"),
+    ]
+    out = ["| measure | result | target | | script |", "| --- | --- | --- | --- | --- |"]
+    out += [f"| {a} | {b} | {c} | {d} | `bench/{e}` |" for a, b, c, d, e in rows]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Run llmtrace's benchmarks.")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument("--write", type=Path, help="write the markdown table into this file (between the markers)")
+    a = ap.parse_args()
+    t0 = time.time()
+    results = {}
+    for name, mod in (("record", bench_record), ("overhead", bench_overhead), ("cache", bench_cache),
+                      ("writers", bench_writers), ("scale", bench_scale)):
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        results[name] = mod.measure(a.quick)
+    md = table(results)
+    stamp = (f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, Python {platform.python_version()}, "
+             f"{'quick' if a.quick else 'full'} run in {time.time() - t0:.0f} s: `python bench/run_all.py{' --quick' if a.quick else ''}`")
+    print(md + "\n\n" + stamp)
+    if a.write:
+        text = a.write.read_text() if a.write.exists() else "<!-- results -->\n<!-- /results -->\n"
+        head, _, rest = text.partition("<!-- results -->")
+        _, _, tail = rest.partition("<!-- /results -->")
+        a.write.write_text(f"{head}<!-- results -->\n{md}\n\n{stamp}\n<!-- /results -->{tail}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""A fast smoke run of the benchmark code (no timing is asserted: figures live in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import sys
+
+from conftest import ROOT, run_cli
+
+sys.path.insert(0, str(ROOT))
+
+
+def test_recording_bench_runs():
+    from bench import bench_record
+
+    r = bench_record.measure(quick=True)
+    assert r["spooled_us"] > 0 and r["spans_per_invoke"] == 1
+
+
+def test_writers_bench_loses_nothing():
+    from bench import bench_writers
+
+    r = bench_writers.measure(quick=True, processes=3)
+    assert r["lost"] == 0 and r["errors"] == 0 and r["spool_files_left"] == 0
+
+
+def test_generated_store_is_readable(tmp_path, monkeypatch):
+    from bench.gen_store import generate
+
+    big = generate(tmp_path, traces=200, spans=2000, big=300)
+    monkeypatch.setenv("LLMTRACE_HOME", str(tmp_path))
+    assert run_cli("ls", "--limit", "5").code == 0
+    shown = run_cli("show", big[:8], "--all")
+    assert shown.code == 0 and shown.stdout.count("multiply(") >= 100
+    assert "gpt-4o-mini-2024-07-18" in run_cli("cost", "--since", "90d").stdout
