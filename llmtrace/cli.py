@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 import time
 import uuid
@@ -27,7 +28,7 @@ from llmtrace.errors import ExitCode, UserError
 EXIT_CODES_HELP = (
     "Exit codes: the script's own code for `run` (1 for an uncaught exception, 130 for Ctrl-C, "
     "143 for SIGTERM); 2 bad arguments or unknown trace; 3 script missing, not Python or not compiling; "
-    "4 trace store cannot be opened or written."
+    "4 trace store cannot be opened or written; 5 OTLP endpoint unreachable or refusing."
 )
 
 app = typer.Typer(
@@ -118,6 +119,7 @@ def run(
     semantic_cache: bool = typer.Option(False, "--semantic-cache", help="Also answer short prompts close in meaning to an earlier one (embeddings via the same endpoint)."),
     semantic_threshold: float = typer.Option(0.95, "--semantic-threshold", min=0.0, max=1.0, help="Cosine similarity needed for a semantic hit."),
     embedding_model: str = typer.Option("text-embedding-3-small", "--embedding-model", help="Embedding model for --semantic-cache."),
+    otlp: Optional[str] = typer.Option(None, "--otlp", help="Also stream spans live to this OTLP/HTTP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT if set). Needs llmtrace[otel]."),
     retries: int = typer.Option(4, "--retries", min=0, max=20, help="Retries after a failed call (429, 5xx, timeouts, dropped connections): 4 means up to 5 attempts; 0 turns retrying off."),
 ) -> None:
     """Run SCRIPT exactly as `python SCRIPT ARGS…` would, recording every LangChain and OpenAI step.
@@ -137,6 +139,15 @@ def run(
     from llmtrace import runner
 
     runner.check_script(script)
+    from llmtrace.export import otlp as otlp_mod
+
+    otlp_url = otlp_mod.endpoint(otlp)
+    if otlp_url and not otlp_mod.available():
+        if otlp:
+            raise UserError(otlp_mod.INSTALL_HINT)
+        print(f"llmtrace: warning: OTEL_EXPORTER_OTLP_ENDPOINT is set but {otlp_mod.INSTALL_HINT}; not streaming spans",
+              file=sys.stderr)
+        otlp_url = None
     db = _open_store()
     from llmtrace.ids import new_trace_id
     from llmtrace.redact import Redactor
@@ -158,7 +169,7 @@ def run(
             script, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
             cache_ttl_s=timespec.parse_duration(cache_ttl) if cache_ttl else None, cache_size_mb=cache_size,
             semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
-            retries=retries, mock_url=server.base_url if server is not None else None,
+            retries=retries, mock_url=server.base_url if server is not None else None, otlp_url=otlp_url,
         )
         trace, code = runner.run(opts, writer, extra_env=env)
     finally:
@@ -226,18 +237,18 @@ def _period(since: str | None, until: str | None) -> tuple[int | None, int | Non
     return s, u
 
 
-def _print(renderable: Any, *, pager: bool = True) -> None:
+def _print(renderable: Any, *, pager: bool = True, soft_wrap: bool = False) -> None:
     """Print to stdout; long output goes through a pager when stdout is a terminal, like git."""
     console = _stdout()
     if pager and console.is_terminal:
         with console.capture() as cap:
-            console.print(renderable)
+            console.print(renderable, soft_wrap=soft_wrap)
         if cap.get().count("\n") > console.height:
             os.environ.setdefault("LESS", "FRX")
             with console.pager(styles=True):
-                console.print(renderable)
+                console.print(renderable, soft_wrap=soft_wrap)
             return
-    console.print(renderable)
+    console.print(renderable, soft_wrap=soft_wrap)
 
 
 def _now_us() -> int:
@@ -316,7 +327,7 @@ def show(
         return
     from llmtrace.render.tree import render_tree
 
-    _print(render_tree(t, spans, show_all=show_all, full=full, limit=limit), pager=not no_pager)
+    _print(render_tree(t, spans, show_all=show_all, full=full, limit=limit), pager=not no_pager, soft_wrap=True)
 
 
 @app.command()
@@ -441,6 +452,97 @@ def prune(
     _stderr().print(f"deleted {deleted} trace{'s' if deleted != 1 else ''}")
 
 
+def _select_traces(db: Any, traces: list[str] | None, since: str | None, until: str | None) -> list[str]:
+    from llmtrace.store.queries import TraceFilter, list_traces, resolve_trace_id
+
+    if not traces and not since and not until:
+        raise UserError("say which traces: give trace ids (or last), or --since / --until")
+    ids = [resolve_trace_id(db, t) for t in traces or []]
+    if since or until:
+        s, u = _period(since, until)
+        ids += [t.id for t in reversed(list_traces(db, TraceFilter(since_us=s, until_us=u, limit=None)))]
+    return list(dict.fromkeys(ids))
+
+
+@app.command()
+def export(
+    traces: Optional[List[str]] = typer.Argument(None, help="Trace ids, prefixes, or last."),
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    fmt: str = typer.Option("json", "--format", help="json (one document, or an array of them), jsonl (a document per line), or otlp."),
+    otlp: Optional[str] = typer.Option(None, "--otlp", help="Send over OTLP/HTTP protobuf to this endpoint (implies --format otlp; default endpoint: OTEL_EXPORTER_OTLP_ENDPOINT)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON here instead of stdout."),
+) -> None:
+    """Export traces as self-contained JSON documents, or send them to an OpenTelemetry collector.
+
+    Example: llmtrace export last -o bug-report.json ; llmtrace export --since 7d --otlp http://localhost:4318
+    """
+    from llmtrace.export import jsondoc
+    from llmtrace.store.queries import get_spans, get_trace
+
+    if otlp:
+        fmt = "otlp"
+    if fmt not in ("json", "jsonl", "otlp"):
+        raise UserError(f"bad --format {fmt!r}: use json, jsonl or otlp")
+    db = _open_store()
+    ids = _select_traces(db, traces, since, until)
+    items = [(get_trace(db, i), get_spans(db, i, payloads=True)) for i in ids]
+    if fmt == "otlp":
+        from llmtrace.export import otlp as otlp_mod
+
+        url = otlp_mod.endpoint(otlp)
+        if url is None:
+            raise UserError("no OTLP endpoint: pass --otlp URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
+        sent = 0
+        for start in range(0, len(items), 50):  # a request per 50 traces keeps bodies modest
+            chunk = items[start : start + 50]
+            otlp_mod.post(url, otlp_mod.build_request([(t, s, True) for t, s in chunk]))
+            sent += sum(len(s) + 1 for _, s in chunk)
+        _stderr().print(f"sent {len(items)} trace{'s' if len(items) != 1 else ''} ({sent:,} spans) to {url}")
+        return
+    docs = [jsondoc.to_document(t, s) for t, s in items]
+    if fmt == "jsonl":
+        text = "".join(json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n" for d in docs)
+    else:
+        text = json.dumps(docs[0] if len(docs) == 1 else docs, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+        _stderr().print(f"wrote {len(docs)} trace{'s' if len(docs) != 1 else ''} to {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command("import")
+def import_(
+    file: str = typer.Argument(..., help="A file written by `llmtrace export` (json or jsonl), or - for stdin."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite traces that are already in the store."),
+) -> None:
+    """Load exported traces into this store (for example one attached to a bug report).
+
+    Example: llmtrace import bug-report.json && llmtrace show last
+    """
+    from llmtrace.export import jsondoc
+    from llmtrace.redact import Redactor
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot read {file}: {e.strerror}") from None
+    try:
+        data = json.loads(text)
+        docs = data if isinstance(data, list) else [data]
+    except ValueError:
+        try:
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as e:
+            raise UserError(f"{file} is not JSON or JSON lines: {e}") from None
+    items = [jsondoc.from_document(d) for d in docs]
+    db = _open_store()
+    for trace, spans in items:
+        jsondoc.import_trace(db, trace, spans, Redactor.from_environ(), replace=replace)
+    _stderr().print(f"imported {len(items)} trace{'s' if len(items) != 1 else ''}: " + " ".join(t.id[:8] for t, _ in items))
+
+
 cache_app = typer.Typer(help="Inspect or clear the response cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="The cache folder (default: LLMTRACE_HOME/cache).")]
@@ -518,4 +620,7 @@ def main() -> None:
         sys.exit(e.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    except sqlite3.DatabaseError as e:  # damaged file, or locked past the busy timeout
+        print(f"llmtrace: error: the trace store cannot be read or written ({e})", file=sys.stderr)
+        sys.exit(int(ExitCode.STORE))
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -11,6 +11,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad arguments, unknown trace id, malformed value
     SCRIPT = 3  # the script to run is missing, not a file, not Python, or does not compile
     STORE = 4  # the trace store cannot be opened or written
+    EXPORT = 5  # the OTLP endpoint could not be reached or refused the spans
     INTERRUPTED = 130  # Ctrl-C
     TERMINATED = 143  # SIGTERM
 

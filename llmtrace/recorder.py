@@ -66,7 +66,8 @@ class Recorder:
                 return  # already ended (or never ours)
         span.end_us = now_us()
         if error is not None:
-            span.status = status or Status.ERROR.value
+            interrupted = isinstance(error, KeyboardInterrupt) or type(error).__name__ == "_Terminated"
+            span.status = status or (Status.INTERRUPTED.value if interrupted else Status.ERROR.value)
             span.error_type = type(error).__name__
             span.error_message = str(error)[:4000]
         else:

@@ -19,6 +19,16 @@ from llmtrace.recorder import Recorder, now_us
 from llmtrace.redact import Redactor
 
 
+class _DirectWriter:
+    """Exporter used when no spool file can be made: one commit per span."""
+
+    def __init__(self, writer: Any):
+        self.write_span = writer.write_span
+
+    def close(self) -> None:
+        pass
+
+
 class _Terminated(BaseException):
     """Raised in the main thread on SIGTERM so the trace can be finalised."""
 
@@ -39,6 +49,7 @@ class RunOptions:
     embedding_model: str = "text-embedding-3-small"
     retries: int = 4
     mock_url: str | None = None  # the --mock server's base URL: cache keys name it "llmtrace-mock"
+    otlp_url: str | None = None  # stream spans live to this OTLP/HTTP endpoint too
 
 
 def _wire_settings(opts: RunOptions) -> Any:
@@ -125,8 +136,19 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     writer.start_trace(trace)
     from llmtrace.store.spool import SpoolingWriter, spool_dir
 
-    spool = SpoolingWriter(writer, spool_dir(Path(writer.db_path).parent), trace.id)
-    recorder = Recorder(trace, [spool], writer.redactor)
+    try:
+        spool: Any = SpoolingWriter(writer, spool_dir(Path(writer.db_path).parent), trace.id)
+    except OSError as e:  # no room for the spool: write straight to SQLite instead
+        print(f"llmtrace: warning: no spool file ({e.strerror}); spans go straight to the store", file=sys.stderr)
+        spool = _DirectWriter(writer)
+    exporters: list[Any] = [spool]
+    live = None
+    if opts.otlp_url:
+        from llmtrace.export.otlp import LiveOtlpExporter
+
+        live = LiveOtlpExporter(opts.otlp_url, trace)
+        exporters.append(live)
+    recorder = Recorder(trace, exporters, writer.redactor)
 
     from llmtrace import capture
 
@@ -175,6 +197,13 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
             writer.finish_trace(trace)
         except Exception as e:
             print(f"llmtrace: warning: could not finish the trace record ({e})", file=sys.stderr)
+        if live is not None:
+            from llmtrace.store.queries import get_trace
+
+            try:
+                live.close(get_trace(writer.db, trace.id))
+            except Exception:
+                live.close(trace)
     return trace, code
 
 

@@ -58,7 +58,7 @@ def test_cost_report_groups_and_flags_unpriced(llmtrace_home):
     by_tag = {r.key: r.calls for r in cost_report(db, None, None, "tag:team")}
     assert by_tag == {"core": 1, "ml": 2, "(no tag)": 1}
     assert [r.calls for r in cost_report(db, T0 + DAY, T0 + 2 * DAY, "trace")] == [2]
-    assert {r.key: r.traces for r in cost_report(db, None, None, "name")} == {"agent.py": 2, "other.py": 1}
+    assert {r.key: r.calls for r in cost_report(db, None, None, "name")} == {"agent.py": 3, "other.py": 1}
     assert len(cost_report(db, None, None, "day")) == 3
     with pytest.raises(UserError, match="bad --by"):
         cost_report(db, None, None, "colour")

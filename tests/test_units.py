@@ -136,7 +136,7 @@ def _math_trace() -> tuple[Trace, list[Span]]:
 
 def _render(renderable, width=110) -> str:
     buf = io.StringIO()
-    Console(file=buf, width=width, color_system=None, legacy_windows=False).print(renderable)
+    Console(file=buf, width=width, color_system=None, legacy_windows=False).print(renderable, soft_wrap=True)
     return buf.getvalue()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -70,9 +71,12 @@ class ResponseCache:
         self.settings = settings
         assert settings.directory is not None
         settings.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db_file = settings.directory / "cache.db"
+        if not db_file.exists():  # owner-only from the start; SQLite gives its WAL the same mode
+            os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))
         self.store = diskcache.Cache(
             str(settings.directory), size_limit=settings.size_limit_bytes, eviction_policy="least-recently-stored",
-            timeout=30,
+            timeout=30, disk_min_file_size=1 << 30,  # values live inside cache.db, not in loose files
         )
         self._lock = threading.Lock()
         self.hits = 0

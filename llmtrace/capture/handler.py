@@ -174,7 +174,9 @@ class TraceHandler(BaseCallbackHandler):
                       tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                       inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         args = to_jsonable(inputs) if inputs is not None else parse_json_maybe(input_str)
-        self._start(SpanKind.TOOL, run_id, parent_run_id, _name(serialized, kwargs, "tool"), args, tags, metadata)
+        span = self._start(SpanKind.TOOL, run_id, parent_run_id, _name(serialized, kwargs, "tool"), args, tags, metadata)
+        if kwargs.get("tool_call_id"):
+            span.metadata["tool_call_id"] = kwargs["tool_call_id"]
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         content = getattr(output, "content", output) if type(output).__name__ == "ToolMessage" else output

@@ -58,6 +58,9 @@ def local_time(us: int, tz: Any = None) -> str:
 
 
 def short_json(value: Any, limit: int = 80) -> str:
+    if isinstance(value, dict) and value.get("llmtrace_truncated"):
+        head = short_json(value.get("head", ""), max(10, limit - 30))
+        return f"[truncated: {value.get('bytes', 0):,} bytes] {head}"
     if isinstance(value, str):
         text = value
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.text import Text
-from rich.tree import Tree
 
 from llmtrace.ids import short_id
 from llmtrace.model import Span, Status, Trace
@@ -118,8 +117,9 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit:,} more chars]"
 
 
-def _details(node: Tree, span: Span, limit: int) -> None:
+def _details(span: Span, limit: int) -> list[Text]:
     """--full: the prompt and response of an LLM call, the arguments and result of anything else."""
+    out: list[Text] = []
     if span.kind == "llm":
         inputs = span.inputs if isinstance(span.inputs, dict) else {}
         for m in inputs.get("messages") or inputs.get("prompts") or []:
@@ -128,31 +128,55 @@ def _details(node: Tree, span: Span, limit: int) -> None:
                 body = body if isinstance(body, str) else fmt.short_json(body, limit)
                 if not body and m.get("tool_calls"):
                     body = ", ".join(fmt.call(tc.get("name") or "?", tc.get("args"), 200) for tc in m["tool_calls"])
-                node.add(Text(f"{m.get('role', '?')}: ", style="bold").append(_clip(body or "", limit), style=""))
+                out.append(Text(f"{m.get('role', '?')}: ", style="bold").append(_clip(body or "", limit), style=""))
             else:
-                node.add(Text(_clip(str(m), limit)))
-        out = span.outputs if isinstance(span.outputs, dict) else {}
-        if out.get("content"):
-            node.add(Text("response: ", style="bold green").append(_clip(str(out["content"]), limit)))
+                out.append(Text(_clip(str(m), limit)))
+        outputs = span.outputs if isinstance(span.outputs, dict) else {}
+        if outputs.get("llmtrace_truncated"):
+            out.append(Text("response: ", style="bold green").append(fmt.short_json(outputs, limit)))
+        elif outputs.get("content"):
+            out.append(Text("response: ", style="bold green").append(_clip(str(outputs["content"]), limit)))
     else:
         if span.inputs is not None:
-            node.add(Text("input: ", style="bold").append(_clip(fmt.short_json(span.inputs, 10**9), limit)))
+            out.append(Text("input: ", style="bold").append(_clip(fmt.short_json(span.inputs, 10**9), limit)))
         if span.outputs is not None:
-            node.add(Text("output: ", style="bold green").append(_clip(fmt.short_json(span.outputs, 10**9), limit)))
+            out.append(Text("output: ", style="bold green").append(_clip(fmt.short_json(span.outputs, 10**9), limit)))
     if span.error_message and span.status != Status.OK.value:
-        node.add(Text(_clip(span.error_message, limit), style="red"))
+        out.append(Text(_clip(span.error_message, limit), style="red"))
+    return out
 
 
-def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400) -> Tree:
+_GUIDE = "dim"
+
+
+def _indented(label: Text, first: str, rest: str) -> list[Text]:
+    """A (possibly multi-line) label under tree guides: `first` before its first line, `rest` before the others."""
+    parts = label.split("\n") if "\n" in label.plain else [label]
+    return [Text(first if i == 0 else rest, style=_GUIDE) + part for i, part in enumerate(parts)]
+
+
+def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400) -> Text:
+    """The tree as one Text, guides drawn like rich's Tree (├── │ └──).
+
+    Built line by line rather than with rich.tree.Tree: a 5,000-span trace renders in a fraction of
+    the time, and long lines are left to the terminal to wrap (print with soft_wrap=True).
+    """
     kids = _children(spans, show_all)
-    root = Tree(trace_label(trace), guide_style="dim")
-
-    def add(node: Tree, parent: str | None) -> None:
-        for s in kids.get(parent, []):
-            child = node.add(span_label(s) + (Text(f"  span {span_ref(s.id)}", style="dim") if full else Text("")))
-            if full:
-                _details(child, s, limit)
-            add(child, s.id)
-
-    add(root, None)
-    return root
+    lines = _indented(trace_label(trace), "", "")
+    stack: list[tuple[Span, str, bool]] = [(s, "", i == len(kids.get(None, [])) - 1) for i, s in enumerate(kids.get(None, []))]
+    stack.reverse()
+    while stack:
+        span, prefix, last = stack.pop()
+        below = prefix + ("    " if last else "│   ")
+        label = span_label(span)
+        if full:
+            label = label + Text(f"  span {span_ref(span.id)}", style="dim")
+        lines += _indented(label, prefix + ("└── " if last else "├── "), below)
+        children = kids.get(span.id, [])
+        if full:
+            details = _details(span, limit)
+            for i, d in enumerate(details):
+                end = i == len(details) - 1 and not children
+                lines += _indented(d, below + ("└── " if end else "├── "), below + ("    " if end else "│   "))
+        stack.extend((c, below, i == len(children) - 1) for i, c in reversed(list(enumerate(children))))
+    return Text("\n").join(lines)

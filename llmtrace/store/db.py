@@ -13,11 +13,17 @@ from llmtrace.store.schema import MIGRATIONS
 BUSY_TIMEOUT_MS = 30_000
 
 
+def busy_timeout_ms() -> int:
+    try:  # how long a write waits for another process's lock before giving up
+        return max(1, int(os.environ.get("LLMTRACE_BUSY_TIMEOUT_MS", BUSY_TIMEOUT_MS)))
+    except ValueError:
+        return BUSY_TIMEOUT_MS
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(
-        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    timeout = busy_timeout_ms()
+    db = sqlite3.connect(str(path), timeout=timeout / 1000, isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA busy_timeout = {timeout}")
     return db
 
 

@@ -202,7 +202,6 @@ class CostRow:
     cached_calls: int
     saved: float
     unpriced_calls: int
-    traces: int
 
 
 def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | None, by: str = "model") -> list[CostRow]:
@@ -236,8 +235,7 @@ def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | No
     sql = f"""SELECT {key} AS grp, MAX({label}) AS label, count(*), COALESCE(SUM(s.input_tokens), 0),
                      COALESCE(SUM(s.output_tokens), 0), COALESCE(SUM(s.cost), 0) AS cost,
                      SUM(s.cache_hit IS NOT NULL), COALESCE(SUM(s.cost_saved), 0),
-                     SUM(s.cost IS NULL AND s.status != 'error' AND s.cache_hit IS NULL),
-                     count(DISTINCT s.trace_id)
+                     SUM(s.cost IS NULL AND s.status != 'error' AND s.cache_hit IS NULL)
               FROM spans s {join}
               WHERE {" AND ".join(where)}
               GROUP BY grp ORDER BY {order}"""

@@ -92,9 +92,10 @@ class SpoolingWriter:
             try:
                 self.writer.write_rows(batch)
             except Exception as e:  # the spool still has them; the next command loads them
+                if not self._failed:
+                    print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
+                          f"{self.path} and loaded by the next llmtrace command", file=sys.stderr)
                 self._failed = True
-                print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in {self.path}",
-                      file=sys.stderr)
 
     def close(self) -> None:
         """Write everything still queued, then remove the spool if the store has it all."""
