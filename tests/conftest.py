@@ -25,7 +25,9 @@ MATH_SCRIPT = json.loads((SAMPLES / "math_agent.mock.json").read_text())
 def llmtrace_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("LLMTRACE_HOME", str(home))
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "LLMTRACE_PRICES", "LLMTRACE_TRACE_ID"):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "LLMTRACE_PRICES", "LLMTRACE_TRACE_ID",
+                "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
+                "LLMTRACE_MAX_PAYLOAD_BYTES", "LLMTRACE_BUSY_TIMEOUT_MS", "LLMTRACE_RETRY_BASE_DELAY"):
         monkeypatch.delenv(var, raising=False)
     return home
 
