@@ -142,3 +142,17 @@ def test_bare_openai_sdk_calls_are_spans(llmtrace_home, mock_server):
     streamed = next(s for s in bare if s.streamed)
     assert streamed.request["stream_options"] == {"include_usage": True}
     assert streamed.response["chunks"][-1]["usage"]["completion_tokens"] == streamed.output_tokens
+
+
+def test_retriever_spans(llmtrace_home, mock_server):
+    server = mock_server()
+    r = run_cli("run", str(AGENTS / "retriever_chain.py"), env=server_env(server))
+    assert r.code == 0, r.stderr
+    trace, spans = last_trace(llmtrace_home)
+    retr = [s for s in spans if s.kind == "retriever"]
+    assert len(retr) == 1 and retr[0].name == "Notes" and retr[0].inputs == {"query": "tracing"}
+    assert retr[0].outputs == [{"page_content": "note about tracing", "metadata": {"source": "notes.txt"}}]
+    llm = next(s for s in spans if s.kind == "llm")
+    assert "note about tracing" in json.dumps(llm.request["messages"])
+    assert_no_orphans(spans)
+    assert 'retriever Notes("tracing") → 1 document' in run_cli("show", "last").stdout

@@ -78,6 +78,8 @@ def call(name: str, args: Any, limit: int = 80) -> str:
         inner = ", ".join(f"{k}={short_json(json.dumps(v, ensure_ascii=False) if isinstance(v, str) else v, 40)}" for k, v in args.items())
     elif args is None:
         inner = ""
+    elif isinstance(args, str):
+        inner = short_json(json.dumps(args, ensure_ascii=False), limit)
     else:
         inner = short_json(args, limit)
     text = f"{name}({inner})"

@@ -97,6 +97,13 @@ def span_label(span: Span) -> Text:
             text.append(" → ")
             text.append(fmt.short_json(span.outputs, 60), style="green")
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
+    elif span.kind == "retriever":
+        text.append("retriever ", style="bold yellow")
+        query = span.inputs.get("query") if isinstance(span.inputs, dict) else span.inputs
+        text.append(fmt.call(span.name, query, 70), style="cyan")
+        if isinstance(span.outputs, list):
+            text.append(f" → {fmt.plural(len(span.outputs), 'document')}", style="green")
+        text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
     else:
         text.append(f"{span.kind} ", style="bold")
         text.append(span.name)
