@@ -34,6 +34,15 @@ _MIN_SECRET_LEN = 8
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
+# Every name _SECRET_KEY matches contains one of these: text without them holds no such field.
+_KEY_FRAGMENTS = ("key", "secret", "passw", "authoriz", "credential", "token", "bearer", "cookie")
+
+
+def has_key_fragment(text: str) -> bool:
+    low = text.lower()
+    return any(f in low for f in _KEY_FRAGMENTS)
+
+
 @functools.lru_cache(maxsize=4096)
 def is_secret_key(name: str) -> bool:
     return bool(_SECRET_KEY.search(name))

@@ -33,9 +33,14 @@ def test_uuid7_is_version_7_and_time_ordered():
     ("api_key", True), ("OPENAI_API_KEY", True), ("Authorization", True), ("client_secret", True),
     ("access_token", True), ("token", True), ("password", True),
     ("max_tokens", False), ("input_tokens", False), ("tokens", False), ("key", False), ("model", False),
+    ("X-Api-Key", True), ("id_token", True), ("Cookie", True), ("private-key", True), ("passwd", True),
 ])
 def test_secret_key_names(key, secret):
+    from llmtrace.redact import has_key_fragment
+
     assert is_secret_key(key) is secret
+    if secret:  # the writer's fast path skips the field walk only when no fragment occurs
+        assert has_key_fragment(f'{{"{key}": 1}}')
 
 
 def test_redactor_values_and_shapes():

@@ -44,8 +44,21 @@ class _NullRecorder:
 _NULL: Any = _NullRecorder()
 
 
+# UUID → str is slow (~1.5 µs); each run id is needed as text at its start, its end and as a
+# parent, so the text is kept while the run is open. Dict operations are atomic across threads.
+_TEXT_IDS: dict[Any, str] = {}
+
+
+def _remember(run_id: UUID) -> str:
+    text = _TEXT_IDS[run_id] = str(run_id)
+    return text
+
+
 def _sid(run_id: UUID | str | None) -> str | None:
-    return None if run_id is None else str(run_id)
+    if run_id is None:
+        return None
+    text = _TEXT_IDS.get(run_id)
+    return text if text is not None else str(run_id)
 
 
 class TraceHandler(BaseCallbackHandler):
@@ -64,12 +77,13 @@ class TraceHandler(BaseCallbackHandler):
     def _start(self, kind: SpanKind, run_id: UUID, parent_run_id: UUID | None, name: str, inputs: Any,
                tags: list[str] | None, metadata: dict[str, Any] | None, **fields: Any) -> Span:
         return self.recorder.start_span(
-            span_id=str(run_id), kind=kind.value, name=name, parent_id=_sid(parent_run_id), inputs=inputs,
+            span_id=_remember(run_id), kind=kind.value, name=name,
+            parent_id=_sid(parent_run_id), inputs=inputs,
             tags=list(tags or []), metadata=dict(metadata or {}), **fields,
         )
 
     def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None) -> Span | None:
-        span = self.recorder.get_open(str(run_id))
+        span = self.recorder.get_open(_TEXT_IDS.pop(run_id, None) or str(run_id))
         if span is None:
             return None
         if outputs is not None:
@@ -84,7 +98,7 @@ class TraceHandler(BaseCallbackHandler):
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if kwargs.get("inputs") is not None:  # streamed runs only know their input at the end
-            span = self.recorder.get_open(str(run_id))
+            span = self.recorder.get_open(_sid(run_id))
             if span is not None:
                 span.inputs = to_jsonable(kwargs["inputs"])
         self._end(run_id, to_jsonable(outputs))
@@ -121,13 +135,13 @@ class TraceHandler(BaseCallbackHandler):
         self._llm_start(serialized, {"prompts": list(prompts)}, run_id, parent_run_id, tags, metadata, kwargs)
 
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
-        span = self.recorder.get_open(str(run_id))
+        span = self.recorder.get_open(_sid(run_id))
         if span is not None and span.first_token_us is None:
             span.first_token_us = now_us()
             span.streamed = True
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        span = self.recorder.get_open(str(run_id))
+        span = self.recorder.get_open(_TEXT_IDS.pop(run_id, None) or str(run_id))
         if span is None:
             return
         try:

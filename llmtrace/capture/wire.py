@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmtrace.capture.cache import chunks_to_completion, completion_to_chunks, cosine, params_key, prompt_text, request_key
-
 from llmtrace.capture.serialize import parse_json_maybe
 from llmtrace.model import Span, SpanKind
 from llmtrace.recorder import Recorder, now_us
@@ -37,7 +36,7 @@ class WireSettings:
 
 _settings = WireSettings()
 _embedders: dict[tuple[str, str], Any] = {}
-_semantic_warned = False
+_cache_warned = False
 _RAW_HEADER = "x-stainless-raw-response"
 # LLM spans opened by the callback handler in this context whose HTTP call has not been seen yet.
 _expected: ContextVar[list[str] | None] = ContextVar("llmtrace_expected_llm_calls", default=None)
@@ -60,11 +59,10 @@ def current_recorder() -> Recorder | None:
 
 def expect_call(span_id: str) -> None:
     rec = _recorder
-    current = _expected.get() or []
-    # A fresh list per start keeps threads that copied this context from sharing one list.
     if rec is None:
         return
-    alive = [s for s in current if rec.get_open(s) is not None]
+    # A fresh list per start keeps threads that copied this context from sharing one list.
+    alive = [s for s in _expected.get() or [] if rec.get_open(s) is not None]
     _expected.set(alive + [span_id])
 
 
@@ -364,12 +362,13 @@ def _embedder(client: Any, model: str) -> Any:
     return _embedders[key]
 
 
-def _semantic_failed(error: BaseException) -> None:
-    global _semantic_warned
-    if not _semantic_warned:
-        _semantic_warned = True
-        print(f"llmtrace: warning: semantic cache lookup failed ({type(error).__name__}: {error}); using the exact cache only",
-              file=sys.stderr)
+def _cache_failed(error: BaseException) -> None:
+    """A cache read, write or embedding that failed: the call goes to the provider; said once."""
+    global _cache_warned
+    if not _cache_warned:
+        _cache_warned = True
+        print(f"llmtrace: warning: response cache trouble ({type(error).__name__}: {error}); calls it cannot serve go to "
+              "the provider", file=sys.stderr)
 
 
 class _Call:
@@ -440,7 +439,7 @@ class _Call:
         try:
             completion = self.cache.get(self.key)
         except Exception as e:  # a damaged entry is a miss
-            _semantic_failed(e)
+            _cache_failed(e)
             completion = None
         similarity = None
         if completion is None and vector is not None:
@@ -484,7 +483,7 @@ class _Call:
             if self.vector is not None:
                 self.cache.semantic_add(params_key(self.span.request, self.base_url()), self.vector, self.key)
         except Exception as e:  # a full or broken cache must not break the call
-            _semantic_failed(e)
+            _cache_failed(e)
 
     # -- attempts ---------------------------------------------------------------------------------
     def before(self) -> None:
@@ -546,7 +545,7 @@ def _wrap_sync(orig: Any) -> Any:
                 try:
                     vector = _embedder(self._client, _settings.semantic.embedding_model).embed_query(text)
                 except Exception as e:
-                    _semantic_failed(e)
+                    _cache_failed(e)
             hit = call.lookup(vector)
         except Exception:  # recording trouble: make the call untraced rather than fail it
             return orig(self, *args, **kwargs)
@@ -591,7 +590,7 @@ def _wrap_async(orig: Any) -> Any:
                 try:
                     vector = await _embedder(self._client, _settings.semantic.embedding_model).aembed_query(text)
                 except Exception as e:
-                    _semantic_failed(e)
+                    _cache_failed(e)
             hit = call.lookup(vector)
         except Exception:
             return await orig(self, *args, **kwargs)

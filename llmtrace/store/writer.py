@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from llmtrace.model import Span, Trace
-from llmtrace.redact import Redactor
+from llmtrace.redact import Redactor, has_key_fragment
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 DEFAULT_MAX_FIELD_BYTES = 1 << 20
@@ -55,7 +55,9 @@ class JsonEncoder:
         if value is None:
             return None
         try:
-            text = _ENCODER.encode(self.redactor.obj(value))
+            text = _ENCODER.encode(value)
+            if has_key_fragment(text):  # only then walk the value for credential-named fields
+                text = _ENCODER.encode(self.redactor.obj(value))
         except (ValueError, TypeError, RecursionError) as e:  # circular or pathological structures
             text = json.dumps({"llmtrace_unserialisable": f"{type(e).__name__}: {e}", "repr": repr(value)[:2000]})
         text = self.redactor.text(text)
