@@ -63,6 +63,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
     return Result(p.returncode, p.stdout, p.stderr)
 
 
+def default_sigint() -> None:
+    """preexec_fn: a shell starting a job in the background sets SIGINT to ignored, and Python then
+    leaves it ignored (as `python script.py` would); Ctrl-C tests need it back."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def server_env(server: MockServer, key: str = "sk-test-not-a-real-key-0000") -> dict[str, str]:
     return {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": key}
 

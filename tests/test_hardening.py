@@ -14,12 +14,12 @@ import time
 
 import pytest
 
-from conftest import AGENTS, ROOT, last_trace, run_cli, server_env
+from conftest import AGENTS, ROOT, default_sigint, last_trace, run_cli, server_env
 
 
 def _popen_run(args, env):
     return subprocess.Popen([sys.executable, "-m", "llmtrace", "run", *args], env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                            cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
 def test_eight_runs_at_once_share_store_and_cache(llmtrace_home, mock_server):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import AGENTS, ROOT, last_trace, run_cli, server_env
+from conftest import AGENTS, ROOT, default_sigint, last_trace, run_cli, server_env
 
 SCRIPT = str(AGENTS / "behaves_like_python.py")
 
@@ -95,7 +95,8 @@ def _start_slow(mock_server, steps: int = 200):
     server = mock_server()
     env = {**os.environ, **server_env(server), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "llmtrace", "run", str(AGENTS / "slow_agent.py"), str(steps)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT),
+                            preexec_fn=default_sigint)
     _wait_for(proc, "step 4 done")
     return server, proc
 
