@@ -116,11 +116,16 @@ def _wait_for_threads() -> None:
 
 
 def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = None) -> tuple[Trace, int]:
-    """Run the script under a new trace. Returns the finished trace and the exit code to use."""
+    """Run the script under a new trace. Returns the finished trace and the exit code to use.
+
+    The caller has checked the script with `check_script` (before opening the store, so that a
+    missing script is reported as such whatever state the store is in).
+    """
+    from llmtrace.ids import new_trace_id
+
     script = opts.script.resolve()
-    check_script(opts.script)
     trace = Trace(
-        id=opts.trace_id or "",
+        id=opts.trace_id or new_trace_id(),
         name=opts.name or opts.script.name,
         start_us=now_us(),
         script=str(script),
