@@ -129,8 +129,7 @@ def run(
     The script sees its trace id in LLMTRACE_TRACE_ID. When it ends, a summary goes to stderr.
     """
     tags = parse_tags(tag)
-    if cache_ttl:
-        timespec.parse_duration(cache_ttl)
+    ttl_s = timespec.parse_duration(cache_ttl) if cache_ttl else None
     if trace_id is not None:
         try:
             trace_id = str(uuid.UUID(trace_id))
@@ -167,7 +166,7 @@ def run(
     try:
         opts = runner.RunOptions(
             script, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
-            cache_ttl_s=timespec.parse_duration(cache_ttl) if cache_ttl else None, cache_size_mb=cache_size,
+            cache_ttl_s=ttl_s, cache_size_mb=cache_size,
             semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
             retries=retries, mock_url=server.base_url if server is not None else None, otlp_url=otlp_url,
         )
