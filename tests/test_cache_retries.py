@@ -227,3 +227,17 @@ def test_classic_and_graph_agents_share_answers(llmtrace_home, mock_server):
     server.stats.reset()
     r = run_cli("run", str(SAMPLES / "math_agent_graph.py"), env=server_env(server))
     assert r.code == 0 and "76527504" in r.stdout and server.stats.requests == 0
+
+
+def test_stream_broken_after_first_chunk_is_not_retried(llmtrace_home, mock_server):
+    server = mock_server({"faults": [{"cut_after": 2}, 200]})
+    r = run_cli("run", "--no-cache", str(AGENTS / "one_call.py"), "hello", "--stream", env={**server_env(server), **FAST})
+    assert r.code == 1 and "APIConnectionError" in r.stderr
+    assert server.stats.requests == 1  # the stream had begun: retrying would repeat what the caller saw
+    _, spans = last_trace(llmtrace_home)
+    llm = next(s for s in spans if s.kind == "llm")
+    assert llm.status == "error" and llm.attempts == 1 and llm.streamed
+    # Before the first chunk, a stream is retried like any call.
+    server = mock_server({"faults": [503, 200]})
+    r = run_cli("run", "--no-cache", str(AGENTS / "one_call.py"), "hello", "--stream", env={**server_env(server), **FAST})
+    assert r.code == 0 and server.stats.requests == 2

@@ -123,3 +123,44 @@ def test_script_files_json_and_yaml(tmp_path):
     (tmp_path / "bad.json").write_text('{"replies": []}')
     with pytest.raises(ValueError):
         Script.load(tmp_path / "bad.json")
+
+
+def test_stream_cut_midway(mock_server):
+    server = mock_server({"faults": [{"cut_after": 2}], "replies": [{"content": "one two three four"}]})
+    seen = []
+    with pytest.raises(openai.APIConnectionError):
+        for ch in client(server).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):
+            seen.append(ch)
+    assert len(seen) == 2
+    # The next stream is whole.
+    chunks = list(client(server).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two three four"
+
+
+def test_mock_command_serves_until_interrupted(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT, default_sigint
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "s.json").write_text('{"model": "m-9", "replies": [{"content": "pong"}]}')
+    p = subprocess.Popen([sys.executable, "-m", "llmtrace", "mock", "--script", str(tmp_path / "s.json"), "--port", str(port),
+                          "--faults", "503,200"], stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env=os.environ.copy(),
+                         preexec_fn=default_sigint)
+    try:
+        assert f"serving http://127.0.0.1:{port}/v1" in p.stderr.readline()
+        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        with pytest.raises(openai.InternalServerError):
+            c.chat.completions.create(model="x", messages=[{"role": "user", "content": "ping"}])
+        r = c.chat.completions.create(model="x", messages=[{"role": "user", "content": "ping"}])
+        assert (r.model, r.choices[0].message.content) == ("m-9", "pong")
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+    assert p.returncode == 0

@@ -18,7 +18,7 @@ A script is JSON or YAML:
 model (requested model). Content may use {last_user}, {last_tool_result} and {tool_results}.
 A fault is a status code (200 = no fault), or a mapping: {status: 429, retry_after: 0.2,
 retry_after_ms: 200, code: insufficient_quota}, {timeout: 5} (answer only after 5 s), {drop: true}
-(close the connection without an answer).
+(close the connection without an answer), {cut_after: 3} (a streamed answer breaks off after 3 chunks).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Fault:
     code: str | None = None
     timeout: float | None = None
     drop: bool = False
+    cut_after: int | None = None  # a stream that breaks off after this many chunks
 
     @classmethod
     def parse(cls, spec: Any) -> "Fault":
@@ -61,6 +62,7 @@ class Fault:
                 code=spec.get("code"),
                 timeout=spec.get("timeout"),
                 drop=bool(spec.get("drop", False)),
+                cut_after=spec.get("cut_after"),
             )
         raise ValueError(f"bad fault {spec!r}")
 

@@ -179,6 +179,7 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
             if server.script.latency_ms:
                 time.sleep(server.script.latency_ms / 1000)
             fault = server.next_fault()
+            self._cut_after = fault.cut_after if fault is not None else None
             if fault is not None and self._apply_fault(path, fault, body):
                 return
             if path.endswith("/chat/completions"):
@@ -199,7 +200,7 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
                 server.stats.record(path, 0, body)
                 self.close_connection = True
                 return True
-            if fault.status == 200:
+            if fault.status == 200 or fault.cut_after is not None:
                 return False
             headers = {}
             if fault.retry_after is not None:
@@ -257,20 +258,44 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
             )
 
         def _stream(self, common: dict[str, Any], content: str | None, tool_calls: list[dict[str, Any]], finish: str, usage: dict[str, Any] | None) -> None:
+            cut = self._cut_after
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
+            if cut is not None:  # chunked framing, so breaking off is a protocol error, not a clean end
+                self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.close_connection = True
+            sent = [0]
 
             def chunk(delta: dict[str, Any] | None, finish_reason: str | None = None, with_usage: Any = None) -> None:
                 payload: dict[str, Any] = {**common, "object": "chat.completion.chunk"}
                 payload["choices"] = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
                 if usage is not None:
                     payload["usage"] = with_usage
-                self.wfile.write(b"data: " + json.dumps(payload).encode() + b"\n\n")
+                data = b"data: " + json.dumps(payload).encode() + b"\n\n"
+                if cut is None:
+                    self.wfile.write(data)
+                    return
+                if sent[0] >= cut:
+                    self.wfile.write(b"ffff\r\n" + data[:10])  # a chunk promised, never delivered
+                    self.wfile.flush()
+                    raise ConnectionAbortedError("scripted cut")
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+                sent[0] += 1
 
+            try:
+                self._stream_body(chunk, content, tool_calls, finish, usage)
+            except ConnectionAbortedError:
+                self.connection.shutdown(2)
+                return
+            if cut is not None:
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _stream_body(self, chunk: Any, content: str | None, tool_calls: list[dict[str, Any]], finish: str, usage: Any) -> None:
             chunk({"role": "assistant", "content": "" if not tool_calls else None, "refusal": None})
             if content:
                 for piece in re.findall(r"\S+\s*|\s+", content):
@@ -283,8 +308,11 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
             chunk({}, finish)
             if usage is not None:
                 chunk(None, with_usage=usage)
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
+            chunk_done = b"data: [DONE]\n\n"
+            if self._cut_after is None:
+                self.wfile.write(chunk_done)
+            else:
+                self.wfile.write(f"{len(chunk_done):x}\r\n".encode() + chunk_done + b"\r\n")
 
         def _embeddings(self, path: str, body: dict[str, Any]) -> None:
             inputs = body.get("input")
