@@ -12,7 +12,6 @@ class SpanKind(str, enum.Enum):
     LLM = "llm"
     TOOL = "tool"
     RETRIEVER = "retriever"
-    EMBEDDING = "embedding"
 
 
 class Status(str, enum.Enum):

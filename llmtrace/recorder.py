@@ -41,7 +41,6 @@ class Recorder:
         self._open: dict[str, Span] = {}
         self._lock = threading.Lock()
         self._warned = False
-        self.export_failures = 0
 
     def start_span(self, *, kind: str, name: str, parent_id: str | None, span_id: str | None = None, **fields: Any) -> Span:
         span = Span(
@@ -98,7 +97,6 @@ class Recorder:
             try:
                 exporter.write_span(span)
             except Exception as e:  # recording must never break the user's program
-                self.export_failures += 1
                 if not self._warned:
                     self._warned = True
                     print(f"llmtrace: warning: could not record a span ({type(e).__name__}: {e}); the run goes on", file=sys.stderr)

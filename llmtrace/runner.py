@@ -60,7 +60,7 @@ def _wire_settings(opts: RunOptions) -> Any:
 
     cs = CacheSettings(
         enabled=opts.cache, directory=opts.cache_dir or home() / "cache", ttl_s=opts.cache_ttl_s,
-        size_limit_bytes=opts.cache_size_mb << 20, semantic=opts.semantic_cache, threshold=opts.semantic_threshold,
+        size_limit_bytes=opts.cache_size_mb << 20, threshold=opts.semantic_threshold,
         embedding_model=opts.embedding_model,
     )
     cache = open_cache(cs)

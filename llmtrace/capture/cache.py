@@ -14,7 +14,6 @@ import json
 import math
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ class CacheSettings:
     directory: Path | None = None
     ttl_s: float | None = None
     size_limit_bytes: int = 1 << 30
-    semantic: bool = False
     threshold: float = 0.95
     embedding_model: str = "text-embedding-3-small"
     semantic_max_messages: int = 6
@@ -78,18 +76,11 @@ class ResponseCache:
             str(settings.directory), size_limit=settings.size_limit_bytes, eviction_policy="least-recently-stored",
             timeout=30, disk_min_file_size=1 << 30,  # values live inside cache.db, not in loose files
         )
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> dict[str, Any] | None:
         entry = self.store.get(("r", key))
         if not isinstance(entry, dict) or "completion" not in entry:
-            with self._lock:
-                self.misses += 1
             return None
-        with self._lock:
-            self.hits += 1
         return entry["completion"]
 
     def set(self, key: str, completion: dict[str, Any]) -> None:
