@@ -78,10 +78,10 @@ def parse_tags(values: list[str] | None) -> dict[str, str]:
     return tags
 
 
-def _open_store() -> Any:
+def _open_store(write: bool = True) -> Any:
     from llmtrace.store import open_store
 
-    return open_store()
+    return open_store(write=write)
 
 
 def _find_mock_script(script: Path, explicit: Path | None) -> Any:
@@ -278,7 +278,7 @@ def ls(
     s, u = _period(since, until)
     f = TraceFilter(since_us=s, until_us=u, status=status, name=name, tags=parse_tags(tag),
                     min_score=min_score, max_score=max_score, limit=limit)
-    traces = list_traces(_open_store(), f)
+    traces = list_traces(_open_store(write=False), f)
     if as_json:
         print(json.dumps([asdict(t) for t in traces], indent=2, ensure_ascii=False))
         return
@@ -315,7 +315,7 @@ def show(
     """
     from llmtrace.store.queries import get_spans, get_trace, resolve_trace_id
 
-    db = _open_store()
+    db = _open_store(write=False)
     t = get_trace(db, resolve_trace_id(db, trace))
     spans = get_spans(db, t.id, payloads=as_json or span is not None)
     if span is not None:
@@ -343,7 +343,7 @@ def cost(
     from llmtrace.store.queries import cost_report
 
     s, u = _period(since, until)
-    rows = cost_report(_open_store(), s, u, by)
+    rows = cost_report(_open_store(write=False), s, u, by)
     if as_json:
         print(json.dumps({"since_us": s, "until_us": u, "by": by, "rows": [asdict(r) for r in rows]}, indent=2))
         return
@@ -483,7 +483,7 @@ def export(
         fmt = "otlp"
     if fmt not in ("json", "jsonl", "otlp"):
         raise UserError(f"bad --format {fmt!r}: use json, jsonl or otlp")
-    db = _open_store()
+    db = _open_store(write=False)
     ids = _select_traces(db, traces, since, until)
     items = [(get_trace(db, i), get_spans(db, i, payloads=True)) for i in ids]
     if fmt == "otlp":

@@ -77,7 +77,7 @@ def test_bad_input(files, argv, code, message):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; covered by the newer-schema and not-a-database cases")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file modes; test_read_only_store makes the file immutable instead")
 def test_store_not_writable(tmp_path, monkeypatch):
     home = tmp_path / "ro"
     home.mkdir()
@@ -128,3 +128,30 @@ def test_span_not_found(llmtrace_home):
     assert run_cli("run", "-q", str(AGENTS / "behaves_like_python.py")).code == 0
     r = run_cli("show", "last", "--span", "ffffffff")
     assert r.code == 2 and "no span of trace" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_read_only_store(llmtrace_home):
+    """A store that cannot be written: read commands still read it, writes fail in one line, bytes kept."""
+    import shutil
+    import subprocess
+
+    assert run_cli("run", "-q", str(AGENTS / "behaves_like_python.py")).code == 0
+    db_file = llmtrace_home / "traces.db"
+    if os.geteuid() == 0:  # root ignores modes; an immutable file binds root too
+        if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(db_file)], capture_output=True).returncode:
+            pytest.skip("cannot make the store read-only here (no chattr +i on this filesystem)")
+        undo = ["chattr", "-i", str(db_file)]
+    else:
+        db_file.chmod(0o400)
+        undo = ["chmod", "600", str(db_file)]
+    before = db_file.read_bytes()
+    try:
+        ls = run_cli("ls")
+        assert ls.code == 0 and "behaves_like_python.py" in ls.stdout
+        assert run_cli("show", "last").code == 0 and run_cli("cost").code == 0
+        for argv in (["run", str(AGENTS / "behaves_like_python.py")], ["tag", "last", "a=b"], ["feedback", "last", "--score", "1"]):
+            r = run_cli(*argv)
+            assert r.code == 4 and r.stderr.strip().count("\n") == 0 and "not writable" in r.stderr, (argv, r.stderr)
+        assert db_file.read_bytes() == before
+    finally:
+        subprocess.run(undo, check=True)

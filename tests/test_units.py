@@ -210,3 +210,26 @@ def test_spool_written_at_span_end_and_recovered_after_a_kill(tmp_path):
     assert [r[0] for r in db2.execute("SELECT id FROM spans ORDER BY id")] == ["s0", "s1", "s2"]
     assert not (spool_dir(home) / "killed-trace.jsonl").exists()
     assert json.loads(db2.execute("SELECT inputs FROM spans WHERE id = 's0'").fetchone()[0]) == {"prompt": "[REDACTED]"}
+
+
+def test_pricing_cached_tokens_and_unknown_models():
+    from llmtrace import pricing
+
+    # gpt-4o-mini: $0.15 / M input, $0.075 / M cached input, $0.60 / M output
+    assert pricing.cost("gpt-4o-mini-2024-07-18", "openai", 1000, 100, 200) == pytest.approx((800 * 0.15 + 200 * 0.075 + 100 * 0.6) / 1e6)
+    assert pricing.cost("gpt-4o-mini", "openai", 1000, 100, 0) == pytest.approx((1000 * 0.15 + 100 * 0.6) / 1e6)
+    assert pricing.cost("no-such-model-x", "openai", 1000, 100) is None
+    assert pricing.cost("gpt-4o-mini", "openai", None, 100) is None  # unknown tokens: unpriced, not $0
+
+
+def test_cache_size_limit_evicts(tmp_path):
+    from llmtrace.capture.cache import CacheSettings, ResponseCache, request_key
+
+    cache = ResponseCache(CacheSettings(directory=tmp_path / "c", size_limit_bytes=256 * 1024))
+    keys = [request_key({"model": "m", "messages": [{"role": "user", "content": str(i)}]}, "u") for i in range(400)]
+    for k in keys:
+        cache.set(k, {"choices": [{"message": {"content": "x" * 4000}}]})
+    kept = sum(cache.get(k) is not None for k in keys)
+    assert 0 < kept < 400 and cache.store.volume() < 2 * 256 * 1024
+    assert cache.get(keys[-1]) is not None  # the least recently stored went first
+    cache.close()

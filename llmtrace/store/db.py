@@ -74,11 +74,31 @@ def migrate(db: sqlite3.Connection) -> None:
             raise
 
 
-def open_db(path: Path, *, create: bool = True) -> sqlite3.Connection:
-    """Open (and if needed create and migrate) the store. Raises UserError with a one-line reason."""
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A store we may not write (read-only file, someone else's): read it as it stands."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as e:
+        raise UserError(f"{path} is not a readable llmtrace store ({e})", ExitCode.STORE) from None
+    if version != len(MIGRATIONS):
+        raise UserError(
+            f"the trace store at {path} is read-only and at schema {version}; this llmtrace reads schema {len(MIGRATIONS)}",
+            ExitCode.STORE,
+        )
+    return db
+
+
+def open_db(path: Path, *, create: bool = True, write: bool = True) -> sqlite3.Connection:
+    """Open (and if needed create and migrate) the store. Raises UserError with a one-line reason.
+
+    With write=False, a store that exists but cannot be written is opened read-only instead.
+    """
     path = Path(path)
     if path.is_dir():
         raise UserError(f"the trace store path {path} is a directory", ExitCode.STORE)
+    if not write and path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return _open_read_only(path)
     if create:
         _prepare_file(path)
     elif not path.exists():
