@@ -321,8 +321,10 @@ def show(
     if span is not None:
         print(json.dumps(asdict(_find_span(spans, span, t.id)), indent=2, ensure_ascii=False))
         return
-    if as_json:
-        print(json.dumps({"trace": asdict(t), "spans": [asdict(s) for s in spans]}, indent=2, ensure_ascii=False))
+    if as_json:  # the same document `llmtrace export` writes
+        from llmtrace.export.jsondoc import to_document
+
+        print(json.dumps(to_document(t, spans), indent=2, ensure_ascii=False))
         return
     from llmtrace.render.tree import render_tree
 

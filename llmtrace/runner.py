@@ -16,7 +16,6 @@ from llmtrace import __version__
 from llmtrace.errors import ExitCode, UserError
 from llmtrace.model import Status, Trace
 from llmtrace.recorder import Recorder, now_us
-from llmtrace.redact import Redactor
 
 
 class _DirectWriter:

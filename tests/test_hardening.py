@@ -5,14 +5,12 @@ The observed counts go into the closing note; every test here drives `llmtrace` 
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
 import sys
 import time
 
-import pytest
 
 from conftest import AGENTS, ROOT, default_sigint, last_trace, run_cli, server_env
 

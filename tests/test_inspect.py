@@ -14,7 +14,7 @@ from rich.console import Console
 from conftest import AGENTS, MATH_SCRIPT, SAMPLES, run_cli, server_env
 from llmtrace import timespec
 from llmtrace.errors import UserError
-from llmtrace.model import Feedback, Span, Totals, Trace
+from llmtrace.model import Feedback, Span, Trace
 from llmtrace.redact import Redactor
 from llmtrace.render.tables import cost_table, trace_table
 from llmtrace.store import open_store

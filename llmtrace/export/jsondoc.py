@@ -36,6 +36,7 @@ def from_document(doc: Any) -> tuple[Trace, list[Span]]:
 
 def import_trace(db: sqlite3.Connection, trace: Trace, spans: list[Span], redactor: Any, *, replace: bool = False) -> None:
     """Write a trace exactly as documented (status, totals, tags, feedback, spans, payloads)."""
+    from llmtrace.store.db import transaction
     from llmtrace.store.edit import delete_traces
     from llmtrace.store.schema import TOTAL_COLUMNS
     from llmtrace.store.writer import StoreWriter
@@ -48,8 +49,7 @@ def import_trace(db: sqlite3.Connection, trace: Trace, spans: list[Span], redact
     writer.start_trace(trace)
     writer.write_spans(spans)
     totals = dataclasses.asdict(trace.totals)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         db.execute(
             f"""UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ?,
                  {", ".join(f"{c} = ?" for c in TOTAL_COLUMNS)} WHERE id = ?""",
@@ -59,7 +59,3 @@ def import_trace(db: sqlite3.Connection, trace: Trace, spans: list[Span], redact
             "INSERT INTO feedback (trace_id, score, comment, created_us) VALUES (?, ?, ?, ?)",
             [(trace.id, f.score, f.comment, f.created_us) for f in trace.feedback],
         )
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise

@@ -6,22 +6,11 @@ import sqlite3
 import time
 
 from llmtrace.errors import UserError
-
-
-def _tx(db: sqlite3.Connection):
-    class Tx:
-        def __enter__(self) -> sqlite3.Connection:
-            db.execute("BEGIN IMMEDIATE")
-            return db
-
-        def __exit__(self, exc_type, *rest) -> None:
-            db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    return Tx()
+from llmtrace.store.db import transaction
 
 
 def add_tags(db: sqlite3.Connection, trace_id: str, tags: dict[str, str]) -> None:
-    with _tx(db):
+    with transaction(db):
         db.executemany(
             "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
             [(trace_id, k, v) for k, v in tags.items()],
@@ -29,14 +18,14 @@ def add_tags(db: sqlite3.Connection, trace_id: str, tags: dict[str, str]) -> Non
 
 
 def remove_tags(db: sqlite3.Connection, trace_id: str, keys: list[str]) -> int:
-    with _tx(db):
+    with transaction(db):
         return sum(db.execute("DELETE FROM trace_tags WHERE trace_id = ? AND key = ?", (trace_id, k)).rowcount for k in keys)
 
 
 def add_feedback(db: sqlite3.Connection, trace_id: str, score: int, comment: str | None) -> None:
     if not -10 <= score <= 10:
         raise UserError(f"bad --score {score}: must be between -10 and 10")
-    with _tx(db):
+    with transaction(db):
         db.execute(
             "INSERT INTO feedback (trace_id, score, comment, created_us) VALUES (?, ?, ?, ?)",
             (trace_id, score, comment, time.time_ns() // 1000),
@@ -45,7 +34,7 @@ def add_feedback(db: sqlite3.Connection, trace_id: str, score: int, comment: str
 
 def _delete(db: sqlite3.Connection, where: str, args: tuple) -> int:
     ids = f"SELECT id FROM traces WHERE {where}"
-    with _tx(db):
+    with transaction(db):
         db.execute(f"DELETE FROM payloads WHERE span_id IN (SELECT id FROM spans WHERE trace_id IN ({ids}))", args)
         db.execute(f"DELETE FROM spans WHERE trace_id IN ({ids})", args)
         db.execute(f"DELETE FROM trace_tags WHERE trace_id IN ({ids})", args)

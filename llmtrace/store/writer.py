@@ -15,6 +15,7 @@ from typing import Any
 
 from llmtrace.model import Span, Trace
 from llmtrace.redact import Redactor, has_key_fragment
+from llmtrace.store.db import transaction
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 DEFAULT_MAX_FIELD_BYTES = 1 << 20
@@ -84,32 +85,17 @@ class StoreWriter:
         return None if s is None else self.redactor.text(s)
 
     def start_trace(self, trace: Trace) -> None:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.execute(
-                    """INSERT INTO traces (id, name, script, argv, cwd, start_us, status, pid, version)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        trace.id,
-                        trace.name,
-                        trace.script,
-                        self.encode(trace.argv),
-                        trace.cwd,
-                        trace.start_us,
-                        trace.status,
-                        trace.pid,
-                        trace.version,
-                    ),
-                )
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
-                    [(trace.id, k, self._text(v)) for k, v in trace.tags.items()],
-                )
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self.db):
+            self.db.execute(
+                """INSERT INTO traces (id, name, script, argv, cwd, start_us, status, pid, version)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (trace.id, trace.name, trace.script, self.encode(trace.argv), trace.cwd, trace.start_us,
+                 trace.status, trace.pid, trace.version),
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
+                [(trace.id, k, self._text(v)) for k, v in trace.tags.items()],
+            )
 
     def rows(self, span: Span) -> tuple[list[Any], list[Any] | None]:
         """The span's `spans` row and its `payloads` row (None when it has no payload), encoded and redacted."""
@@ -136,36 +122,24 @@ class StoreWriter:
     def write_rows(self, encoded: list[tuple[list[Any], list[Any] | None]]) -> None:
         rows = [values for values, _ in encoded]
         payloads = [payload for _, payload in encoded if payload is not None]
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.executemany(_INSERT_SPAN, rows)
-                if payloads:
-                    self.db.executemany("INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES (?, ?, ?)", payloads)
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self.db):
+            self.db.executemany(_INSERT_SPAN, rows)
+            if payloads:
+                self.db.executemany("INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES (?, ?, ?)", payloads)
 
     def finish_trace(self, trace: Trace) -> None:
         """Mark the trace ended and store its totals, computed from the spans on disk."""
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                self.db.execute(
-                    "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ? WHERE id = ?",
-                    (trace.end_us, trace.status, trace.exit_code, self._text(trace.error), trace.id),
-                )
-                self.db.execute(
-                    f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
-                       FROM (SELECT * FROM span_totals WHERE trace_id = ?) AS t
-                       WHERE traces.id = t.trace_id""",
-                    (trace.id,),
-                )
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self._lock, transaction(self.db):
+            self.db.execute(
+                "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ? WHERE id = ?",
+                (trace.end_us, trace.status, trace.exit_code, self._text(trace.error), trace.id),
+            )
+            self.db.execute(
+                f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
+                   FROM (SELECT * FROM span_totals WHERE trace_id = ?) AS t
+                   WHERE traces.id = t.trace_id""",
+                (trace.id,),
+            )
 
     def close(self) -> None:
         with self._lock:
