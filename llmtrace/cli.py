@@ -5,6 +5,7 @@ Heavy modules (LangChain, openai, genai-prices) are imported only inside `run`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -57,7 +58,8 @@ def _root(
 def _stderr() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    # Wrapped at the terminal's width on a terminal only: files and CI logs get whole lines.
+    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 
 def _stdout() -> Any:
@@ -99,12 +101,24 @@ def _find_mock_script(script: Path, explicit: Path | None) -> Any:
     return Script()
 
 
+def _report(db: Any, trace: Any) -> None:
+    """The run summary on stderr (totals re-read from the store)."""
+    from llmtrace.render.summary import run_summary
+    from llmtrace.store.queries import get_trace
+
+    try:
+        trace = get_trace(db, trace.id)
+    except Exception:
+        pass
+    _stderr().print(run_summary(trace))
+
+
 @app.command(
     context_settings={"allow_interspersed_args": False},
     epilog="Options for llmtrace go before the script; everything after the script is passed to it. " + EXIT_CODES_HELP,
 )
 def run(
-    script: Path = typer.Argument(..., help="The Python script to run, unmodified.", show_default=False),
+    script_arg: str = typer.Argument(..., metavar="SCRIPT", help="The Python script to run, unmodified.", show_default=False),
     args: Optional[List[str]] = typer.Argument(None, help="Arguments passed to the script as sys.argv[1:]."),
     mock: bool = typer.Option(False, "--mock", help="Answer OpenAI calls from the built-in scripted server on 127.0.0.1 (offline, no API key). Replies come from SCRIPT.mock.json/.yaml beside the script if present."),
     mock_script: Optional[Path] = typer.Option(None, "--mock-script", help="Reply script for --mock (JSON or YAML)."),
@@ -113,6 +127,8 @@ def run(
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag the trace: key=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't print the summary when the script ends."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Don't answer calls from the response cache (or fill it)."),
+    cache_mode: str = typer.Option("replay", "--cache-mode", metavar="replay|reuse", help="replay: a re-run gets the answers an earlier run got, in order, while identical requests within one run still go to the provider (resamples differ, retries get new answers). reuse: every identical request is answered from the cache, also within a run (gateway-style)."),
+    no_children: bool = typer.Option(False, "--no-children", help="Don't trace Python child processes (multiprocessing, subprocess); also LLMTRACE_CHILDREN=0."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where the response cache lives (default: LLMTRACE_HOME/cache)."),
     cache_ttl: Optional[str] = typer.Option(None, "--cache-ttl", help="Entries expire after this long: 3600, 30m, 12h, 7d (default: never)."),
     cache_size: int = typer.Option(1024, "--cache-size", min=1, help="Cache size limit in MiB; least recently stored entries go first."),
@@ -128,6 +144,9 @@ def run(
 
     The script sees its trace id in LLMTRACE_TRACE_ID. When it ends, a summary goes to stderr.
     """
+    script = Path(script_arg)
+    if cache_mode not in ("replay", "reuse"):
+        raise UserError(f"bad --cache-mode {cache_mode!r}: use replay or reuse")
     tags = parse_tags(tag)
     ttl_s = timespec.parse_duration(cache_ttl) if cache_ttl else None
     if trace_id is not None:
@@ -137,7 +156,10 @@ def run(
             raise UserError(f"bad --trace-id {trace_id!r}: expected a UUID") from None
     from llmtrace import runner
 
-    runner.check_script(script)
+    problem = runner.check_script(script_arg)
+    if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
+        runner.print_syntax_error(problem)
+        raise typer.Exit(int(ExitCode.ERROR))
     from llmtrace.export import otlp as otlp_mod
 
     otlp_url = otlp_mod.endpoint(otlp)
@@ -165,24 +187,18 @@ def run(
         env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key"}
     try:
         opts = runner.RunOptions(
-            script, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
+            script_arg, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
             cache_ttl_s=ttl_s, cache_size_mb=cache_size,
             semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
-            retries=retries, mock_url=server.base_url if server is not None else None, otlp_url=otlp_url,
+            retries=retries, cache_mode=cache_mode, children=not no_children,
+            mock_url=server.base_url if server is not None else None, otlp_url=otlp_url,
         )
-        trace, code = runner.run(opts, writer, extra_env=env)
+        trace, code = runner.run(opts, writer, extra_env=env, report=None if quiet else functools.partial(_report, db))
     finally:
         if server is not None:
             server.stop()
-    if not quiet:
-        from llmtrace.render.summary import run_summary
-        from llmtrace.store.queries import get_trace
-
-        try:
-            trace = get_trace(db, trace.id)
-        except Exception:
-            pass
-        _stderr().print(run_summary(trace))
+    if code < 0:  # the script died of a signal: so does this process, as under python
+        runner.die_of(-code)
     raise typer.Exit(code)
 
 

@@ -12,6 +12,7 @@ class SpanKind(str, enum.Enum):
     LLM = "llm"
     TOOL = "tool"
     RETRIEVER = "retriever"
+    EMBEDDING = "embedding"
 
 
 class Status(str, enum.Enum):

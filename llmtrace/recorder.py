@@ -15,6 +15,9 @@ from llmtrace.ids import new_span_id
 from llmtrace.model import Span, SpanKind, Status, Trace
 
 
+_PRICED = (SpanKind.LLM.value, SpanKind.EMBEDDING.value)
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -39,7 +42,7 @@ class Recorder:
         self.exporters = exporters
         self.redactor = redactor
         self._open: dict[str, Span] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
         self._warned = False
 
     def start_span(self, *, kind: str, name: str, parent_id: str | None, span_id: str | None = None, **fields: Any) -> Span:
@@ -65,13 +68,13 @@ class Recorder:
                 return  # already ended (or never ours)
         span.end_us = now_us()
         if error is not None:
-            interrupted = isinstance(error, KeyboardInterrupt) or type(error).__name__ == "_Terminated"
+            interrupted = isinstance(error, KeyboardInterrupt)
             span.status = status or (Status.INTERRUPTED.value if interrupted else Status.ERROR.value)
             span.error_type = type(error).__name__
             span.error_message = str(error)[:4000]
         else:
             span.status = status or Status.OK.value
-        if span.kind == SpanKind.LLM.value and span.cost is None:
+        if span.kind in _PRICED and span.cost is None:
             from llmtrace import pricing
 
             price = pricing.cost(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import builtins
+import importlib.machinery
 import os
-import runpy
 import signal
 import sys
 import threading
 import traceback
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from llmtrace import __version__
 from llmtrace.errors import ExitCode, UserError
@@ -28,13 +30,9 @@ class _DirectWriter:
         pass
 
 
-class _Terminated(BaseException):
-    """Raised in the main thread on SIGTERM so the trace can be finalised."""
-
-
 @dataclass
 class RunOptions:
-    script: Path
+    script: str  # as the user typed it: it becomes sys.argv[0]
     args: list[str] = field(default_factory=list)
     trace_id: str | None = None
     name: str | None = None
@@ -47,11 +45,13 @@ class RunOptions:
     semantic_threshold: float = 0.95
     embedding_model: str = "text-embedding-3-small"
     retries: int = 4
+    cache_mode: str = "replay"  # or "reuse": answer identical requests from the cache within a run too
+    children: bool = True  # child processes join the trace
     mock_url: str | None = None  # the --mock server's base URL: cache keys name it "llmtrace-mock"
     otlp_url: str | None = None  # stream spans live to this OTLP/HTTP endpoint too
 
 
-def _wire_settings(opts: RunOptions) -> Any:
+def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
     from llmtrace.capture.cache import CacheSettings, open_cache
     from llmtrace.capture.retry import RetryPolicy
     from llmtrace.capture.wire import WireSettings
@@ -62,15 +62,22 @@ def _wire_settings(opts: RunOptions) -> Any:
         size_limit_bytes=opts.cache_size_mb << 20, threshold=opts.semantic_threshold,
         embedding_model=opts.embedding_model,
     )
-    cache = open_cache(cs)
+    cache = open_cache(cs, quiet=quiet)
     return WireSettings(
         cache=cache, retry=RetryPolicy.from_env(opts.retries), semantic=cs if (opts.semantic_cache and cache) else None,
-        url_aliases={opts.mock_url.rstrip("/"): "llmtrace-mock"} if opts.mock_url else {},
+        url_aliases={opts.mock_url.rstrip("/"): "llmtrace-mock"} if opts.mock_url else {}, cache_mode=opts.cache_mode,
     )
 
 
-def check_script(path: Path) -> Any:
-    """Compile the script: a user-facing error for anything that is not a runnable Python file."""
+def script_path(arg: str) -> str:
+    """The script's path as python makes it: joined to the working directory, not normalised."""
+    return arg if os.path.isabs(arg) else os.path.join(os.getcwd(), arg)
+
+
+def check_script(arg: str) -> SyntaxError | None:
+    """A user-facing error for anything that is not a runnable Python file; a SyntaxError is returned,
+    to be reported as python reports it (its own message, exit status 1)."""
+    path = Path(arg)
     if not path.exists():
         raise UserError(f"no such script: {path}", ExitCode.SCRIPT)
     if path.is_dir():
@@ -80,23 +87,62 @@ def check_script(path: Path) -> Any:
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}", ExitCode.SCRIPT) from None
     try:
-        return compile(source, str(path), "exec", dont_inherit=True)
+        compile(source, script_path(arg), "exec", dont_inherit=True)
     except SyntaxError as e:
         if path.suffix not in (".py", ".pyw") or b"\x00" in source:
             raise UserError(f"{path} is not a Python script", ExitCode.SCRIPT) from None
-        raise UserError(f"syntax error in {path}, line {e.lineno}: {e.msg}", ExitCode.SCRIPT) from None
+        return e
     except ValueError:  # null bytes
         raise UserError(f"{path} is not a Python script", ExitCode.SCRIPT) from None
+    return None
+
+
+def print_syntax_error(error: SyntaxError) -> None:
+    traceback.print_exception(type(error), error, None)
+    sys.stderr.flush()
+
+
+def die_of(signum: int) -> None:
+    """End this process by `signum` with its default action, as python does on an uncaught
+    KeyboardInterrupt, so a parent sees the signal (a shell prints 130 or 143)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)  # pragma: no cover - only if the signal did not end us
 
 
 def _trim_traceback(tb: Any, script: str) -> Any:
     """Drop llmtrace's and runpy's frames so the traceback starts in the user's script, as under python."""
     first = tb
     while tb is not None:
-        if os.path.abspath(tb.tb_frame.f_code.co_filename) == script:
+        if tb.tb_frame.f_code.co_filename == script:
             return tb
         tb = tb.tb_next
     return first
+
+
+def _exec_main(script: str) -> None:
+    """Run the file as `__main__`, as python does: __file__ is the script's path, __spec__ None,
+    sys.argv untouched (runpy.run_path would put the joined path into sys.argv[0])."""
+    with open(script, "rb") as f:
+        source = f.read()
+    code = compile(source, script, "exec", dont_inherit=True)
+    module = types.ModuleType("__main__")
+    module.__dict__.update(
+        __file__=script, __cached__=None, __package__=None, __spec__=None, __builtins__=builtins,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", script),
+    )
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = module
+    try:
+        exec(code, module.__dict__)
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
 
 
 def _wait_for_threads() -> None:
@@ -114,21 +160,24 @@ def _wait_for_threads() -> None:
             t.join()
 
 
-def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = None) -> tuple[Trace, int]:
-    """Run the script under a new trace. Returns the finished trace and the exit code to use.
+def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = None,
+        report: Callable[[Trace], None] | None = None) -> tuple[Trace, int]:
+    """Run the script under a new trace. Returns the finished trace and the exit status to use: a
+    negative status -N means the script died of signal N and this process must too (`die_of`).
 
-    The caller has checked the script with `check_script` (before opening the store, so that a
-    missing script is reported as such whatever state the store is in).
+    `report(trace)` is called once the trace is finished (the run summary). The caller has checked
+    the script with `check_script` (before opening the store, so that a missing script is reported
+    as such whatever state the store is in).
     """
     from llmtrace.ids import new_trace_id
 
-    script = opts.script.resolve()
+    script = script_path(opts.script)
     trace = Trace(
         id=opts.trace_id or new_trace_id(),
-        name=opts.name or opts.script.name,
+        name=opts.name or Path(opts.script).name,
         start_us=now_us(),
-        script=str(script),
-        argv=[str(opts.script), *opts.args],
+        script=os.path.abspath(script),
+        argv=[opts.script, *opts.args],
         cwd=os.getcwd(),
         pid=os.getpid(),
         version=__version__,
@@ -156,58 +205,85 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
 
     from llmtrace import capture
 
-    capture.install(recorder, _wire_settings(opts))
+    capture.install(recorder, wire_settings(opts))
+    if opts.children:
+        from llmtrace import children
+        from llmtrace.home import home
 
-    sys.argv = [str(opts.script), *opts.args]
-    sys.path[0] = str(script.parent)
+        children.arm(trace.id, spool_dir(Path(writer.db_path).parent), home(), children.options_for_children(opts))
+
+    sys.argv = [opts.script, *opts.args]
+    sys.path[0] = os.path.dirname(os.path.realpath(script))  # as python: symbolic links resolved
+    finished = threading.Event()
+
+    def finish(status: str, code: int, error: str | None) -> None:
+        if finished.is_set():
+            return
+        finished.set()
+        with _signals_ignored():
+            open_status = Status.INTERRUPTED.value if status == Status.INTERRUPTED.value else Status.ERROR.value
+            recorder.close_open(open_status, f"still open when the run ended ({status})")
+            capture.uninstall()
+            spool.close()
+            try:
+                from llmtrace.store.spool import load_children
+
+                load_children(writer.db, spool_dir(Path(writer.db_path).parent), trace.id, writer.redactor)
+            except Exception as e:
+                print(f"llmtrace: warning: could not load child processes' spans ({e}); the next command will", file=sys.stderr)
+            trace.end_us = now_us()
+            trace.status, trace.exit_code, trace.error = status, code, error
+            try:
+                writer.finish_trace(trace)
+            except Exception as e:
+                print(f"llmtrace: warning: could not finish the trace record ({e})", file=sys.stderr)
+            if live is not None:
+                from llmtrace.store.queries import get_trace
+
+                try:
+                    live.close(get_trace(writer.db, trace.id))
+                except Exception:
+                    live.close(trace)
+            if report is not None:
+                try:
+                    sys.stdout.flush()
+                except Exception:
+                    pass
+                report(trace)
 
     def on_term(signum: int, frame: Any) -> None:
-        raise _Terminated()
+        # SIGTERM's default action ends the script where it stands (no finally blocks run); the
+        # trace is finished first, then the process dies of the same signal.
+        finish(Status.INTERRUPTED.value, int(ExitCode.TERMINATED), "terminated (SIGTERM)")
+        die_of(signal.SIGTERM)
 
-    old_term = signal.signal(signal.SIGTERM, on_term) if threading.current_thread() is threading.main_thread() else None
+    old_term = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        old_term = signal.signal(signal.SIGTERM, on_term)
 
     hook_before = sys.excepthook
     status, code, error = Status.OK.value, 0, None
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        _exec_main(script)
         _wait_for_threads()
     except SystemExit as e:
         code, error = _exit_code(e.code)
         status = Status.OK.value if code == 0 else Status.ERROR.value
     except KeyboardInterrupt as e:
-        _print_exception(e, str(script), hook_before)
-        status, code, error = Status.INTERRUPTED.value, int(ExitCode.INTERRUPTED), "KeyboardInterrupt"
-    except _Terminated:
-        status, code, error = Status.INTERRUPTED.value, int(ExitCode.TERMINATED), "terminated (SIGTERM)"
+        _print_exception(e, script, hook_before)
+        status, code, error = Status.INTERRUPTED.value, -int(signal.SIGINT), "KeyboardInterrupt"
     except BaseException as e:
-        _print_exception(e, str(script), hook_before)
+        _print_exception(e, script, hook_before)
         status, code = Status.ERROR.value, int(ExitCode.ERROR)
         error = f"{type(e).__name__}: {e}"[:2000]
     finally:
-        if old_term is not None:
+        if old_term is not None and signal.getsignal(signal.SIGTERM) == on_term:
             signal.signal(signal.SIGTERM, old_term)
         try:
             sys.stdout.flush()
         except Exception:
             pass
-    with _signals_ignored():
-        open_status = Status.INTERRUPTED.value if status == Status.INTERRUPTED.value else Status.ERROR.value
-        recorder.close_open(open_status, f"still open when the run ended ({status})")
-        capture.uninstall()
-        spool.close()
-        trace.end_us = now_us()
-        trace.status, trace.exit_code, trace.error = status, code, error
-        try:
-            writer.finish_trace(trace)
-        except Exception as e:
-            print(f"llmtrace: warning: could not finish the trace record ({e})", file=sys.stderr)
-        if live is not None:
-            from llmtrace.store.queries import get_trace
-
-            try:
-                live.close(get_trace(writer.db, trace.id))
-            except Exception:
-                live.close(trace)
+    finish(status, 128 - code if code < 0 else code, error)
     return trace, code
 
 

@@ -44,9 +44,8 @@ def test_same_stdout_argv_name_and_sibling_import(llmtrace_home):
 def test_exit_codes_match_python(llmtrace_home, args, code, status):
     r = run_cli("run", SCRIPT, *args)
     plain = _python(*args)
-    expected_plain = -signal.SIGINT if args == ["interrupt"] else code
-    assert plain.returncode in (code, expected_plain)
-    assert r.code == code
+    # An uncaught KeyboardInterrupt ends python by SIGINT (a parent sees -2, a shell 130): llmtrace too.
+    assert r.code == plain.returncode == (-signal.SIGINT if args == ["interrupt"] else code)
     trace, _ = last_trace(llmtrace_home)
     assert trace.status == status and trace.exit_code == code
 
@@ -123,8 +122,42 @@ def test_sigterm_and_ctrl_c(llmtrace_home, mock_server, sig, code):
     server, proc = _start_slow(mock_server)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == code, err
+    assert proc.returncode == -sig, err  # died of the signal, as python does
     trace, spans = last_trace(llmtrace_home)
     assert trace.status == "interrupted" and trace.exit_code == code
     assert all(s.end_us is not None for s in spans)
     assert {s.status for s in spans} <= {"ok", "interrupted", "error"}
+
+
+def test_argv0_and_file_as_python_sets_them(llmtrace_home, tmp_path):
+    script = tmp_path / "where.py"
+    script.write_text("import sys\nprint(sys.argv[0], __file__, __spec__, sys.path[0])\n")
+    plain = subprocess.run([sys.executable, "./where.py", "x"], capture_output=True, text=True, cwd=str(tmp_path))
+    r = run_cli("run", "-q", "./where.py", "x", cwd=tmp_path)
+    assert r.code == 0 and r.stdout == plain.stdout
+    assert r.stdout.startswith("./where.py ")  # as typed, not made absolute
+
+
+def test_syntax_error_reported_as_python_does(llmtrace_home, tmp_path):
+    (tmp_path / "broken.py").write_text("x = 1\ndef f(:\n    pass\n")
+    plain = subprocess.run([sys.executable, "broken.py"], capture_output=True, text=True, cwd=str(tmp_path))
+    r = run_cli("run", "-q", "broken.py", cwd=tmp_path)
+    assert (r.code, r.stdout, r.stderr) == (plain.returncode, plain.stdout, plain.stderr) == (1, "", plain.stderr)
+    assert "SyntaxError" in r.stderr
+
+
+@pytest.mark.parametrize("how", ["python", "llmtrace"])
+def test_sigterm_skips_finally_and_ends_by_the_signal(llmtrace_home, how):
+    script = str(AGENTS / "waits_in_finally.py")
+    cmd = [sys.executable, script] if how == "python" else [sys.executable, "-m", "llmtrace", "run", script]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT),
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    _wait_for(proc, "waiting")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    assert "finally ran" not in out
+    if how == "llmtrace":
+        trace, _ = last_trace(llmtrace_home)
+        assert trace.status == "interrupted" and trace.exit_code == 143 and trace.end_us is not None
+        assert "interrupted" in err  # the summary was printed before the process ended

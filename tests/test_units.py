@@ -204,7 +204,7 @@ def test_spool_written_at_span_end_and_recovered_after_a_kill(tmp_path):
     lines = (spool_dir(home) / "killed-trace.jsonl").read_bytes().rstrip(b"\0").decode().splitlines()
     assert len(lines) == 3 and "super-secret-value-1" not in "".join(lines)
     torn = b'[["s9", "killed-trace"'  # the append the kill cut short
-    spool._map[spool._offset : spool._offset + len(torn)] = torn
+    spool.file._map[spool.file._offset : spool.file._offset + len(torn)] = torn
     db.close()
     db2 = open_store(home / "traces.db")  # what any later command does
     assert [r[0] for r in db2.execute("SELECT id FROM spans ORDER BY id")] == ["s0", "s1", "s2"]
@@ -228,7 +228,7 @@ def test_cache_size_limit_evicts(tmp_path):
     cache = ResponseCache(CacheSettings(directory=tmp_path / "c", size_limit_bytes=256 * 1024))
     keys = [request_key({"model": "m", "messages": [{"role": "user", "content": str(i)}]}, "u") for i in range(400)]
     for k in keys:
-        cache.set(k, {"choices": [{"message": {"content": "x" * 4000}}]})
+        cache.set(k, 200, [["content-type", "application/json"]], [b'{"choices": [{"message": {"content": "%s"}}]}' % (b"x" * 4000)], False)
     kept = sum(cache.get(k) is not None for k in keys)
     assert 0 < kept < 400 and cache.store.volume() < 2 * 256 * 1024
     assert cache.get(keys[-1]) is not None  # the least recently stored went first

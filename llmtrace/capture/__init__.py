@@ -1,7 +1,8 @@
 """Capture: the only room that imports LangChain or openai.
 
-`install(recorder)` makes every LangChain run and every openai chat call in this process land in
-the recorder, with no change to the user's code.
+`install(recorder)` makes every LangChain run and every openai SDK call in this process land in
+the recorder, with no change to the user's code. Nothing is imported here: openai is patched and
+the LangChain callback registered the moment the script itself imports them.
 """
 
 from __future__ import annotations
@@ -16,25 +17,26 @@ _hook_var: ContextVar | None = None
 
 def install(recorder: Recorder, settings: Any = None) -> None:
     """`settings` is a wire.WireSettings (cache, retry policy, semantic cache); None for neither."""
-    global _hook_var
-    from llmtrace.capture import threads, wire
+    from llmtrace.capture import hooks, threads, wire
 
     wire.configure(settings or wire.WireSettings())
     wire.set_recorder(recorder)
-    wire.patch_openai()
+    hooks.when_imported("openai._base_client", lambda _module: wire.patch_openai())
     threads.install()
+    if _hook_var is None:
+        hooks.when_imported("langchain_core.tracers.context", _register_handler)
+
+
+def _register_handler(context_module: Any) -> None:
+    global _hook_var
     if _hook_var is not None:
-        return
-    try:
-        from langchain_core.tracers.context import register_configure_hook
-    except ImportError:  # a script that uses only the openai SDK
         return
     from llmtrace.capture.handler import TraceHandler
 
     # There is no unregister, so one handler per process; it finds the current recorder per call.
     # It is the ContextVar's default, so threads that never saw a .set() still get it.
     _hook_var = ContextVar("llmtrace_handler", default=TraceHandler())
-    register_configure_hook(_hook_var, inheritable=True)
+    context_module.register_configure_hook(_hook_var, inheritable=True)
 
 
 def uninstall() -> None:

@@ -1,10 +1,14 @@
-"""Response cache for chat completions (diskcache): exact by request, optionally semantic by prompt.
+"""Response cache (diskcache): record and replay provider answers, exact by request, optionally semantic.
 
-The key is a hash of the request body as sent (model, messages, tools, sampling parameters …) and
-the endpoint's base URL; the fields that don't change the answer (stream, stream_options, user,
-metadata) are left out, so a streamed and a plain call share entries. Replayed conversations hit
-turn after turn because the body holds only what the provider sees: no LangChain message ids or
-usage fields. Neither key nor value holds the API key. Values are the completion JSON.
+Record/replay, like a cassette: the n-th request of a run with a given body is answered by the n-th
+answer recorded for that body, so a re-run replays an earlier run in order (resamples and retries
+included) while within one run an identical request still goes to the provider. An entry is the
+HTTP answer itself (status, headers, body bytes; a stream as its events), so the SDK parses a
+replay exactly as it parsed the live answer.
+
+The key is a hash of the request body as sent (model, messages, tools, sampling parameters, stream …)
+and the endpoint's URL; fields that don't change the answer (stream_options, user, metadata) are
+left out. Neither key nor value holds the API key.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_IGNORED = {"stream", "stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
-VERSION = 1
+from llmtrace import clock
+
+_IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
+VERSION = 2  # 2: entries are HTTP answers, keys carry `stream` and the occurrence
 
 
 @dataclass
@@ -78,13 +83,20 @@ class ResponseCache:
         )
 
     def get(self, key: str) -> dict[str, Any] | None:
+        """The recorded answer {status, headers, parts, sse}, or None (missing, damaged or expired)."""
         entry = self.store.get(("r", key))
-        if not isinstance(entry, dict) or "completion" not in entry:
+        if not isinstance(entry, dict) or entry.get("v") != VERSION:
             return None
-        return entry["completion"]
+        ttl = self.settings.ttl_s
+        if ttl is not None and clock.now() - entry.get("stored_s", 0) > ttl:
+            return None
+        return entry
 
-    def set(self, key: str, completion: dict[str, Any]) -> None:
-        self.store.set(("r", key), {"completion": completion, "stored_s": time.time()}, expire=self.settings.ttl_s)
+    def set(self, key: str, status: int, headers: list[list[str]], parts: list[bytes], sse: bool) -> None:
+        entry = {"v": VERSION, "status": status, "headers": headers, "parts": parts, "sse": sse, "stored_s": clock.now()}
+        # diskcache's own expiry (real time) only reclaims space; `get` decides what has expired.
+        expire = None if self.settings.ttl_s is None else self.settings.ttl_s + 60
+        self.store.set(("r", key), entry, expire=expire)
 
     # -- semantic ---------------------------------------------------------------------------------
     def semantic_candidates(self, pkey: str) -> list[tuple[list[float], str]]:
@@ -117,7 +129,7 @@ def clear(directory: Path, older_than_s: float | None) -> int:
             n = sum(1 for k in c.iterkeys() if isinstance(k, tuple) and k[0] == "r")
             c.clear()
             return n
-        cutoff = time.time() - older_than_s
+        cutoff = clock.now() - older_than_s
         n = 0
         for k in list(c.iterkeys()):
             if isinstance(k, tuple) and k[0] == "r":
@@ -127,68 +139,13 @@ def clear(directory: Path, older_than_s: float | None) -> int:
         return n
 
 
-def open_cache(settings: CacheSettings) -> ResponseCache | None:
+def open_cache(settings: CacheSettings, quiet: bool = False) -> ResponseCache | None:
     """The cache, or None with one warning when it cannot be used (the run goes on uncached)."""
     if not settings.enabled:
         return None
     try:
         return ResponseCache(settings)
     except Exception as e:  # a damaged or unwritable cache must not stop the run
-        print(f"llmtrace: warning: response cache disabled ({type(e).__name__}: {e})", file=sys.stderr)
+        if not quiet:
+            print(f"llmtrace: warning: response cache disabled ({type(e).__name__}: {e})", file=sys.stderr)
         return None
-
-
-def completion_to_chunks(completion: dict[str, Any], with_usage: bool) -> list[dict[str, Any]]:
-    """A stored completion replayed as the chunks a stream would have sent."""
-    common = {k: completion.get(k) for k in ("id", "created", "model", "system_fingerprint")}
-    common["object"] = "chat.completion.chunk"
-    chunks: list[dict[str, Any]] = []
-    for choice in completion.get("choices") or []:
-        idx = choice.get("index", 0)
-        msg = choice.get("message") or {}
-        chunks.append({**common, "choices": [{"index": idx, "delta": {"role": "assistant", "content": msg.get("content") or ""}, "finish_reason": None}]})
-        for i, tc in enumerate(msg.get("tool_calls") or []):
-            delta = {"tool_calls": [{"index": i, "id": tc.get("id"), "type": "function", "function": tc.get("function")}]}
-            chunks.append({**common, "choices": [{"index": idx, "delta": delta, "finish_reason": None}]})
-        chunks.append({**common, "choices": [{"index": idx, "delta": {}, "finish_reason": choice.get("finish_reason")}]})
-    if with_usage and completion.get("usage"):
-        chunks.append({**common, "choices": [], "usage": completion["usage"]})
-    return chunks
-
-
-def chunks_to_completion(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The completion a finished stream amounts to (None when it never finished)."""
-    if not chunks:
-        return None
-    first = chunks[0]
-    choices: dict[int, dict[str, Any]] = {}
-    usage = None
-    for ch in chunks:
-        if ch.get("usage"):
-            usage = ch["usage"]
-        for c in ch.get("choices") or []:
-            slot = choices.setdefault(c.get("index", 0), {"content": [], "calls": {}, "finish_reason": None})
-            delta = c.get("delta") or {}
-            if delta.get("content"):
-                slot["content"].append(delta["content"])
-            for tc in delta.get("tool_calls") or []:
-                call = slot["calls"].setdefault(tc.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
-                call["id"] = tc.get("id") or call["id"]
-                fn = tc.get("function") or {}
-                call["function"]["name"] += fn.get("name") or ""
-                call["function"]["arguments"] += fn.get("arguments") or ""
-            if c.get("finish_reason"):
-                slot["finish_reason"] = c["finish_reason"]
-    if not choices or any(s["finish_reason"] is None for s in choices.values()):
-        return None
-    out_choices = []
-    for idx in sorted(choices):
-        s = choices[idx]
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(s["content"]) or None}
-        if s["calls"]:
-            message["tool_calls"] = [s["calls"][i] for i in sorted(s["calls"])]
-        out_choices.append({"index": idx, "message": message, "finish_reason": s["finish_reason"], "logprobs": None})
-    return {
-        "id": first.get("id"), "object": "chat.completion", "created": first.get("created"), "model": first.get("model"),
-        "system_fingerprint": first.get("system_fingerprint"), "choices": out_choices, "usage": usage,
-    }

@@ -161,6 +161,12 @@ class TraceHandler(BaseCallbackHandler):
         if msg is not None:
             out = message_dict(msg)
             span.outputs = {k: v for k, v in out.items() if k != "role"}
+            content = span.outputs.get("content")
+            if isinstance(content, list):  # content blocks (Responses API, other providers): show their text
+                texts = [b.get("text") for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
+                span.outputs["content"] = "".join(texts) or None
+                if any(not (isinstance(b, dict) and b.get("type") in ("text", "output_text")) for b in content):
+                    span.outputs["blocks"] = content
             meta = getattr(msg, "response_metadata", None) or {}
             span.model = span.model or meta.get("model_name") or meta.get("model")
             span.finish_reason = span.finish_reason or meta.get("finish_reason")

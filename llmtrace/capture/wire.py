@@ -1,10 +1,19 @@
-"""Wire-level capture of openai SDK chat calls: the request body as sent, the response as received.
+"""The call pipeline for openai SDK requests: look up → send with retries → record → store.
 
-One HTTP call gives one span. When a LangChain chat model is making the call, its LLM span (opened
-by the callback handler just before) receives the payloads; a bare `openai` call gets a span of its
-own, parented to whatever LangChain run is current. Streams are wrapped so chunks are recorded as
-the caller consumes them, and usage is always requested (`stream_options.include_usage`); when the
-caller did not ask for it, the extra usage-only chunk is kept from them.
+Every SDK call (chat.completions create/parse/stream, responses create/parse/stream, embeddings,
+raw and streaming-response variants, sync and async) goes through the client's `request()`
+once per logical call; that is where llmtrace sits. What the endpoint is only matters to the
+small adapter `endpoints.for_path()` returns: the pipeline itself moves JSON and bytes.
+
+- Look up: the response cache is record/replay (see cache.py). A replayed answer is handed to the
+  SDK's own `_process_response` as an HTTP response, so the caller gets exactly the object (and
+  the stream events) the live answer gave.
+- Send with retries: llmtrace's policy replaces the SDK's default retries for the calls it wraps;
+  a client built with an explicit `max_retries` keeps that budget. Nothing is changed on the
+  caller's client: the per-request options say `max_retries=0` to the SDK while llmtrace retries.
+- Record: the body is teed below the SDK's parser, so usage is recorded even when the SDK then
+  fails to parse it. One HTTP exchange is one span: a LangChain LLM span opened just before claims
+  the call; a bare SDK call gets a span of its own, parented to the current LangChain run.
 """
 
 from __future__ import annotations
@@ -12,14 +21,16 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import threading
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llmtrace.capture.cache import chunks_to_completion, completion_to_chunks, cosine, params_key, prompt_text, request_key
+from llmtrace.capture import endpoints
+from llmtrace.capture.endpoints import Endpoint
 from llmtrace.capture.serialize import parse_json_maybe
-from llmtrace.model import Span, SpanKind
+from llmtrace.model import Span
 from llmtrace.recorder import Recorder, now_us
 
 _recorder: Recorder | None = None
@@ -32,15 +43,24 @@ class WireSettings:
     semantic: Any = None  # CacheSettings when the semantic cache is on
     # Base URLs that stand for a stable name in cache keys (the --mock server's port changes per run).
     url_aliases: dict[str, str] = field(default_factory=dict)
+    # "replay": the n-th identical request of a run gets the n-th recorded answer (default);
+    # "reuse": every identical request gets the first recorded answer, also within a run.
+    cache_mode: str = "replay"
 
 
 _settings = WireSettings()
 _embedders: dict[tuple[str, str], Any] = {}
 _cache_warned = False
-_RAW_HEADER = "x-stainless-raw-response"
+# The call whose HTTP exchange is under way in this context (set around the SDK's request()).
+_active: ContextVar["_Call | None"] = ContextVar("llmtrace_active_call", default=None)
+# True while llmtrace makes a call of its own (semantic-cache embeddings): not traced, not cached.
+_internal: ContextVar[bool] = ContextVar("llmtrace_internal_call", default=False)
 # LLM spans opened by the callback handler in this context whose HTTP call has not been seen yet.
 _expected: ContextVar[list[str] | None] = ContextVar("llmtrace_expected_llm_calls", default=None)
-_NOT_BODY = {"extra_headers", "extra_query", "extra_body", "timeout"}
+# How often each request key has been asked in this run: the n-th ask replays the n-th answer.
+_occurrences: dict[str, int] = {}
+_occ_lock = threading.Lock()
+_DROP_HEADERS = {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive", "set-cookie"}
 
 
 def set_recorder(recorder: Recorder | None) -> None:
@@ -51,6 +71,8 @@ def set_recorder(recorder: Recorder | None) -> None:
 def configure(settings: WireSettings) -> None:
     global _settings
     _settings = settings
+    with _occ_lock:
+        _occurrences.clear()
 
 
 def current_recorder() -> Recorder | None:
@@ -94,259 +116,27 @@ def _provider(client: Any) -> str:
     return "openai"
 
 
-def _body(kwargs: dict[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in kwargs.items() if k not in _NOT_BODY and not _is_omitted(v)}
-    extra = kwargs.get("extra_body")
-    if isinstance(extra, dict):
-        body.update(extra)
-    return json.loads(json.dumps(body, default=_json_default))
-
-
-def _is_omitted(value: Any) -> bool:
-    return type(value).__name__ in ("NotGiven", "Omit")
-
-
 def _json_default(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
     if isinstance(value, type):
         return value.__name__
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     return repr(value)
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        return obj
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
-    return {"repr": repr(obj)}
+def _given(value: Any) -> bool:
+    return value is not None and type(value).__name__ not in ("NotGiven", "Omit")
 
 
-def _apply_usage(span: Span, usage: dict[str, Any] | None) -> None:
-    if not usage:
-        return
-    span.input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
-    span.output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
-    span.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
-    span.reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
-
-
-def _tool_calls(raw: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    if not raw:
-        return None
-    return [
-        {"name": (tc.get("function") or {}).get("name"), "args": parse_json_maybe((tc.get("function") or {}).get("arguments")), "id": tc.get("id")}
-        for tc in raw
-    ]
-
-
-def _apply_completion(span: Span, data: dict[str, Any], own: bool) -> None:
-    span.response = data
-    span.model = data.get("model") or span.model
-    _apply_usage(span, data.get("usage"))
-    choices = data.get("choices") or []
-    if choices:
-        choice = choices[0]
-        message = choice.get("message") or {}
-        span.finish_reason = choice.get("finish_reason")
-        span.tool_calls = _tool_calls(message.get("tool_calls"))
-        if own:
-            span.outputs = {"content": message.get("content"), **({"tool_calls": span.tool_calls} if span.tool_calls else {})}
-
-
-class _Assembler:
-    """Builds the final message of a stream from its chunks, and keeps the chunks."""
-
-    def __init__(self, span: Span, own: bool, hide_usage: bool, on_complete: Any = None):
-        self.span, self.own, self.hide_usage = span, own, hide_usage
-        self.on_complete = on_complete
-        self.chunks: list[dict[str, Any]] = []
-        self.content: list[str] = []
-        self.calls: dict[int, dict[str, Any]] = {}
-        self.finished = False
-
-    def add(self, chunk: Any) -> bool:
-        """Record one chunk; False when the caller must not see it."""
-        data = _as_dict(chunk)
-        self.chunks.append(data)
-        span = self.span
-        if span.first_token_us is None:
-            span.first_token_us = now_us()
-        span.model = data.get("model") or span.model
-        choices = data.get("choices") or []
-        if data.get("usage"):
-            _apply_usage(span, data["usage"])
-        for choice in choices:
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                self.content.append(delta["content"])
-            for tc in delta.get("tool_calls") or []:
-                slot = self.calls.setdefault(tc.get("index", 0), {"id": None, "function": {"name": "", "arguments": ""}})
-                slot["id"] = tc.get("id") or slot["id"]
-                fn = tc.get("function") or {}
-                slot["function"]["name"] += fn.get("name") or ""
-                slot["function"]["arguments"] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
-                span.finish_reason = choice["finish_reason"]
-        return not (self.hide_usage and not choices and data.get("usage"))
-
-    def finish(self, error: BaseException | None = None) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        span = self.span
-        span.streamed = True
-        span.response = {"stream": True, "chunks": self.chunks}
-        span.tool_calls = _tool_calls([self.calls[i] for i in sorted(self.calls)]) or span.tool_calls
-        if error is None and self.on_complete is not None:
-            completion = chunks_to_completion(self.chunks)
-            if completion is not None:
-                self.on_complete(completion)
-        if self.own:
-            span.outputs = {"content": "".join(self.content) or None, **({"tool_calls": span.tool_calls} if span.tool_calls else {})}
-            if _recorder is not None:
-                _recorder.end_span(span, error=error)
-
-
-class _StreamProxy:
-    def __init__(self, stream: Any, asm: _Assembler):
-        self._stream, self._asm = stream, asm
-        self._it = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    def __iter__(self) -> "_StreamProxy":
-        return self
-
-    def __next__(self) -> Any:
-        if self._it is None:
-            self._it = iter(self._stream)
-        while True:
-            try:
-                chunk = next(self._it)
-            except StopIteration:
-                self._asm.finish()
-                raise
-            except BaseException as e:
-                self._asm.finish(e)
-                raise
-            if self._asm.add(chunk):
-                return chunk
-
-    def __enter__(self) -> "_StreamProxy":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            self._asm.finish()
-
-
-class _AsyncStreamProxy:
-    def __init__(self, stream: Any, asm: _Assembler):
-        self._stream, self._asm = stream, asm
-        self._it = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    def __aiter__(self) -> "_AsyncStreamProxy":
-        return self
-
-    async def __anext__(self) -> Any:
-        if self._it is None:
-            self._it = self._stream.__aiter__()
-        while True:
-            try:
-                chunk = await self._it.__anext__()
-            except StopAsyncIteration:
-                self._asm.finish()
-                raise
-            except BaseException as e:
-                self._asm.finish(e)
-                raise
-            if self._asm.add(chunk):
-                return chunk
-
-    async def __aenter__(self) -> "_AsyncStreamProxy":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        try:
-            await self._stream.close()
-        finally:
-            self._asm.finish()
-
-
-class _Replay:
-    """A cached answer served as the stream the caller asked for."""
-
-    def __init__(self, chunks: list[dict[str, Any]]):
-        from openai.types.chat import ChatCompletionChunk
-
-        self._items = iter([ChatCompletionChunk.model_validate(c) for c in chunks])
-        self.response = None
-
-    def __iter__(self) -> "_Replay":
-        return self
-
-    def __next__(self) -> Any:
-        return next(self._items)
-
-    def __aiter__(self) -> "_Replay":
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            return next(self._items)
-        except StopIteration:
-            raise StopAsyncIteration from None
-
-    def __enter__(self) -> "_Replay":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-    async def __aenter__(self) -> "_Replay":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _AsyncReplay(_Replay):
-    async def close(self) -> None:  # type: ignore[override]
-        pass
-
-
-def _raw_response(client: Any, completion: dict[str, Any], body: dict[str, Any]) -> Any:
-    """A cached completion as the SDK's own raw-response object (what with_raw_response returns)."""
-    from openai._legacy_response import LegacyAPIResponse
-    from openai._models import FinalRequestOptions
-    from openai.types.chat import ChatCompletion
-
-    try:
-        import httpx2 as httpx  # the transport newer openai releases use
-    except ImportError:  # pragma: no cover
-        import httpx  # type: ignore[no-redef]
-    url = str(client.base_url).rstrip("/") + "/chat/completions"
-    raw = httpx.Response(200, json=completion, headers={"x-llmtrace-cache": "hit"}, request=httpx.Request("POST", url))
-    options = FinalRequestOptions.construct(method="post", url="/chat/completions", json_data=body)
-    return LegacyAPIResponse(raw=raw, cast_to=ChatCompletion, client=client, stream=False, stream_cls=None, options=options)
+def _cache_failed(error: BaseException) -> None:
+    """A cache read, write or embedding that failed: the call goes to the provider; said once."""
+    global _cache_warned
+    if not _cache_warned:
+        _cache_warned = True
+        print(f"llmtrace: warning: response cache trouble ({type(error).__name__}: {error}); calls it cannot serve go to "
+              "the provider", file=sys.stderr)
 
 
 def _embedder(client: Any, model: str) -> Any:
@@ -362,130 +152,220 @@ def _embedder(client: Any, model: str) -> Any:
     return _embedders[key]
 
 
-def _cache_failed(error: BaseException) -> None:
-    """A cache read, write or embedding that failed: the call goes to the provider; said once."""
-    global _cache_warned
-    if not _cache_warned:
-        _cache_warned = True
-        print(f"llmtrace: warning: response cache trouble ({type(error).__name__}: {error}); calls it cannot serve go to "
-              "the provider", file=sys.stderr)
+def _sdk_default_retries() -> int:
+    try:
+        from openai._constants import DEFAULT_MAX_RETRIES
+    except ImportError:  # pragma: no cover
+        return 2
+    return DEFAULT_MAX_RETRIES
 
 
 class _Call:
-    """Book-keeping for one chat.completions.create call: span, cache lookup, attempts."""
+    """One logical SDK call: its span, its cache slot, its attempts, and its response body."""
 
-    def __init__(self, client: Any, kwargs: dict[str, Any]):
+    is_async = False
+
+    def __init__(self, client: Any, options: Any, endpoint: Endpoint, stream: bool):
         rec = _recorder
         assert rec is not None
         if rec.redactor is not None:
             rec.redactor.add_secret(getattr(client, "api_key", None))
-        self.client = client
-        self.kwargs = dict(kwargs)
-        self.stream = self.kwargs.get("stream") is True
+        self.client, self.endpoint, self.stream = client, endpoint, stream
+        body = dict(options.json_data) if isinstance(options.json_data, dict) else {}
+        extra = getattr(options, "extra_json", None)
+        if isinstance(extra, dict):
+            body.update(extra)
         self.hide_usage = False
-        if self.stream:
-            opts = self.kwargs.get("stream_options")
+        options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
+        if stream and endpoint is endpoints.CHAT and isinstance(options.json_data, dict):
+            opts = body.get("stream_options")
             opts = dict(opts) if isinstance(opts, dict) else {}
-            if not opts.get("include_usage"):
+            if not opts.get("include_usage"):  # usage is asked for; the caller never sees the extra chunk
                 opts["include_usage"] = True
-                self.kwargs["stream_options"] = opts
+                body["stream_options"] = opts
+                options.json_data = {**options.json_data, "stream_options": opts}
                 self.hide_usage = True
-        span = _claim()
+        self.options = options
+        self.body = json.loads(json.dumps(body, default=_json_default))
+        span = _claim() if endpoint.claims_llm_span else None
         self.own = span is None
         if span is None:
             span = rec.start_span(
-                kind=SpanKind.LLM.value, name="openai.chat.completions", parent_id=_langchain_parent(),
-                inputs={"messages": parse_json_maybe(json.dumps(self.kwargs.get("messages"), default=_json_default))},
-                model_requested=self.kwargs.get("model"),
+                kind=endpoint.kind, name=endpoint.name, parent_id=_langchain_parent(),
+                inputs=endpoint.inputs(self.body), model_requested=self.body.get("model"),
             )
-        else:
-            self.hide_usage = False  # LangChain reads the usage chunk itself
         span.provider = span.provider or _provider(client)
-        span.model_requested = span.model_requested or self.kwargs.get("model")
-        span.request = _body(self.kwargs)
+        span.model_requested = span.model_requested or self.body.get("model")
+        span.request = self.body
         self.span = span
         self.attempts = 0
         self.log: list[dict[str, Any]] = []
         self.key: str | None = None
         self.vector: list[float] | None = None
-        headers = {str(k).lower() for k in (self.kwargs.get("extra_headers") or {})}
-        self.raw = _RAW_HEADER in headers  # with_raw_response: the caller wants the HTTP response object
-        # A raw *stream* cannot be replayed faithfully; everything else can.
-        self.cache = None if (self.raw and self.stream) else _settings.cache
-        if _settings.retry is not None:
-            client.max_retries = 0  # one layer owns the retry budget: ours
+        self.hit: dict[str, Any] | None = None
+        self.status: int | None = None
+        self.headers: list[list[str]] = []
+        self.body_finished = False
+        self.sse = False
+        self.returned_ok = False
         self.t0 = time.perf_counter()
 
     # -- cache ------------------------------------------------------------------------------------
     def base_url(self) -> str:
         url = str(self.client.base_url).rstrip("/")
-        return _settings.url_aliases.get(url, url)
+        return _settings.url_aliases.get(url, url) + "/" + str(self.options.url).lstrip("/")
 
     def semantic_text(self) -> str | None:
         sem = _settings.semantic
-        if self.cache is None or sem is None:
+        if _settings.cache is None or sem is None or self.endpoint is not endpoints.CHAT:
             return None
-        messages = self.span.request.get("messages") or []
+        messages = self.body.get("messages") or []
         if len(messages) > sem.semantic_max_messages or any(m.get("role") == "tool" for m in messages):
             return None  # long or tool-driven conversations: exact matches only
+        from llmtrace.capture.cache import prompt_text
+
         return prompt_text(messages)
 
-    def lookup(self, vector: list[float] | None = None) -> Any:
-        """The cached answer in the form the caller expects, or None on a miss."""
-        if self.cache is None:
+    def lookup(self, vector: list[float] | None = None) -> dict[str, Any] | None:
+        """The recorded answer for this call's slot, or None on a miss."""
+        cache = _settings.cache
+        if cache is None:
             return None
-        base_url = self.base_url()
-        self.key = request_key(self.span.request, base_url)
+        from llmtrace.capture.cache import cosine, params_key, request_key
+
+        base = request_key(self.body, self.base_url())
+        if _settings.cache_mode == "reuse":
+            n = 0
+        else:
+            with _occ_lock:
+                n = _occurrences.get(base, 0)
+                _occurrences[base] = n + 1
+        self.key = f"{base}.{n}"
         try:
-            completion = self.cache.get(self.key)
+            entry = cache.get(self.key)
         except Exception as e:  # a damaged entry is a miss
             _cache_failed(e)
-            completion = None
+            entry = None
         similarity = None
-        if completion is None and vector is not None:
+        if entry is None and vector is not None:
             self.vector = vector
-            best = max(((cosine(vector, v), k) for v, k in self.cache.semantic_candidates(params_key(self.span.request, base_url))),
-                       default=None)
-            if best is not None and best[0] >= _settings.semantic.threshold:
-                completion = self.cache.get(best[1])
-                similarity = best[0]
-        if completion is None:
+            try:
+                best = max(((cosine(vector, v), k) for v, k in cache.semantic_candidates(params_key(self.body, self.base_url()))),
+                           default=None)
+                if best is not None and best[0] >= _settings.semantic.threshold:
+                    entry = cache.get(best[1])
+                    similarity = best[0] if entry is not None else None
+            except Exception as e:
+                _cache_failed(e)
+        if entry is None:
             return None
-        span = self.span
-        span.cache_hit = "semantic" if similarity is not None else "exact"
+        self.hit = entry
+        self.span.cache_hit = "semantic" if similarity is not None else "exact"
         if similarity is not None:
-            span.metadata["similarity"] = round(similarity, 4)
-        _apply_completion(span, completion, self.own)
-        span.metadata["latency_ms"] = round((time.perf_counter() - self.t0) * 1000, 3)
-        if self.stream:
-            span.streamed = True
-            span.first_token_us = now_us()
-            chunks = completion_to_chunks(completion, with_usage=not self.hide_usage)
-            result: Any = _AsyncReplay(chunks) if self.is_async else _Replay(chunks)
-        elif self.raw:
-            result = _raw_response(self.client, completion, self.span.request)
-        else:
-            from openai.types.chat import ChatCompletion
+            self.span.metadata["similarity"] = round(similarity, 4)
+        return entry
 
-            result = ChatCompletion.model_validate(completion)
-        if self.own and _recorder is not None:
-            _recorder.end_span(span)
-        return result
+    def replay_response(self, entry: dict[str, Any]) -> Any:
+        """A recorded answer as the httpx response the SDK would have received."""
+        client = self.client
+        try:
+            request = client._build_request(self.options)
+        except TypeError:  # pragma: no cover - older signature
+            request = client._build_request(self.options, retries_taken=0)
+        httpx = sys.modules[type(request).__module__.split(".")[0]]
+        headers = [*entry["headers"], ["x-llmtrace-cache", "hit"]]
+        if entry["sse"] or self.stream:
+            _, _, replay = _stream_classes(httpx)
+            return httpx.Response(entry["status"], headers=headers, stream=replay(list(entry["parts"])), request=request)
+        return httpx.Response(entry["status"], headers=headers, content=b"".join(entry["parts"]), request=request)
 
-    def store(self, completion: dict[str, Any]) -> None:
-        if self.cache is None or self.key is None:
+    def store(self, parts: list[bytes], sse: bool) -> None:
+        cache = _settings.cache
+        if cache is None or self.key is None or self.hit is not None or self.status is None or not 200 <= self.status < 300:
             return
         redactor = _recorder.redactor if _recorder is not None else None
         if redactor is not None:  # a reply that echoes a key must not put it on disk
-            completion = json.loads(redactor.text(json.dumps(completion)))
+            try:
+                texts = [p.decode("utf-8") for p in parts]
+            except UnicodeDecodeError:
+                return
+            parts = [redactor.text(t).encode("utf-8") for t in texts]
         try:
-            self.cache.set(self.key, completion)
+            cache.set(self.key, self.status, self.headers, parts, sse)
             if self.vector is not None:
-                self.cache.semantic_add(params_key(self.span.request, self.base_url()), self.vector, self.key)
+                from llmtrace.capture.cache import params_key
+
+                cache.semantic_add(params_key(self.body, self.base_url()), self.vector, self.key)
         except Exception as e:  # a full or broken cache must not break the call
             _cache_failed(e)
 
+    # -- the response body (a Sink for the tee) ---------------------------------------------------
+    def on_response(self, response: Any) -> None:
+        """The SDK is about to parse `response` (live or replayed): tee its body into the span."""
+        self.status = response.status_code
+        self.headers = [[k, v] for k, v in response.headers.items() if k.lower() not in _DROP_HEADERS]
+        sse = self.sse = response.headers.get("content-type", "").startswith("text/event-stream")
+        encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
+        if hasattr(response, "_content"):  # already read (a non-streamed send)
+            self.body_done([response.content], None, True)
+            return
+        if encoded:  # compressed bytes under the decoder: record them whole, as they came
+            self.headers = [[k, v] for k, v in response.headers.items() if k.lower() not in _DROP_HEADERS - {"content-encoding"}]
+            sse = self.sse = False
+        httpx = sys.modules[type(response).__module__.split(".")[0]]
+        tee, atee, _ = _stream_classes(httpx)
+        response.stream = (atee if self.is_async else tee)(response.stream, self, sse)
+
+    def first_bytes(self) -> None:
+        if self.span.first_token_us is None:
+            self.span.first_token_us = now_us()
+
+    def hidden(self, event: bytes) -> bool:
+        if not self.hide_usage or b'"usage"' not in event:
+            return False
+        data = _event_json(event)
+        return isinstance(data, dict) and self.endpoint.hidden_event(data)
+
+    def body_done(self, parts: list[bytes], error: BaseException | None, exhausted: bool) -> None:
+        if self.body_finished:
+            return
+        self.body_finished = True
+        span = self.span
+        body = b"".join(parts)
+        events = _sse_events(body) if self.sse else None
+        complete = exhausted and error is None
+        try:
+            if events is not None:
+                span.streamed = True
+                datas = [e for e in (_event_json(ev) for ev in events) if isinstance(e, dict)]
+                self.endpoint.read_events(span, datas, self.own)
+                # The SDK stops reading at [DONE] (chat) and may close before the end of a Responses stream.
+                complete = complete or any(ev.strip().endswith(b"[DONE]") or b'"response.completed"' in ev for ev in events[-2:])
+            else:
+                data = parse_json_maybe(body.decode("utf-8", "replace"))
+                if isinstance(data, dict):
+                    self.endpoint.read(span, data, self.own)
+        except Exception:  # an odd body must not break the call; the span keeps what it had
+            pass
+        if complete:
+            self.store(events if events is not None else parts, events is not None)
+        if self.own and _recorder is not None and (self.returned_ok or error is not None):
+            _recorder.end_span(span, error=error)
+
     # -- attempts ---------------------------------------------------------------------------------
+    def retry_budget(self) -> int | None:
+        """Retries llmtrace makes for this call, or None to leave them to the SDK."""
+        policy = _settings.retry
+        if policy is None:
+            return None
+        per_request = getattr(self.options, "max_retries", None)
+        if isinstance(per_request, int):
+            return per_request
+        mine = getattr(self.client, "max_retries", None)
+        if isinstance(mine, int) and mine != _sdk_default_retries():
+            return mine  # the script chose a budget: keep it
+        return policy.retries
+
     def before(self) -> None:
         self.attempts += 1
 
@@ -506,127 +386,210 @@ class _Call:
 
     def failed(self, error: BaseException) -> None:
         self._note_attempts()
-        self.span.metadata.setdefault("http_errors", []).append(f"{type(error).__name__}: {error}"[:500])
+        if not isinstance(error, (KeyboardInterrupt, SystemExit)):
+            self.span.metadata.setdefault("http_errors", []).append(f"{type(error).__name__}: {error}"[:500])
         if self.own and _recorder is not None:
             _recorder.end_span(self.span, error=error)
 
-    def done(self, result: Any) -> Any:
+    def returned(self) -> None:
         self._note_attempts()
         self.span.metadata["latency_ms"] = round((time.perf_counter() - self.t0) * 1000, 3)
-        if self.stream:
-            asm = _Assembler(self.span, self.own, self.hide_usage, on_complete=self.store)
-            if hasattr(result, "__aiter__"):
-                return _AsyncStreamProxy(result, asm)
-            if hasattr(result, "__iter__") and not hasattr(result, "parse"):
-                return _StreamProxy(result, asm)
-            return result
-        parsed = result.parse() if type(result).__name__ == "LegacyAPIResponse" else result
-        data = _as_dict(parsed)
-        _apply_completion(self.span, data, self.own)
-        if data.get("choices"):
-            self.store(data)
-        if self.own and _recorder is not None:
+        self.returned_ok = True
+        if self.own and self.body_finished and _recorder is not None:
             _recorder.end_span(self.span)
+
+    def retrying(self, budget: int) -> Any:
+        from llmtrace.capture.retry import make_retrying
+
+        return make_retrying(replace(_settings.retry, retries=budget), self.on_sleep, is_async=self.is_async)
+
+
+def _stream_classes(httpx: Any) -> tuple[type, type, type]:
+    from llmtrace.capture.streams import stream_classes
+
+    return stream_classes(httpx.__name__)
+
+
+def _sse_events(body: bytes) -> list[bytes]:
+    from llmtrace.capture.streams import split_events
+
+    events, rest = split_events(body)
+    return events + ([rest] if rest.strip() else [])
+
+
+def _event_json(event: bytes) -> Any:
+    """The JSON of one server-sent event's data lines, or None ([DONE], comments, damage)."""
+    lines = [ln[5:].lstrip() for ln in event.splitlines() if ln.startswith(b"data:")]
+    if not lines:
+        return None
+    data = b"\n".join(lines)
+    if data.strip() == b"[DONE]":
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _begin(client: Any, options: Any, stream: bool) -> "_Call | None":
+    """The call to trace, or None when this request is not one llmtrace traces."""
+    if _recorder is None or _internal.get() or _active.get() is not None:
+        return None
+    endpoint = endpoints.for_path(str(getattr(options, "method", "")), str(getattr(options, "url", "")))
+    if endpoint is None:
+        return None
+    return _Call(client, options, endpoint, stream)
+
+
+def _wrap_request_sync(orig: Any) -> Any:
+    @functools.wraps(orig)
+    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            call = None if args else _begin(self, options, bool(kwargs.get("stream")))
+            if call is not None:
+                text = call.semantic_text()
+                vector = None
+                if text is not None:
+                    token = _internal.set(True)
+                    try:
+                        vector = _embedder(self, _settings.semantic.embedding_model).embed_query(text)
+                    except Exception as e:
+                        _cache_failed(e)
+                    finally:
+                        _internal.reset(token)
+                hit = call.lookup(vector)
+        except Exception:  # recording trouble: make the call untraced rather than fail it
+            call = None
+        if call is None:
+            return orig(self, cast_to, options, *args, **kwargs)
+        token = _active.set(call)
+        try:
+            if hit is not None:
+                result = self._process_response(cast_to=cast_to, options=call.options, response=call.replay_response(hit),
+                                                stream=bool(kwargs.get("stream")), stream_cls=kwargs.get("stream_cls"))
+            else:
+                budget = call.retry_budget()
+                options = call.options
+                if budget is not None:
+                    options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
+                    options.max_retries = 0  # one layer owns the retry budget: ours
+
+                def attempt() -> Any:
+                    call.before()
+                    try:
+                        return orig(self, cast_to, options, **kwargs)
+                    except BaseException as e:
+                        call.attempt_failed(e)
+                        raise
+
+                result = attempt() if budget is None else call.retrying(budget)(attempt)
+        except BaseException as e:
+            call.failed(e)
+            raise
+        finally:
+            _active.reset(token)
+        call.returned()
         return result
 
-    is_async = False
+    request.__llmtrace_wrapped__ = True  # type: ignore[attr-defined]
+    return request
 
 
-def _wrap_sync(orig: Any) -> Any:
+def _wrap_request_async(orig: Any) -> Any:
     @functools.wraps(orig)
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if _recorder is None or args:
-            return orig(self, *args, **kwargs)
+    async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            call = _Call(self._client, kwargs)
-            text = call.semantic_text()
-            vector = None
-            if text is not None:
-                try:
-                    vector = _embedder(self._client, _settings.semantic.embedding_model).embed_query(text)
-                except Exception as e:
-                    _cache_failed(e)
-            hit = call.lookup(vector)
-        except Exception:  # recording trouble: make the call untraced rather than fail it
-            return orig(self, *args, **kwargs)
-        if hit is not None:
-            return hit
-
-        def attempt() -> Any:
-            call.before()
-            try:
-                return orig(self, **call.kwargs)
-            except BaseException as e:
-                call.attempt_failed(e)
-                raise
-
-        try:
-            if _settings.retry is not None:
-                from llmtrace.capture.retry import make_retrying
-
-                result = make_retrying(_settings.retry, call.on_sleep, is_async=False)(attempt)
-            else:
-                result = attempt()
-        except BaseException as e:
-            call.failed(e)
-            raise
-        return call.done(result)
-
-    create.__llmtrace_wrapped__ = True  # type: ignore[attr-defined]
-    return create
-
-
-def _wrap_async(orig: Any) -> Any:
-    @functools.wraps(orig)
-    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if _recorder is None or args:
-            return await orig(self, *args, **kwargs)
-        try:
-            call = _Call(self._client, kwargs)
-            call.is_async = True
-            text = call.semantic_text()
-            vector = None
-            if text is not None:
-                try:
-                    vector = await _embedder(self._client, _settings.semantic.embedding_model).aembed_query(text)
-                except Exception as e:
-                    _cache_failed(e)
-            hit = call.lookup(vector)
+            call = None if args else _begin(self, options, bool(kwargs.get("stream")))
+            if call is not None:
+                call.is_async = True
+                text = call.semantic_text()
+                vector = None
+                if text is not None:
+                    token = _internal.set(True)
+                    try:
+                        vector = await _embedder(self, _settings.semantic.embedding_model).aembed_query(text)
+                    except Exception as e:
+                        _cache_failed(e)
+                    finally:
+                        _internal.reset(token)
+                hit = call.lookup(vector)
         except Exception:
-            return await orig(self, *args, **kwargs)
-        if hit is not None:
-            return hit
-
-        async def attempt() -> Any:
-            call.before()
-            try:
-                return await orig(self, **call.kwargs)
-            except BaseException as e:
-                call.attempt_failed(e)
-                raise
-
+            call = None
+        if call is None:
+            return await orig(self, cast_to, options, *args, **kwargs)
+        token = _active.set(call)
         try:
-            if _settings.retry is not None:
-                from llmtrace.capture.retry import make_retrying
-
-                result = await make_retrying(_settings.retry, call.on_sleep, is_async=True)(attempt)
+            if hit is not None:
+                result = await self._process_response(
+                    cast_to=cast_to, options=call.options, response=call.replay_response(hit),
+                    stream=bool(kwargs.get("stream")), stream_cls=kwargs.get("stream_cls"),
+                )
             else:
-                result = await attempt()
+                budget = call.retry_budget()
+                options = call.options
+                if budget is not None:
+                    options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
+                    options.max_retries = 0
+
+                async def attempt() -> Any:
+                    call.before()
+                    try:
+                        return await orig(self, cast_to, options, **kwargs)
+                    except BaseException as e:
+                        call.attempt_failed(e)
+                        raise
+
+                result = await (attempt() if budget is None else call.retrying(budget)(attempt))
         except BaseException as e:
             call.failed(e)
             raise
-        return call.done(result)
+        finally:
+            _active.reset(token)
+        call.returned()
+        return result
 
-    create.__llmtrace_wrapped__ = True  # type: ignore[attr-defined]
-    return create
+    request.__llmtrace_wrapped__ = True  # type: ignore[attr-defined]
+    return request
+
+
+def _seen(response: Any) -> None:
+    call = _active.get()
+    if call is not None and call.status is None and response is not None:
+        try:
+            call.on_response(response)
+        except Exception:  # recording trouble never reaches the caller
+            pass
+
+
+def _wrap_process_sync(orig: Any) -> Any:
+    @functools.wraps(orig)
+    def _process_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _seen(kwargs.get("response"))
+        return orig(self, *args, **kwargs)
+
+    _process_response.__llmtrace_wrapped__ = True  # type: ignore[attr-defined]
+    return _process_response
+
+
+def _wrap_process_async(orig: Any) -> Any:
+    @functools.wraps(orig)
+    async def _process_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _seen(kwargs.get("response"))
+        return await orig(self, *args, **kwargs)
+
+    _process_response.__llmtrace_wrapped__ = True  # type: ignore[attr-defined]
+    return _process_response
 
 
 def patch_openai() -> bool:
     try:
-        from openai.resources.chat.completions import completions as mod
+        from openai import _base_client as base
     except ImportError:
         return False
-    if not getattr(mod.Completions.create, "__llmtrace_wrapped__", False):
-        mod.Completions.create = _wrap_sync(mod.Completions.create)
-        mod.AsyncCompletions.create = _wrap_async(mod.AsyncCompletions.create)
+    sync, async_ = base.SyncAPIClient, base.AsyncAPIClient
+    if not getattr(sync.request, "__llmtrace_wrapped__", False):
+        sync.request = _wrap_request_sync(sync.request)
+        async_.request = _wrap_request_async(async_.request)
+        sync._process_response = _wrap_process_sync(sync._process_response)
+        async_._process_response = _wrap_process_async(async_._process_response)
     return True

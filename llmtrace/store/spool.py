@@ -35,20 +35,53 @@ def spool_dir(home: Path) -> Path:
     return home / "spool"
 
 
+class SpoolFile:
+    """An append-only, memory-mapped file of encoded span rows, one JSON line each."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._size = _INITIAL_BYTES
+        os.ftruncate(self.fd, self._size)
+        self._map = mmap.mmap(self.fd, self._size)
+        self._offset = 0
+        self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
+        self.closed = False
+
+    def append(self, row: Any) -> None:
+        data = (encode_json(row) + "\n").encode("utf-8", "replace")
+        with self._lock:
+            if self.closed:
+                return
+            end = self._offset + len(data)
+            if end > self._size:
+                while self._size < end:
+                    self._size *= 2
+                os.ftruncate(self.fd, self._size)
+                self._map.resize(self._size)
+            self._map[self._offset : end] = data
+            self._offset = end
+
+    def close(self) -> None:
+        """Cut the file to what was written (it stays on disk)."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._map.close()
+            os.ftruncate(self.fd, self._offset)
+            os.close(self.fd)
+
+
 class SpoolingWriter:
     """Exporter: spool line now, SQLite soon after; `close()` drains and removes the spool."""
 
     def __init__(self, writer: StoreWriter, directory: Path, trace_id: str):
         self.writer = writer
         self.redactor = writer.redactor
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = directory / f"{trace_id}.jsonl"
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._size = _INITIAL_BYTES
-        os.ftruncate(self.fd, self._size)
-        self._map = mmap.mmap(self.fd, self._size)
-        self._offset = 0
-        self._append_lock = threading.Lock()
+        self.file = SpoolFile(directory / f"{trace_id}.jsonl")
+        self.path = self.file.path
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failed = False
         self._thread = threading.Thread(target=self._run, name="llmtrace-writer", daemon=True)
@@ -58,20 +91,8 @@ class SpoolingWriter:
     def write_span(self, span: Span) -> None:
         # Encoded (and redacted) once: the spool line and the SQLite rows are the same values.
         row = self.writer.rows(span)
-        data = (encode_json(row) + "\n").encode("utf-8", "replace")
-        with self._append_lock:
-            end = self._offset + len(data)
-            if end > self._size:
-                self._grow(end)
-            self._map[self._offset : end] = data
-            self._offset = end
+        self.file.append(row)
         self._queue.put(row)
-
-    def _grow(self, needed: int) -> None:
-        while self._size < needed:
-            self._size *= 2
-        os.ftruncate(self.fd, self._size)
-        self._map.resize(self._size)
 
     def _run(self) -> None:
         stop = False
@@ -101,10 +122,7 @@ class SpoolingWriter:
         """Write everything still queued, then remove the spool if the store has it all."""
         self._queue.put(_STOP)
         self._thread.join(timeout=60)
-        with self._append_lock:
-            self._map.close()
-            os.ftruncate(self.fd, self._offset)
-            os.close(self.fd)
+        self.file.close()
         if not self._failed and not self._thread.is_alive():
             try:
                 self.path.unlink()
@@ -112,29 +130,67 @@ class SpoolingWriter:
                 pass
 
 
+class ChildSpool:
+    """Exporter for a child process of a traced run: spans go to a spool file of its own only (no
+    SQLite connection crosses a fork); the parent, or the next llmtrace command, loads it."""
+
+    def __init__(self, directory: Path, trace_id: str, redactor: Any):
+        from llmtrace.store.writer import RowEncoder
+
+        self.rows = RowEncoder(redactor).rows
+        self.file = SpoolFile(directory / f"{trace_id}.{os.getpid()}.jsonl")
+
+    def write_span(self, span: Span) -> None:
+        self.file.append(self.rows(span))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
+    from llmtrace.redact import Redactor
+
+    rows = []
+    text = path.read_bytes().rstrip(b"\x00").decode("utf-8", "replace")  # zeros: space never written
+    for line in text.splitlines():
+        try:
+            values, payload = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+        rows.append((values, payload))
+    if rows:
+        StoreWriter(db, redactor or Redactor()).write_rows(rows)
+    path.unlink(missing_ok=True)
+    return len(rows)
+
+
+def load_children(db: sqlite3.Connection, directory: Path, trace_id: str, redactor: Any = None) -> int:
+    """Load the spools of a run's child processes that have ended; returns spans loaded."""
+    from llmtrace.store.queries import pid_alive
+
+    total = 0
+    for path in directory.glob(f"{trace_id}.*.jsonl"):
+        pid = path.name.split(".")[1]
+        if pid.isdigit() and pid_alive(int(pid)):
+            continue  # a child that outlives the run: the next command loads it
+        total += _load(db, path, redactor)
+    return total
+
+
 def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> int:
     """Load spools of runs that are gone (killed) into the store; returns spans recovered."""
     if not directory.is_dir():
         return 0
-    from llmtrace.redact import Redactor
     from llmtrace.store.queries import pid_alive
 
     total = 0
     for path in directory.glob("*.jsonl"):
-        trace_id = path.stem
+        trace_id, _, rest = path.name.partition(".")
+        child_pid = rest.split(".")[0] if rest.count(".") == 1 else ""
+        if child_pid.isdigit() and pid_alive(int(child_pid)):
+            continue  # a child process still writing
         row = db.execute("SELECT status, pid FROM traces WHERE id = ?", (trace_id,)).fetchone()
         if row is not None and row[0] == "running" and pid_alive(row[1]):
             continue  # still being written
-        rows = []
-        text = path.read_bytes().rstrip(b"\x00").decode("utf-8", "replace")  # zeros: space never written
-        for line in text.splitlines():
-            try:
-                values, payload = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by the kill
-            rows.append((values, payload))
-        if rows:
-            StoreWriter(db, redactor or Redactor()).write_rows(rows)
-            total += len(rows)
-        path.unlink(missing_ok=True)
+        total += _load(db, path, redactor)
     return total

@@ -73,12 +73,36 @@ class JsonEncoder:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
+class RowEncoder:
+    """A span as its `spans` row and `payloads` row: encoded and redacted, ready for SQLite or a spool."""
+
+    def __init__(self, redactor: Redactor):
+        self.redactor = redactor
+        self.encode = JsonEncoder(redactor)
+
+    def rows(self, span: Span) -> tuple[list[Any], list[Any] | None]:
+        """The span's `spans` row and its `payloads` row (None when it has no payload), encoded and redacted."""
+        enc = self.encode
+        values = list(_span_values(span))
+        for i in _JSON_INDEXES:
+            v = values[i]
+            values[i] = enc(v) if v else None
+        if values[_ERROR_INDEX] is not None:
+            values[_ERROR_INDEX] = self.redactor.text(values[_ERROR_INDEX])
+        values[_STREAMED_INDEX] = int(values[_STREAMED_INDEX])
+        request, response = span.request, span.response
+        if request is None and response is None:
+            return values, None
+        return values, [span.id, enc(request), enc(response)]
+
+
 class StoreWriter:
     def __init__(self, db: sqlite3.Connection, redactor: Redactor):
         self.db = db
         self.db_path = db.execute("PRAGMA database_list").fetchone()[2]
         self.redactor = redactor
-        self.encode = JsonEncoder(redactor)
+        encoder = RowEncoder(redactor)
+        self.encode, self.rows = encoder.encode, encoder.rows
         self._lock = threading.Lock()
 
     def _text(self, s: str | None) -> str | None:
@@ -96,21 +120,6 @@ class StoreWriter:
                 "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
                 [(trace.id, k, self._text(v)) for k, v in trace.tags.items()],
             )
-
-    def rows(self, span: Span) -> tuple[list[Any], list[Any] | None]:
-        """The span's `spans` row and its `payloads` row (None when it has no payload), encoded and redacted."""
-        enc = self.encode
-        values = list(_span_values(span))
-        for i in _JSON_INDEXES:
-            v = values[i]
-            values[i] = enc(v) if v else None
-        if values[_ERROR_INDEX] is not None:
-            values[_ERROR_INDEX] = self.redactor.text(values[_ERROR_INDEX])
-        values[_STREAMED_INDEX] = int(values[_STREAMED_INDEX])
-        request, response = span.request, span.response
-        if request is None and response is None:
-            return values, None
-        return values, [span.id, enc(request), enc(response)]
 
     def write_span(self, span: Span) -> None:
         self.write_spans([span])

@@ -1,0 +1,144 @@
+"""Response bodies as they pass the SDK: a tee that records them, and a replay of a recorded one.
+
+Both are httpx byte streams placed under the SDK's own response object, so the SDK parses a
+recorded answer exactly as it parsed the live one: the same events, one by one, for streams. A
+server-sent-event body is cut at event boundaries, which lets one event (the usage chunk llmtrace
+asked for and the caller did not) be kept from the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Protocol
+
+
+class Sink(Protocol):
+    def first_bytes(self) -> None: ...
+
+    def hidden(self, event: bytes) -> bool: ...
+
+    def body_done(self, parts: list[bytes], error: BaseException | None, exhausted: bool) -> None: ...
+
+
+def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete server-sent events (each with its blank line) and the unfinished rest."""
+    events: list[bytes] = []
+    start = 0
+    while True:
+        ends = [i for i in (buffer.find(b"\n\n", start), buffer.find(b"\r\n\r\n", start)) if i >= 0]
+        if not ends:
+            return events, buffer[start:]
+        end = min(ends)
+        end += 4 if buffer.startswith(b"\r\n\r\n", end) else 2
+        events.append(buffer[start:end])
+        start = end
+
+
+@functools.lru_cache(maxsize=4)
+def stream_classes(httpx_module: str) -> tuple[type, type, type]:
+    """(Tee, AsyncTee, Replay) built on the byte-stream bases of the httpx the SDK uses."""
+    mod = sys.modules[httpx_module]
+    sync_base, async_base = mod.SyncByteStream, mod.AsyncByteStream
+
+    class Tee(sync_base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner: Any, sink: Sink, sse: bool):
+            self.inner, self.sink, self.sse = inner, sink, sse
+            self.parts: list[bytes] = []
+            self.done = False
+
+        def _finish(self, error: BaseException | None, exhausted: bool, rest: bytes = b"") -> None:
+            if not self.done:
+                self.done = True
+                if rest:
+                    self.parts.append(rest)
+                self.sink.body_done(self.parts, error, exhausted)
+
+        def __iter__(self) -> Any:
+            buf = b""
+            first = True
+            try:
+                for chunk in self.inner:
+                    if first and chunk:
+                        first = False
+                        self.sink.first_bytes()
+                    if not self.sse:
+                        self.parts.append(chunk)
+                        yield chunk
+                        continue
+                    events, buf = split_events(buf + chunk)
+                    for event in events:
+                        self.parts.append(event)
+                        if not self.sink.hidden(event):
+                            yield event
+            except BaseException as e:
+                self._finish(e, False, buf)
+                raise
+            self._finish(None, True, buf)
+            if buf:
+                yield buf
+
+        def close(self) -> None:
+            try:
+                self.inner.close()
+            finally:
+                self._finish(None, False)
+
+    class AsyncTee(async_base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner: Any, sink: Sink, sse: bool):
+            self.inner, self.sink, self.sse = inner, sink, sse
+            self.parts: list[bytes] = []
+            self.done = False
+
+        _finish = Tee._finish
+
+        async def __aiter__(self) -> Any:
+            buf = b""
+            first = True
+            try:
+                async for chunk in self.inner:
+                    if first and chunk:
+                        first = False
+                        self.sink.first_bytes()
+                    if not self.sse:
+                        self.parts.append(chunk)
+                        yield chunk
+                        continue
+                    events, buf = split_events(buf + chunk)
+                    for event in events:
+                        self.parts.append(event)
+                        if not self.sink.hidden(event):
+                            yield event
+            except BaseException as e:
+                self._finish(e, False, buf)
+                raise
+            self._finish(None, True, buf)
+            if buf:
+                yield buf
+
+        async def aclose(self) -> None:
+            try:
+                await self.inner.aclose()
+            finally:
+                self._finish(None, False)
+
+    class Replay(sync_base, async_base):  # type: ignore[misc, valid-type]
+        """A recorded body, one event (or the whole body) per chunk."""
+
+        def __init__(self, parts: list[bytes]):
+            self.parts = parts
+
+        def __iter__(self) -> Any:
+            yield from self.parts
+
+        async def __aiter__(self) -> Any:
+            for part in self.parts:
+                yield part
+
+        def close(self) -> None:
+            pass
+
+        async def aclose(self) -> None:
+            pass
+
+    return Tee, AsyncTee, Replay
