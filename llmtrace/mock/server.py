@@ -1,8 +1,31 @@
 """A scripted OpenAI-compatible HTTP server on 127.0.0.1, for offline demos and tests.
 
-Serves /v1/chat/completions (plain, tool calls, parallel tool calls, SSE streaming with a final
-usage chunk when asked), /v1/embeddings (deterministic bag-of-words vectors, so similar texts are
-close) and /v1/models. /_mock/stats reports request counts; /_mock/reset zeroes them.
+Routes (POST unless noted; a route matches on how the path ends, so /v1/… and /… both work):
+
+- /v1/chat/completions: plain replies, tool calls (parallel too), SSE streaming with a final usage
+  chunk when `stream_options.include_usage` asks for it, structured output (`response_format`
+  json_schema / json_object) and forced tool calls (`tool_choice`).
+- /v1/responses: the Responses API, whole or streamed (`event:`/`data:` SSE with sequence numbers,
+  ending in response.completed; no [DONE]), with function tools, `text.format` structured output
+  and `tool_choice`.
+- /v1/messages: the Anthropic Messages API (what langchain-anthropic's ChatAnthropic posts to with
+  ANTHROPIC_BASE_URL=http://127.0.0.1:PORT), whole or streamed; /v1/messages/count_tokens too.
+- /v1/embeddings: deterministic bag-of-words vectors (similar texts are close), float or base64
+  (`encoding_format`), `dimensions`; usage counts ~4 characters a token, or one per token id.
+- GET /v1/models: the script's model.
+- GET /_mock/stats: request counts by path and status, and the token usage sent in successful
+  replies, {"usage": {"input_tokens": N, "output_tokens": M}}: prompt/input tokens of chat,
+  responses, messages and embeddings replies, completion/output tokens of the first three. A
+  streamed chat reply that did not ask for usage sends none and adds nothing; a stream cut before
+  its usage-carrying event adds nothing. POST /_mock/reset zeroes the stats and the sample
+  counters, and with {"faults": [...]} sets the next faults. MockServer.stats holds the same in
+  process (Stats.input_tokens / output_tokens).
+
+Replies come from a reply script (llmtrace.mock.script documents its keys). Faults (status,
+retry_after, timeout, drop, cut_after) apply to every POST route; on /v1/messages an error body has
+Anthropic's shape ({"type": "error", "error": {"type": "rate_limit_error", ...}}). Each whole reply
+leaves in one write with TCP_NODELAY, so a client's delayed ACK never stalls it (it used to cost
+~40 ms a reply).
 """
 
 from __future__ import annotations
@@ -19,23 +42,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from llmtrace.mock.script import Fault, Script, choose_reply
+from llmtrace.mock import payloads
+from llmtrace.mock.payloads import estimate_tokens, prompt_tokens
+from llmtrace.mock.script import DEFAULT_MODEL, Conversation, Fault, Reply, Script, plan_reply
 
-
-def estimate_tokens(text: str) -> int:
-    """Roughly what a BPE tokenizer gives for English: a token per ~4 characters."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
-
-
-def prompt_tokens(body: dict[str, Any]) -> int:
-    total = 3
-    for m in body.get("messages") or []:
-        total += 4 + estimate_tokens(json.dumps(m.get("content"), ensure_ascii=False))
-        if m.get("tool_calls"):
-            total += estimate_tokens(json.dumps(m["tool_calls"]))
-    if body.get("tools"):
-        total += estimate_tokens(json.dumps(body["tools"]))
-    return total
+__all__ = ["MockServer", "Stats", "embed", "estimate_tokens", "prompt_tokens"]
 
 
 def embed(text: str, dim: int) -> list[float]:
@@ -53,10 +64,13 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
-        self.requests = 0
-        self.by_path: dict[str, int] = {}
-        self.by_status: dict[int, int] = {}
-        self.bodies: list[dict[str, Any]] = []
+        with self.lock:
+            self.requests = 0
+            self.by_path: dict[str, int] = {}
+            self.by_status: dict[int, int] = {}
+            self.bodies: list[dict[str, Any]] = []
+            self.input_tokens = 0
+            self.output_tokens = 0
 
     def record(self, path: str, status: int, body: dict[str, Any] | None) -> None:
         with self.lock:
@@ -66,13 +80,26 @@ class Stats:
             if body is not None and len(self.bodies) < 1000:
                 self.bodies.append(body)
 
+    def add_usage(self, input_tokens: int, output_tokens: int = 0) -> None:
+        """Token usage that a reply carried to the client."""
+        with self.lock:
+            self.input_tokens += input_tokens
+            self.output_tokens += output_tokens
+
     def as_dict(self) -> dict[str, Any]:
         with self.lock:
             return {
                 "requests": self.requests,
                 "by_path": dict(self.by_path),
                 "by_status": {str(k): v for k, v in self.by_status.items()},
+                "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
             }
+
+
+def request_key(api: str, body: dict[str, Any]) -> str:
+    """Identical requests share a key: the route and the JSON body without `stream`/`stream_options`."""
+    rest = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    return hashlib.sha256((api + "\n" + json.dumps(rest, sort_keys=True, default=str)).encode()).hexdigest()
 
 
 class MockServer:
@@ -85,6 +112,7 @@ class MockServer:
         self._rng = random.Random(self.script.seed)
         self._lock = threading.Lock()
         self._counter = 0
+        self._seen: dict[str, int] = {}  # request key → how many identical requests were answered
         self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -97,8 +125,13 @@ class MockServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def anthropic_base_url(self) -> str:
+        """What ANTHROPIC_BASE_URL should be: the anthropic SDK adds /v1/messages itself."""
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self) -> "MockServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="llmtrace-mock", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="llmtrace-mock", daemon=True)
         self._thread.start()
         return self
 
@@ -111,6 +144,12 @@ class MockServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    def reset(self) -> None:
+        """Zero the stats and the sample counters (what POST /_mock/reset does)."""
+        self.stats.reset()
+        with self._lock:
+            self._seen.clear()
 
     def set_faults(self, faults: list[Any]) -> None:
         with self._lock:
@@ -129,32 +168,54 @@ class MockServer:
             self._counter += 1
             return f"{self._counter:06d}"
 
+    def reply_for(self, api: str, body: dict[str, Any]) -> tuple[Conversation, Reply]:
+        """The scripted reply; the n-th identical request (n from 0) gets sample n of a `samples` rule."""
+        key = request_key(api, body)
+        with self._lock:
+            n = self._seen.get(key, 0)
+            self._seen[key] = n + 1
+        conv = Conversation.for_api(api, body)
+        return conv, plan_reply(self.script, conv, n)
+
+
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
+    404: "not_found_error", 429: "rate_limit_error",
+}
+
 
 def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "llmtrace-mock/1"
+        disable_nagle_algorithm = True  # small SSE writes go out at once
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
 
-        def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
+        def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+            """Status line, headers and body in one write: a reply split in two lets the client's
+            delayed ACK hold back the second part (~40 ms per reply)."""
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+            self._headers_buffer.append(b"\r\n")  # what end_headers() adds, without its flush
+            self._headers_buffer.append(data)
+            self.flush_headers()
+
+        def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
 
         def _read_body(self) -> dict[str, Any]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
-                return json.loads(raw or b"{}")
+                body = json.loads(raw or b"{}")
             except ValueError:
                 return {}
+            return body if isinstance(body, dict) else {}
 
         def do_GET(self) -> None:
             path = self.path.split("?")[0].rstrip("/")
@@ -172,7 +233,7 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?")[0].rstrip("/")
             body = self._read_body()
             if path == "/_mock/reset":
-                server.stats.reset()
+                server.reset()
                 if "faults" in body:
                     server.set_faults(body["faults"])
                 return self._send_json(200, {"ok": True})
@@ -184,6 +245,13 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
                 return
             if path.endswith("/chat/completions"):
                 return self._chat(path, body)
+            if path.endswith("/responses"):
+                return self._responses(path, body)
+            if path.endswith("/messages/count_tokens"):
+                server.stats.record(path, 200, body)
+                return self._send_json(200, {"input_tokens": payloads.messages_input_tokens(body)})
+            if path.endswith("/messages"):
+                return self._messages(path, body)
             if path.endswith("/embeddings"):
                 return self._embeddings(path, body)
             server.stats.record(path, 404, body)
@@ -207,57 +275,27 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
                 headers["retry-after"] = str(fault.retry_after)
             if fault.retry_after_ms is not None:
                 headers["retry-after-ms"] = str(fault.retry_after_ms)
-            kind = {
-                400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
-                404: "not_found_error", 429: "rate_limit_error",
-            }.get(fault.status, "server_error")
             code = fault.code or {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(fault.status)
             message = {
                 "insufficient_quota": "You exceeded your current quota, please check your plan and billing details.",
                 "context_length_exceeded": "This model's maximum context length is 128000 tokens.",
             }.get(code or "", f"scripted fault: HTTP {fault.status}")
             server.stats.record(path, fault.status, body)
+            if path.endswith("/messages") or path.endswith("/messages/count_tokens"):
+                error = {"type": "error", "error": {"type": payloads.anthropic_error_type(fault.status), "message": message}}
+                self._send_json(fault.status, error, headers)
+                return True
+            kind = _OPENAI_ERROR_TYPES.get(fault.status, "server_error")
             self._send_json(fault.status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
             return True
 
-        def _chat(self, path: str, body: dict[str, Any]) -> None:
-            content, calls, finish = choose_reply(server.script, body)
-            rid = server.next_id()
-            tool_calls = [
-                {
-                    "id": f"call_{rid}_{i}",
-                    "type": "function",
-                    "function": {
-                        "name": c["name"],
-                        "arguments": c["arguments"] if isinstance(c.get("arguments"), str) else json.dumps(c.get("arguments", {})),
-                    },
-                }
-                for i, c in enumerate(calls)
-            ]
-            p_tokens = prompt_tokens(body)
-            c_tokens = estimate_tokens(content or "") + sum(estimate_tokens(json.dumps(t["function"])) for t in tool_calls)
-            usage = {
-                "prompt_tokens": p_tokens,
-                "completion_tokens": c_tokens,
-                "total_tokens": p_tokens + c_tokens,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
-            }
-            common = {"id": f"chatcmpl-mock{rid}", "created": int(time.time()), "model": server.script.model, "system_fingerprint": "fp_llmtrace_mock"}
-            server.stats.record(path, 200, body)
-            if body.get("stream"):
-                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                return self._stream(common, content, tool_calls, finish, usage if include_usage else None)
-            message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
-            if tool_calls:
-                message["tool_calls"] = tool_calls
-            self._send_json(
-                200,
-                {**common, "object": "chat.completion", "service_tier": "default",
-                 "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}], "usage": usage},
-            )
+        # --- streaming ---
 
-        def _stream(self, common: dict[str, Any], content: str | None, tool_calls: list[dict[str, Any]], finish: str, usage: dict[str, Any] | None) -> None:
+        def _stream(self, frames: list[bytes], *, trailer: bytes | None = None, usage_at: int | None = None,
+                    usage: tuple[int, int] | None = None) -> None:
+            """Write SSE frames; a cut_after fault breaks off after that many. `usage` is added to the
+            stats when frame `usage_at` (the one carrying it) is written, so a stream cut before it adds
+            nothing. `trailer` ([DONE]) is not counted as a frame."""
             cut = self._cut_after
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -267,52 +305,78 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.close_connection = True
-            sent = [0]
 
-            def chunk(delta: dict[str, Any] | None, finish_reason: str | None = None, with_usage: Any = None) -> None:
-                payload: dict[str, Any] = {**common, "object": "chat.completion.chunk"}
-                payload["choices"] = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
-                if usage is not None:
-                    payload["usage"] = with_usage
-                data = b"data: " + json.dumps(payload).encode() + b"\n\n"
-                if cut is None:
-                    self.wfile.write(data)
-                    return
-                if sent[0] >= cut:
+            def write(data: bytes) -> None:
+                self.wfile.write(data if cut is None else f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+            for i, data in enumerate(frames):
+                if cut is not None and i >= cut:
                     self.wfile.write(b"ffff\r\n" + data[:10])  # a chunk promised, never delivered
                     self.wfile.flush()
-                    raise ConnectionAbortedError("scripted cut")
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-                sent[0] += 1
-
-            try:
-                self._stream_body(chunk, content, tool_calls, finish, usage)
-            except ConnectionAbortedError:
-                self.connection.shutdown(2)
-                return
+                    self.connection.shutdown(2)
+                    return
+                if usage is not None and i == usage_at:  # counted before the client can see it
+                    server.stats.add_usage(*usage)
+                write(data)
+            if trailer is not None:
+                write(trailer)
             if cut is not None:
                 self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 
-        def _stream_body(self, chunk: Any, content: str | None, tool_calls: list[dict[str, Any]], finish: str, usage: Any) -> None:
-            chunk({"role": "assistant", "content": "" if not tool_calls else None, "refusal": None})
-            if content:
-                for piece in re.findall(r"\S+\s*|\s+", content):
-                    chunk({"content": piece})
-            for i, tc in enumerate(tool_calls):
-                chunk({"tool_calls": [{"index": i, "id": tc["id"], "type": "function", "function": {"name": tc["function"]["name"], "arguments": ""}}]})
-                args = tc["function"]["arguments"]
-                for j in range(0, len(args), 8):
-                    chunk({"tool_calls": [{"index": i, "function": {"arguments": args[j : j + 8]}}]})
-            chunk({}, finish)
-            if usage is not None:
-                chunk(None, with_usage=usage)
-            chunk_done = b"data: [DONE]\n\n"
-            if self._cut_after is None:
-                self.wfile.write(chunk_done)
-            else:
-                self.wfile.write(f"{len(chunk_done):x}\r\n".encode() + chunk_done + b"\r\n")
+        # --- Chat Completions ---
+
+        def _chat(self, path: str, body: dict[str, Any]) -> None:
+            _, reply = server.reply_for("chat", body)
+            rid = server.next_id()
+            tool_calls = payloads.chat_tool_calls(rid, reply)
+            p_tokens, c_tokens = prompt_tokens(body), payloads.output_tokens(reply)
+            usage = payloads.chat_usage(p_tokens, c_tokens)
+            common = {"id": f"chatcmpl-mock{rid}", "created": int(time.time()), "model": server.script.model, "system_fingerprint": "fp_llmtrace_mock"}
+            server.stats.record(path, 200, body)
+            if body.get("stream"):
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                frames = payloads.chat_chunks(common, reply, tool_calls, usage if include_usage else None)
+                return self._stream(frames, trailer=b"data: [DONE]\n\n", usage_at=len(frames) - 1,
+                                    usage=(p_tokens, c_tokens) if include_usage else None)
+            server.stats.add_usage(p_tokens, c_tokens)
+            self._send_json(200, payloads.chat_completion(common, reply, tool_calls, usage))
+
+        # --- Responses API ---
+
+        def _responses(self, path: str, body: dict[str, Any]) -> None:
+            _, reply = server.reply_for("responses", body)
+            rid = server.next_id()
+            in_tokens, out_tokens = payloads.responses_input_tokens(body), payloads.output_tokens(reply)
+            incomplete = reply.finish == "length"
+            final = payloads.response_object(
+                rid, int(time.time()), server.script.model, body, status="incomplete" if incomplete else "completed",
+                output=payloads.responses_output(rid, reply), usage=payloads.responses_usage(in_tokens, out_tokens), incomplete=incomplete,
+            )
+            server.stats.record(path, 200, body)
+            if body.get("stream"):
+                frames = payloads.response_events(final)
+                return self._stream(frames, usage_at=len(frames) - 1, usage=(in_tokens, out_tokens))
+            server.stats.add_usage(in_tokens, out_tokens)
+            self._send_json(200, final)
+
+        # --- Anthropic Messages ---
+
+        def _messages(self, path: str, body: dict[str, Any]) -> None:
+            _, reply = server.reply_for("messages", body)
+            rid = server.next_id()
+            in_tokens, out_tokens = payloads.messages_input_tokens(body), payloads.output_tokens(reply)
+            model = server.script.model if server.script.model_set or server.script.model != DEFAULT_MODEL else str(body.get("model") or server.script.model)
+            message = payloads.anthropic_message(rid, model, reply, payloads.anthropic_usage(in_tokens, out_tokens))
+            server.stats.record(path, 200, body)
+            if body.get("stream"):
+                frames = payloads.anthropic_events(message)
+                delta_at = next(i for i, f in enumerate(frames) if f.startswith(b"event: message_delta\n"))
+                return self._stream(frames, usage_at=delta_at, usage=(in_tokens, out_tokens))
+            server.stats.add_usage(in_tokens, out_tokens)
+            self._send_json(200, message, {"request-id": f"req_mock{rid}"})
+
+        # --- Embeddings ---
 
         def _embeddings(self, path: str, body: dict[str, Any]) -> None:
             inputs = body.get("input")
@@ -323,13 +387,18 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
             data = []
             tokens = 0
             for i, item in enumerate(inputs):
-                text = item if isinstance(item, str) else " ".join(str(t) for t in item)
-                tokens += estimate_tokens(text)
-                vec = embed(text, dim)
+                if isinstance(item, list):  # token ids (what OpenAIEmbeddings sends after tiktoken): one token each
+                    text = " ".join(str(t) for t in item)
+                    tokens += len(item)
+                else:
+                    text = str(item)
+                    tokens += estimate_tokens(text)
+                vec: Any = embed(text, dim)
                 if body.get("encoding_format") == "base64":
                     vec = base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode()
                 data.append({"object": "embedding", "index": i, "embedding": vec})
             server.stats.record(path, 200, body)
+            server.stats.add_usage(tokens, 0)
             self._send_json(
                 200,
                 {"object": "list", "data": data, "model": body.get("model", "text-embedding-3-small"),
