@@ -184,7 +184,8 @@ def run(
         from llmtrace.mock import MockServer
 
         server = MockServer(_find_mock_script(script, mock_script)).start()
-        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key"}
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key",
+               "ANTHROPIC_BASE_URL": server.anthropic_base_url, "ANTHROPIC_API_KEY": "llmtrace-mock-key"}
     try:
         opts = runner.RunOptions(
             script_arg, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,

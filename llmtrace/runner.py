@@ -51,6 +51,14 @@ class RunOptions:
     otlp_url: str | None = None  # stream spans live to this OTLP/HTTP endpoint too
 
 
+def _mock_aliases(mock_url: str | None) -> dict[str, str]:
+    """The --mock server's URLs (openai: …/v1, anthropic: its root) under stable names for cache keys."""
+    if not mock_url:
+        return {}
+    url = mock_url.rstrip("/")
+    return {url: "llmtrace-mock", url.removesuffix("/v1"): "llmtrace-mock-root"}
+
+
 def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
     from llmtrace.capture.cache import CacheSettings, open_cache
     from llmtrace.capture.retry import RetryPolicy
@@ -65,7 +73,7 @@ def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
     cache = open_cache(cs, quiet=quiet)
     return WireSettings(
         cache=cache, retry=RetryPolicy.from_env(opts.retries), semantic=cs if (opts.semantic_cache and cache) else None,
-        url_aliases={opts.mock_url.rstrip("/"): "llmtrace-mock"} if opts.mock_url else {}, cache_mode=opts.cache_mode,
+        url_aliases=_mock_aliases(opts.mock_url), cache_mode=opts.cache_mode,
     )
 
 

@@ -21,7 +21,8 @@ def install(recorder: Recorder, settings: Any = None) -> None:
 
     wire.configure(settings or wire.WireSettings())
     wire.set_recorder(recorder)
-    hooks.when_imported("openai._base_client", lambda _module: wire.patch_openai())
+    for sdk in ("openai", "anthropic"):
+        hooks.when_imported(f"{sdk}._base_client", wire.patch_sdk)
     threads.install()
     if _hook_var is None:
         hooks.when_imported("langchain_core.tracers.context", _register_handler)

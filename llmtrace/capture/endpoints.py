@@ -210,18 +210,98 @@ class Embeddings(Endpoint):
             self.read(span, events[-1], own)
 
 
-CHAT, RESPONSES, EMBEDDINGS = Chat(), Responses(), Embeddings()
+class Messages(Endpoint):
+    """Anthropic's Messages API (what LangChain's ChatAnthropic calls)."""
+
+    name = "anthropic.messages"
+
+    def inputs(self, body: dict[str, Any]) -> Any:
+        messages: list[dict[str, Any]] = []
+        if body.get("system"):
+            messages.append({"role": "system", "content": _text_of(body["system"])})
+        for m in body.get("messages") or []:
+            content = m.get("content")
+            if isinstance(content, list):
+                for block in content:
+                    if isinstance(block, dict) and block.get("type") == "tool_result":
+                        messages.append({"role": "tool", "content": _text_of(block.get("content")),
+                                         "tool_call_id": block.get("tool_use_id")})
+                calls = [{"name": b.get("name"), "args": b.get("input"), "id": b.get("id")}
+                         for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]
+                text = _text_of([b for b in content if isinstance(b, dict) and b.get("type") == "text"])
+                if text or calls:
+                    messages.append({"role": m.get("role"), "content": text, **({"tool_calls": calls} if calls else {})})
+            else:
+                messages.append({"role": m.get("role"), "content": content})
+        return {"messages": messages}
+
+    @staticmethod
+    def usage(span: Span, usage: dict[str, Any]) -> None:
+        if usage.get("input_tokens") is not None:
+            cached = usage.get("cache_read_input_tokens") or 0
+            # Anthropic counts cache reads and writes apart from input_tokens; the span's input is all of them.
+            span.input_tokens = usage["input_tokens"] + cached + (usage.get("cache_creation_input_tokens") or 0)
+            span.cached_tokens = cached or None
+        if usage.get("output_tokens") is not None:
+            span.output_tokens = usage["output_tokens"]
+
+    def read(self, span: Span, data: dict[str, Any], own: bool) -> None:
+        span.response = data
+        span.model = data.get("model") or span.model
+        self.usage(span, data.get("usage") or {})
+        blocks = data.get("content") or []
+        calls = [{"name": b.get("name"), "args": b.get("input"), "id": b.get("id")} for b in blocks if b.get("type") == "tool_use"]
+        span.tool_calls = calls or None
+        span.finish_reason = data.get("stop_reason")
+        if own:
+            span.outputs = {"content": _text_of([b for b in blocks if b.get("type") == "text"]),
+                            **({"tool_calls": calls} if calls else {})}
+
+    def read_events(self, span: Span, events: list[dict[str, Any]], own: bool) -> None:
+        blocks: dict[int, dict[str, Any]] = {}
+        for event in events:
+            kind = event.get("type")
+            if kind == "message_start":
+                message = event.get("message") or {}
+                span.model = message.get("model") or span.model
+                self.usage(span, message.get("usage") or {})
+            elif kind == "content_block_start":
+                blocks[event.get("index", 0)] = dict(event.get("content_block") or {}, partial="")
+            elif kind == "content_block_delta":
+                block = blocks.setdefault(event.get("index", 0), {"type": "text", "text": "", "partial": ""})
+                delta = event.get("delta") or {}
+                if delta.get("type") == "text_delta":
+                    block["text"] = block.get("text", "") + str(delta.get("text") or "")
+                elif delta.get("type") == "input_json_delta":
+                    block["partial"] += str(delta.get("partial_json") or "")
+            elif kind == "message_delta":
+                self.usage(span, {"output_tokens": (event.get("usage") or {}).get("output_tokens")})
+                span.finish_reason = (event.get("delta") or {}).get("stop_reason") or span.finish_reason
+        ordered = [blocks[i] for i in sorted(blocks)]
+        calls = [{"name": b.get("name"), "args": parse_json_maybe(b["partial"]) if b["partial"] else b.get("input"), "id": b.get("id")}
+                 for b in ordered if b.get("type") == "tool_use"]
+        span.tool_calls = calls or None
+        span.response = {"stream": True, "events": events}
+        if own:
+            span.outputs = {"content": "".join(b.get("text", "") for b in ordered if b.get("type") == "text") or None,
+                            **({"tool_calls": calls} if calls else {})}
 
 
-def for_path(method: str, url: str) -> Endpoint | None:
-    """The adapter for an SDK request, or None for calls llmtrace leaves alone (files, models, …)."""
+CHAT, RESPONSES, EMBEDDINGS, MESSAGES = Chat(), Responses(), Embeddings(), Messages()
+
+
+def for_path(sdk: str, method: str, url: str) -> Endpoint | None:
+    """The adapter for an SDK request, or None for calls llmtrace leaves alone (files, models, batches …)."""
     if method.lower() != "post":
         return None
     path = url.split("?", 1)[0].rstrip("/")
-    if path.endswith("/chat/completions"):
-        return CHAT
-    if path.endswith("/responses"):
-        return RESPONSES
-    if path.endswith("/embeddings"):
-        return EMBEDDINGS
+    if sdk == "openai":
+        if path.endswith("/chat/completions"):
+            return CHAT
+        if path.endswith("/responses"):
+            return RESPONSES
+        if path.endswith("/embeddings"):
+            return EMBEDDINGS
+    elif sdk == "anthropic" and path.endswith("/messages"):
+        return MESSAGES
     return None
