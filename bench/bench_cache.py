@@ -40,12 +40,14 @@ def lookup_latency(n_entries: int = 2000, n_lookups: int = 5000) -> tuple[float,
             {"role": "user", "content": f"question {i}: " + "Take 3 to the fifth power and multiply that by thirty six" * 3}],
             "tools": [{"type": "function", "function": {"name": "multiply", "parameters": {"type": "object"}}}] * 2}
         bodies.append(body)
-        cache.set(request_key(body, "https://api.openai.com/v1"), {"choices": [{"message": {"content": str(math)}}]})
+        answer = json.dumps({"choices": [{"message": {"content": str(math)}}]}).encode()
+        cache.set(request_key(body, "https://api.openai.com/v1/chat/completions") + ".0", 200,
+                  [["content-type", "application/json"]], [answer], False)
     times = []
     for _ in range(n_lookups):
         body = random.choice(bodies)
         t0 = time.perf_counter()
-        hit = cache.get(request_key(body, "https://api.openai.com/v1"))
+        hit = cache.get(request_key(body, "https://api.openai.com/v1/chat/completions") + ".0")
         times.append((time.perf_counter() - t0) * 1000)
         assert hit is not None
     cache.close()

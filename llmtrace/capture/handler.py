@@ -49,6 +49,9 @@ _NULL: Any = _NullRecorder()
 _TEXT_IDS: dict[Any, str] = {}
 
 
+_RETRIEVER_TOKENS: dict[Any, Any] = {}
+
+
 def _remember(run_id: UUID) -> str:
     text = _TEXT_IDS[run_id] = str(run_id)
     return text
@@ -208,10 +211,14 @@ class TraceHandler(BaseCallbackHandler):
     def on_retriever_start(self, serialized: dict[str, Any], query: str, *, run_id: UUID,
                            parent_run_id: UUID | None = None, tags: list[str] | None = None,
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._start(SpanKind.RETRIEVER, run_id, parent_run_id, _name(serialized, kwargs, "retriever"), {"query": query}, tags, metadata)
+        span = self._start(SpanKind.RETRIEVER, run_id, parent_run_id, _name(serialized, kwargs, "retriever"), {"query": query},
+                           tags, metadata)
+        _RETRIEVER_TOKENS[run_id] = wire.enter_retriever(span.id, _sid(parent_run_id))
 
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        wire.leave_retriever(_RETRIEVER_TOKENS.pop(run_id, None))
         self._end(run_id, to_jsonable(documents))
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        wire.leave_retriever(_RETRIEVER_TOKENS.pop(run_id, None))
         self._end(run_id, error=error)

@@ -98,15 +98,35 @@ def _claim() -> Span | None:
     return None
 
 
-def _langchain_parent() -> str | None:
+# A retriever runs its search without making itself the current run (no child config is set), so
+# an embedding call inside it would hang under the chain around it: the handler notes it here.
+_retriever: ContextVar[tuple[str, str | None] | None] = ContextVar("llmtrace_retriever", default=None)
+
+
+def enter_retriever(span_id: str, parent_id: str | None) -> Any:
+    return _retriever.set((span_id, parent_id))
+
+
+def leave_retriever(token: Any) -> None:
+    if token is None:
+        return
     try:
-        from langchain_core.runnables.config import var_child_runnable_config
-    except ImportError:
-        return None
-    config = var_child_runnable_config.get() or {}
-    manager = config.get("callbacks")
-    parent = getattr(manager, "parent_run_id", None)
-    return None if parent is None else str(parent)
+        _retriever.reset(token)
+    except ValueError:  # ended in another context than it started: nothing to undo here
+        pass
+
+
+def _langchain_parent() -> str | None:
+    config_parent = None
+    module = sys.modules.get("langchain_core.runnables.config")
+    if module is not None:
+        config = module.var_child_runnable_config.get() or {}
+        parent = getattr(config.get("callbacks"), "parent_run_id", None)
+        config_parent = None if parent is None else str(parent)
+    retriever = _retriever.get()
+    if retriever is not None and retriever[1] == config_parent:  # nothing started inside the retriever since
+        return retriever[0]
+    return config_parent
 
 
 def _sdk(client: Any) -> str:

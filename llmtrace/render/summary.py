@@ -25,7 +25,7 @@ def run_summary(trace: Trace) -> Text:
     text.append(f"{fmt.count(t.input_tokens)} in / {fmt.count(t.output_tokens)} out tokens · ")
     text.append(fmt.money(t.cost, t.unpriced_calls))
     if t.cache_hits:
-        text.append(f" · {fmt.plural(t.cache_hits, 'cache hit')} (saved {fmt.money(t.cost_saved)})")
+        text.append(f" · {t.cache_hits:,} replayed from the cache (saved {fmt.money(t.cost_saved)})")
     if t.retries:
         text.append(f" · {t.retries} {'retry' if t.retries == 1 else 'retries'}")
     text.append(f"\n  see it: llmtrace show {sid}")

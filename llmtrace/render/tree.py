@@ -56,7 +56,7 @@ def trace_label(trace: Trace) -> Text:
     text.append(f" · {fmt.count(t.input_tokens)} in / {fmt.count(t.output_tokens)} out tokens")
     text.append(f" · {fmt.money(t.cost, t.unpriced_calls)}")
     if t.cache_hits:
-        text.append(f" · {fmt.plural(t.cache_hits, 'cache hit')} (saved {fmt.money(t.cost_saved)})", style="cyan")
+        text.append(f" · {t.cache_hits:,} replayed (saved {fmt.money(t.cost_saved)})", style="cyan")
     if t.retries:
         text.append(f" · {t.retries} {'retry' if t.retries == 1 else 'retries'}", style="yellow")
     if trace.feedback:
@@ -77,7 +77,8 @@ def span_label(span: Span) -> Text:
         if span.cached_tokens:
             text.append(f" ({span.cached_tokens:,} cached)")
         if span.cache_hit:
-            text.append(f"  cached ({span.cache_hit}), saved {fmt.money(span.cost_saved)}", style="cyan")
+            how = "replayed" if span.cache_hit == "exact" else f"replayed ({span.cache_hit})"
+            text.append(f"  {how}, saved {fmt.money(span.cost_saved)}", style="cyan")
         else:
             text.append(f"  {fmt.money(span.cost)}", style="yellow" if span.cost is None else "")
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
@@ -90,6 +91,19 @@ def span_label(span: Span) -> Text:
         elif out.get("content"):
             text.append("  → ")
             text.append(fmt.short_json(out["content"], 160), style="green")
+    elif span.kind == "embedding":
+        text.append("embedding ", style="bold blue")
+        text.append(span.model or span.model_requested or span.name)
+        text.append(f"  {fmt.count(span.input_tokens)} in")
+        if span.cache_hit:
+            text.append(f"  replayed, saved {fmt.money(span.cost_saved)}", style="cyan")
+        else:
+            text.append(f"  {fmt.money(span.cost)}", style="yellow" if span.cost is None else "")
+        text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
+        out = span.outputs if isinstance(span.outputs, dict) else {}
+        if out.get("vectors") is not None:
+            text.append(f"  → {fmt.plural(out['vectors'], 'vector')}" + (f" × {out['dimensions']}" if out.get("dimensions") else ""),
+                        style="green")
     elif span.kind == "tool":
         text.append("tool ", style="bold magenta")
         text.append(fmt.call(span.name, span.inputs, 70), style="cyan")
