@@ -37,7 +37,7 @@ def test_math_agent_second_run_makes_no_requests(llmtrace_home, mock_server):
         assert trace.totals.cost == 0 and trace.totals.cache_hits == 4
         assert abs(trace.totals.cost_saved - cold_trace.totals.cost) < 1e-12
         assert trace.totals.input_tokens == cold_trace.totals.input_tokens
-        assert "4 cache hits (saved $0.000194)" in warm.stderr
+        assert "4 replayed from the cache (saved $0.000194)" in warm.stderr
         assert [t.outputs for t in spans if t.kind == "tool"] == [243, 8748, 76527504] or script.endswith("graph.py")
 
 
@@ -238,3 +238,40 @@ def test_stream_broken_after_first_chunk_is_not_retried(llmtrace_home, mock_serv
     server = mock_server({"faults": [503, 200]})
     r = run_cli("run", "--no-cache", str(AGENTS / "one_call.py"), "hello", "--stream", env={**server_env(server), **FAST})
     assert r.code == 0 and server.stats.requests == 2
+
+
+def _budget_run(mock_server, budget: str, faults: list, *cli: str):
+    server = mock_server({"faults": faults, "replies": [{"when": {"structured": True}, "json": {"value": 7}},
+                                                       {"content": "warm answer"}]})
+    env = {**server_env(server), **FAST}
+    return run_cli("run", "--no-cache", *cli, str(AGENTS / "retry_budgets.py"), budget, env=env), server
+
+
+def test_structured_output_after_a_429_succeeds_as_under_python(llmtrace_home, mock_server):
+    # One plain call, then with_structured_output (chat.completions.parse) meets one 429: the SDK's
+    # default retries would absorb it under python; llmtrace's policy must too, on every endpoint.
+    r, server = _budget_run(mock_server, "default", [200, 429, 200])
+    assert r.code == 0 and r.stdout.splitlines()[-1] == "7", r.stdout + r.stderr
+    _, spans = last_trace(llmtrace_home)
+    parse = [s for s in spans if s.kind == "llm"][-1]
+    assert parse.attempts == 2 and parse.request["response_format"]["type"] == "json_schema"
+
+
+def test_explicit_max_retries_zero_is_kept(llmtrace_home, mock_server):
+    # ChatOpenAI(max_retries=0): one attempt, as the script asked, though llmtrace retries by default.
+    r, server = _budget_run(mock_server, "0", [503, 200, 200])
+    assert r.code == 2 and r.stdout.startswith("failed: ")
+    assert server.stats.requests == 1
+    plain_server = mock_server({"faults": [503, 200, 200]})
+    plain = subprocess.run([sys.executable, str(AGENTS / "retry_budgets.py"), "0"], capture_output=True, text=True,
+                           env={**os.environ, **server_env(plain_server)}, cwd=str(ROOT))
+    assert (plain.returncode, plain.stdout, plain_server.stats.requests) == (r.code, r.stdout, 1)
+
+
+def test_explicit_max_retries_five_is_kept(llmtrace_home, mock_server):
+    # max_retries=5 against --retries 1: the script's budget wins (6 attempts), retried by llmtrace.
+    r, server = _budget_run(mock_server, "5", [503] * 5 + [200, 200], "--retries", "1")
+    assert r.code == 0, r.stdout + r.stderr
+    assert server.stats.requests == 7
+    _, spans = last_trace(llmtrace_home)
+    assert [s.attempts for s in spans if s.kind == "llm"] == [6, 1]
