@@ -23,6 +23,7 @@ import json
 import sys
 import threading
 import time
+from array import array
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -57,8 +58,57 @@ _active: ContextVar["_Call | None"] = ContextVar("llmtrace_active_call", default
 _internal: ContextVar[bool] = ContextVar("llmtrace_internal_call", default=False)
 # LLM spans opened by the callback handler in this context whose HTTP call has not been seen yet.
 _expected: ContextVar[list[str] | None] = ContextVar("llmtrace_expected_llm_calls", default=None)
-# How often each request key has been asked in this run: the n-th ask replays the n-th answer.
-_occurrences: dict[str, int] = {}
+class Occurrences:
+    """How often each request key has been asked in this run (the n-th ask replays the n-th answer).
+
+    Keys are 64 bits of the request hash, kept in an open-addressing table of machine words: 16–32
+    bytes a distinct request however long the run; the rare repeated ones are counted in a dict.
+    """
+
+    def __init__(self) -> None:
+        self._slots = array("Q", [0]) * 1024
+        self._used = 0
+        self._repeats: dict[int, int] = {}
+
+    def next(self, key: int) -> int:
+        """The number of earlier asks of `key` in this run; counts this one."""
+        key = key or 1  # 0 marks an empty slot
+        slots = self._slots
+        mask = len(slots) - 1
+        i = key & mask
+        while True:
+            held = slots[i]
+            if held == 0:
+                slots[i] = key
+                self._used += 1
+                if self._used * 2 > len(slots):
+                    self._grow()
+                return 0
+            if held == key:
+                n = self._repeats.get(key, 1)
+                self._repeats[key] = n + 1
+                return n
+            i = (i + 1) & mask
+
+    def _grow(self) -> None:
+        old = self._slots
+        self._slots = array("Q", [0]) * (len(old) * 2)
+        self._used = 0
+        for key in old:
+            if key:
+                self._insert(key)
+
+    def _insert(self, key: int) -> None:
+        slots = self._slots
+        mask = len(slots) - 1
+        i = key & mask
+        while slots[i]:
+            i = (i + 1) & mask
+        slots[i] = key
+        self._used += 1
+
+
+_occurrences = Occurrences()
 _occ_lock = threading.Lock()
 _DROP_HEADERS = {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive", "set-cookie"}
 
@@ -69,10 +119,10 @@ def set_recorder(recorder: Recorder | None) -> None:
 
 
 def configure(settings: WireSettings) -> None:
-    global _settings
+    global _settings, _occurrences
     _settings = settings
     with _occ_lock:
-        _occurrences.clear()
+        _occurrences = Occurrences()
 
 
 def current_recorder() -> Recorder | None:
@@ -263,8 +313,7 @@ class _Call:
             n = 0
         else:
             with _occ_lock:
-                n = _occurrences.get(base, 0)
-                _occurrences[base] = n + 1
+                n = _occurrences.next(int(base[:16], 16))
         self.key = f"{base}.{n}"
         try:
             entry = cache.get(self.key)

@@ -28,6 +28,7 @@ from llmtrace.store.writer import StoreWriter, encode_json
 _STOP = object()
 _BATCH = 2048
 _INITIAL_BYTES = 1 << 20
+_SEGMENT_BYTES = 2 << 20
 _LINGER_S = 0.005  # how stale the SQLite copy of a running trace may be
 
 
@@ -74,25 +75,50 @@ class SpoolFile:
             os.close(self.fd)
 
 
+class _SegmentDone:
+    """Queued after the last row of a full spool segment: once those rows are in SQLite, it can go."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+
 class SpoolingWriter:
-    """Exporter: spool line now, SQLite soon after; `close()` drains and removes the spool."""
+    """Exporter: spool line now, SQLite soon after; `close()` drains and removes the spool.
+
+    The spool is written in segments of about 2 MiB: a full one is unmapped and, once the writer
+    thread has committed its rows, deleted, so a long run holds neither memory nor disk for spans
+    SQLite already has.
+    """
 
     def __init__(self, writer: StoreWriter, directory: Path, trace_id: str):
         self.writer = writer
         self.redactor = writer.redactor
-        self.file = SpoolFile(directory / f"{trace_id}.jsonl")
+        self.directory, self.trace_id = directory, trace_id
+        self._segment = 0
+        self.file = SpoolFile(self._segment_path(0))
         self.path = self.file.path
+        self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failed = False
         self._thread = threading.Thread(target=self._run, name="llmtrace-writer", daemon=True)
         self._thread.start()
 
+    def _segment_path(self, n: int) -> Path:
+        return self.directory / (f"{self.trace_id}.jsonl" if n == 0 else f"{self.trace_id}.s{n}.jsonl")
+
     # The Recorder calls this in the thread that ended the span.
     def write_span(self, span: Span) -> None:
         # Encoded (and redacted) once: the spool line and the SQLite rows are the same values.
         row = self.writer.rows(span)
-        self.file.append(row)
-        self._queue.put(row)
+        with self._lock:  # file order = queue order, so a segment's marker follows its last row
+            self.file.append(row)
+            self._queue.put(row)
+            if self.file._offset >= _SEGMENT_BYTES:
+                full = self.file
+                self._segment += 1
+                self.file = SpoolFile(self._segment_path(self._segment))
+                full.close()
+                self._queue.put(_SegmentDone(full.path))
 
     def _run(self) -> None:
         stop = False
@@ -108,24 +134,29 @@ class SpoolingWriter:
             if _STOP in batch:
                 stop = True
                 batch = [b for b in batch if b is not _STOP]
-            if not batch:
-                continue
-            try:
-                self.writer.write_rows(batch)
-            except Exception as e:  # the spool still has them; the next command loads them
-                if not self._failed:
-                    print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
-                          f"{self.path} and loaded by the next llmtrace command", file=sys.stderr)
-                self._failed = True
+            done = [b.path for b in batch if isinstance(b, _SegmentDone)]
+            rows = [b for b in batch if not isinstance(b, _SegmentDone)]
+            if rows:
+                try:
+                    self.writer.write_rows(rows)
+                except Exception as e:  # the spool still has them; the next command loads them
+                    if not self._failed:
+                        print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
+                              f"{self.directory} and loaded by the next llmtrace command", file=sys.stderr)
+                    self._failed = True
+            if not self._failed:
+                for path in done:
+                    path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Write everything still queued, then remove the spool if the store has it all."""
         self._queue.put(_STOP)
         self._thread.join(timeout=60)
-        self.file.close()
+        with self._lock:
+            self.file.close()
         if not self._failed and not self._thread.is_alive():
             try:
-                self.path.unlink()
+                self.file.path.unlink()
             except OSError:
                 pass
 
