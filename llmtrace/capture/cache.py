@@ -80,9 +80,9 @@ class ResponseCache:
         self.store = diskcache.Cache(
             str(settings.directory), size_limit=settings.size_limit_bytes, eviction_policy="least-recently-stored",
             timeout=30, disk_min_file_size=1 << 30,  # values live inside cache.db, not in loose files
-            # Bounded memory in long runs: a 4 MiB page cache and no memory map (diskcache's defaults,
+            # Bounded memory in long runs: a 2 MiB page cache and no memory map (diskcache's defaults,
             # 32 MiB and 64 MiB, fill up as the cache grows and count against the script's RSS).
-            sqlite_cache_size=1024, sqlite_mmap_size=0,
+            sqlite_cache_size=512, sqlite_mmap_size=0,
         )
 
     def get(self, key: str) -> dict[str, Any] | None:
