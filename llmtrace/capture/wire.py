@@ -441,6 +441,15 @@ class _Call:
             return mine  # the script chose a budget: keep it
         return policy.retries
 
+    def send_plan(self) -> tuple[int | None, Any]:
+        """(retries llmtrace makes, or None; the request options to send with)."""
+        budget = self.retry_budget()
+        options = self.options
+        if budget is not None:
+            options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
+            options.max_retries = 0  # one layer owns the retry budget: ours
+        return budget, options
+
     def before(self) -> None:
         self.attempts += 1
 
@@ -543,11 +552,7 @@ def _wrap_request_sync(orig: Any) -> Any:
                 result = self._process_response(cast_to=cast_to, options=call.options, response=call.replay_response(hit),
                                                 stream=bool(kwargs.get("stream")), stream_cls=kwargs.get("stream_cls"))
             else:
-                budget = call.retry_budget()
-                options = call.options
-                if budget is not None:
-                    options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
-                    options.max_retries = 0  # one layer owns the retry budget: ours
+                budget, options = call.send_plan()
 
                 def attempt() -> Any:
                     call.before()
@@ -600,11 +605,7 @@ def _wrap_request_async(orig: Any) -> Any:
                     stream=bool(kwargs.get("stream")), stream_cls=kwargs.get("stream_cls"),
                 )
             else:
-                budget = call.retry_budget()
-                options = call.options
-                if budget is not None:
-                    options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
-                    options.max_retries = 0
+                budget, options = call.send_plan()
 
                 async def attempt() -> Any:
                     call.before()
