@@ -78,7 +78,7 @@ def arm(trace_id: str, spool_dir: Path, home: Path, options: dict[str, Any]) -> 
         os.register_at_fork(after_in_child=_after_fork)
 
 
-def _start(trace_id: str, spool_dir: Path, settings: Any, redactor: Any) -> None:
+def _start(trace_id: str, spool_dir: Path, settings: Any, redactor: Any, keep_counts: bool = False) -> None:
     global _child_spool, _fork_armed
     from llmtrace import capture
     from llmtrace.model import Trace
@@ -88,7 +88,7 @@ def _start(trace_id: str, spool_dir: Path, settings: Any, redactor: Any) -> None
     spool = ChildSpool(spool_dir, trace_id, redactor)
     _child_spool = spool
     recorder = Recorder(Trace(id=trace_id, name="", start_us=0), [spool], redactor)
-    capture.install(recorder, settings)
+    capture.install(recorder, settings, keep_counts=keep_counts)
     atexit.register(_at_exit, recorder, spool)
     if not _fork_armed:  # a forkserver, or a child that forks in its turn
         _fork_armed = True
@@ -134,7 +134,7 @@ def _after_fork() -> None:
         wire.set_recorder(None)
         return
     spec = json.loads(os.environ[ENV])
-    _start(spec["trace_id"], Path(spec["spool_dir"]), wire._settings, recorder.redactor)
+    _start(spec["trace_id"], Path(spec["spool_dir"]), wire._settings, recorder.redactor, keep_counts=True)
 
 
 def options_for_children(opts: Any) -> dict[str, Any]:

@@ -259,9 +259,14 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
                     pass
                 report(trace)
 
+    term_during_finish: list[int] = []
+
     def on_term(signum: int, frame: Any) -> None:
         # SIGTERM's default action ends the script where it stands (no finally blocks run); the
         # trace is finished first, then the process dies of the same signal.
+        if finished.is_set():  # the script is over and the trace being finished: die right after
+            term_during_finish.append(signum)
+            return
         finish(Status.INTERRUPTED.value, int(ExitCode.TERMINATED), "terminated (SIGTERM)")
         die_of(signal.SIGTERM)
 
@@ -285,13 +290,15 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         status, code = Status.ERROR.value, int(ExitCode.ERROR)
         error = f"{type(e).__name__}: {e}"[:2000]
     finally:
-        if old_term is not None and signal.getsignal(signal.SIGTERM) == on_term:
-            signal.signal(signal.SIGTERM, old_term)
         try:
             sys.stdout.flush()
         except Exception:
             pass
     finish(status, 128 - code if code < 0 else code, error)
+    if old_term is not None and signal.getsignal(signal.SIGTERM) == on_term:
+        signal.signal(signal.SIGTERM, old_term)
+    if term_during_finish:
+        die_of(signal.SIGTERM)
     return trace, code
 
 

@@ -15,11 +15,12 @@ from llmtrace.recorder import Recorder
 _hook_var: ContextVar | None = None
 
 
-def install(recorder: Recorder, settings: Any = None) -> None:
-    """`settings` is a wire.WireSettings (cache, retry policy, semantic cache); None for neither."""
+def install(recorder: Recorder, settings: Any = None, *, keep_counts: bool = False) -> None:
+    """`settings` is a wire.WireSettings (cache, retry policy, semantic cache); None for neither.
+    `keep_counts`: a fork child goes on counting its parent's requests (see wire.Occurrences)."""
     from llmtrace.capture import hooks, threads, wire
 
-    wire.configure(settings or wire.WireSettings())
+    wire.configure(settings or wire.WireSettings(), keep_counts=keep_counts)
     wire.set_recorder(recorder)
     for sdk in ("openai", "anthropic"):
         hooks.when_imported(f"{sdk}._base_client", wire.patch_sdk)

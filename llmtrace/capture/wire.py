@@ -118,11 +118,12 @@ def set_recorder(recorder: Recorder | None) -> None:
     _recorder = recorder
 
 
-def configure(settings: WireSettings) -> None:
+def configure(settings: WireSettings, keep_counts: bool = False) -> None:
     global _settings, _occurrences
     _settings = settings
-    with _occ_lock:
-        _occurrences = Occurrences()
+    if not keep_counts:
+        with _occ_lock:
+            _occurrences = Occurrences()
 
 
 def current_recorder() -> Recorder | None:
