@@ -114,7 +114,7 @@ def start_from_env() -> None:
         return
     spec = json.loads(raw)
     from llmtrace.redact import Redactor
-    from llmtrace.runner import RunOptions, wire_settings
+    from llmtrace.run_options import RunOptions, wire_settings
 
     options = dict(spec["options"])
     options["cache_dir"] = Path(options["cache_dir"]) if options.get("cache_dir") else None
