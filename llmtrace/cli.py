@@ -319,7 +319,8 @@ def _find_span(spans: list[Any], ref: str, trace_id: str) -> Any:
 @app.command()
 def show(
     trace: str = typer.Argument("last", help="Trace id, any unique prefix of it, or last / last~1 / last~2 …"),
-    show_all: bool = typer.Option(False, "--all", help="Show every span, LangChain plumbing included."),
+    show_all: bool = typer.Option(False, "--all", help="Show every span, LangChain plumbing included, and every top-level step of a long run."),
+    steps: int = typer.Option(10, "--steps", min=1, help="A trace with more than twice this many top-level steps (a script that ran an agent over many inputs) shows the first and the last this many, and counts the rest."),
     full: bool = typer.Option(False, "--full", help="Add prompts, responses, inputs and outputs (clipped to --width-limit chars each)."),
     limit: int = typer.Option(400, "--width-limit", min=20, help="With --full: characters shown per text before clipping."),
     span: Optional[str] = typer.Option(None, "--span", help="Print one span in full as JSON, with its request and response (id, prefix, or the 8-digit handle --full shows)."),
@@ -330,22 +331,43 @@ def show(
 
     Example: llmtrace show last --full
     """
-    from llmtrace.store.queries import get_spans, get_trace, resolve_trace_id
+    from llmtrace.render.stream import print_lines, silence_stdout
+    from llmtrace.store.queries import find_span, get_folded_spans, get_spans, get_trace, iter_spans, resolve_trace_id
 
     db = _open_store(write=False)
     t = get_trace(db, resolve_trace_id(db, trace))
-    spans = get_spans(db, t.id, payloads=as_json or span is not None)
     if span is not None:
-        print(json.dumps(asdict(_find_span(spans, span, t.id)), indent=2, ensure_ascii=False))
+        print(json.dumps(asdict(find_span(db, t.id, span)), indent=2, ensure_ascii=False))
         return
-    if as_json:  # the same document `llmtrace export` writes
-        from llmtrace.export.jsondoc import to_document
+    if as_json:  # the same document `llmtrace export` writes, streamed from the store span by span
+        from llmtrace.export.jsondoc import write_document
 
-        print(json.dumps(to_document(t, spans), indent=2, ensure_ascii=False))
+        try:
+            write_document(sys.stdout.write, t, iter_spans(db, t.id, payloads=True), indent=2)
+            sys.stdout.write("\n")
+        except BrokenPipeError:  # `llmtrace show … | head`: the reader has what it wanted
+            silence_stdout()
         return
-    from llmtrace.render.tree import render_tree
+    import gc
 
-    _print(render_tree(t, spans, show_all=show_all, full=full, limit=limit), pager=not no_pager, soft_wrap=True)
+    from llmtrace.render.tree import tree_lines
+
+    folded = None if show_all else get_folded_spans(db, t.id, steps)
+    # Drawing a tree makes no garbage cycles, and the collector would walk every loaded span again at each
+    # of its passes (a third of the time of `--all` on 200,000 spans): it is off until the tree is out.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        if folded is not None:  # a long run: only the spans under its first and last steps are read
+            lines = tree_lines(t, folded.head, tail=folded.tail, hidden=folded.hidden, full=full, limit=limit)
+        else:
+            lines = tree_lines(t, get_spans(db, t.id), show_all=show_all, full=full, limit=limit)
+        print_lines(_stdout(), lines, pager=not no_pager)
+    except BrokenPipeError:
+        silence_stdout()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @app.command()
@@ -496,7 +518,7 @@ def export(
     Example: llmtrace export last -o bug-report.json ; llmtrace export --since 7d --otlp http://localhost:4318
     """
     from llmtrace.export import jsondoc
-    from llmtrace.store.queries import get_spans, get_trace
+    from llmtrace.store.queries import get_spans, get_trace, iter_spans
 
     if otlp:
         fmt = "otlp"
@@ -504,7 +526,7 @@ def export(
         raise UserError(f"bad --format {fmt!r}: use json, jsonl or otlp")
     db = _open_store(write=False)
     ids = _select_traces(db, traces, since, until)
-    items = [(get_trace(db, i), get_spans(db, i, payloads=True)) for i in ids]
+    found = [get_trace(db, i) for i in ids]  # every trace row first (small): a bad id fails before anything is written
     if fmt == "otlp":
         from llmtrace.export import otlp as otlp_mod
 
@@ -512,22 +534,39 @@ def export(
         if url is None:
             raise UserError("no OTLP endpoint: pass --otlp URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
         sent = 0
-        for start in range(0, len(items), 50):  # a request per 50 traces keeps bodies modest
-            chunk = items[start : start + 50]
+        for start in range(0, len(found), 50):  # a request per 50 traces keeps bodies modest
+            chunk = [(t, get_spans(db, t.id, payloads=True)) for t in found[start : start + 50]]
             otlp_mod.post(url, otlp_mod.build_request([(t, s, True) for t, s in chunk]))
             sent += sum(len(s) + 1 for _, s in chunk)
-        _stderr().print(f"sent {len(items)} trace{'s' if len(items) != 1 else ''} ({sent:,} spans) to {url}")
+        _stderr().print(f"sent {len(found)} trace{'s' if len(found) != 1 else ''} ({sent:,} spans) to {url}")
         return
-    docs = [jsondoc.to_document(t, s) for t, s in items]
-    if fmt == "jsonl":
-        text = "".join(json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n" for d in docs)
-    else:
-        text = json.dumps(docs[0] if len(docs) == 1 else docs, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    # Spans go out as they are read from the store: a 200,000-span trace is never held whole.
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        if fmt == "jsonl":
+            for t in found:
+                jsondoc.write_document(out.write, t, iter_spans(db, t.id, payloads=True), sort_keys=True)
+                out.write("\n")
+        elif len(found) == 1:
+            jsondoc.write_document(out.write, found[0], iter_spans(db, found[0].id, payloads=True), indent=2, sort_keys=True)
+            out.write("\n")
+        else:  # an array of documents, as json.dumps(list, indent=2) lays it out
+            out.write("[" if found else "[]\n")
+            for i, t in enumerate(found):
+                out.write(("," if i else "") + "\n  ")
+                jsondoc.write_document(out.write, t, iter_spans(db, t.id, payloads=True), indent=2, sort_keys=True, level=1)
+            if found:
+                out.write("\n]\n")
+    except BrokenPipeError:  # `llmtrace export … | head`: the reader has what it wanted
+        from llmtrace.render.stream import silence_stdout
+
+        silence_stdout()
+        return
+    finally:
+        if output:
+            out.close()
     if output:
-        output.write_text(text, encoding="utf-8")
-        _stderr().print(f"wrote {len(docs)} trace{'s' if len(docs) != 1 else ''} to {output}")
-    else:
-        sys.stdout.write(text)
+        _stderr().print(f"wrote {len(found)} trace{'s' if len(found) != 1 else ''} to {output}")
 
 
 @app.command("import")

@@ -7,17 +7,64 @@ totals, and every span with its payloads. Export → import → export gives the
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
-from typing import Any
+import uuid
+from typing import Any, Callable, Iterable
 
 from llmtrace.errors import UserError
 from llmtrace.model import Feedback, Span, Totals, Trace
 
 FORMAT = "llmtrace.trace/1"
+_SPAN_FIELDS = tuple(f.name for f in dataclasses.fields(Span))
 
 
 def to_document(trace: Trace, spans: list[Span]) -> dict[str, Any]:
     return {"format": FORMAT, "trace": dataclasses.asdict(trace), "spans": [dataclasses.asdict(s) for s in spans]}
+
+
+def _span_dict(span: Span) -> dict[str, Any]:
+    """dataclasses.asdict(span) without its deep copy (the values are only encoded): same keys, same order."""
+    return {name: getattr(span, name) for name in _SPAN_FIELDS}
+
+
+def write_document(write: Callable[[str], Any], trace: Trace, spans: Iterable[Span], *, indent: int | None = None,
+                   sort_keys: bool = False, level: int = 0) -> int:
+    """Write `to_document(trace, spans)` span by span, byte for byte as `json.dumps(doc, ensure_ascii=False,
+    indent=indent, sort_keys=sort_keys)` writes it (`level`: how deep it sits in an indented array).
+
+    Only one span is held at a time, so `spans` can be a cursor over a 200,000-span trace. Returns how
+    many spans were written.
+    """
+    encode = json.JSONEncoder(ensure_ascii=False, indent=indent, sort_keys=sort_keys).encode
+    pad = "\n" + " " * (indent * level) if indent and level else ""
+
+    def out(text: str) -> None:  # encoded JSON has newlines only between tokens: re-indenting is safe
+        write(text.replace("\n", pad) if pad else text)
+
+    it = iter(spans)
+    first = next(it, None)
+    if first is None:
+        out(encode(to_document(trace, [])))
+        return 0
+    # The document with a random string for its spans, split there: what comes before and after them.
+    marker = f"llmtrace-spans-{uuid.uuid4().hex}"
+    head, _, rest = encode({"format": FORMAT, "trace": dataclasses.asdict(trace), "spans": [marker]}).partition(f'"{marker}"')
+    # The indentation of the array's items; each span's own lines are re-indented to sit under it.
+    inner = "\n" + head.rpartition("\n")[2] if indent is not None else ""
+    separator = "," + inner if indent is not None else ", "
+
+    def item(span: Span) -> str:
+        text = encode(_span_dict(span))
+        return text.replace("\n", inner) if inner else text
+
+    out(head + item(first))
+    n = 1
+    for span in it:
+        out(separator + item(span))
+        n += 1
+    out(rest)
+    return n
 
 
 def from_document(doc: Any) -> tuple[Trace, list[Span]]:

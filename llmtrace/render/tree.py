@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from rich.text import Text
 
 from llmtrace.ids import short_id
@@ -176,28 +178,50 @@ def _indented(label: Text, first: str, rest: str) -> list[Text]:
     return [Text(first if i == 0 else rest, style=_GUIDE) + part for i, part in enumerate(parts)]
 
 
-def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400) -> Text:
+def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400,
+                tail: list[Span] | None = None, hidden: int = 0) -> Text:
     """The tree as one Text, guides drawn like rich's Tree (├── │ └──).
 
     Built line by line rather than with rich.tree.Tree: a 5,000-span trace renders in a fraction of
     the time, and long lines are left to the terminal to wrap (print with soft_wrap=True).
     """
+    return Text("\n").join(list(tree_lines(trace, spans, show_all=show_all, full=full, limit=limit, tail=tail, hidden=hidden)))
+
+
+def fold_line(hidden: int) -> Text:
+    return Text(f"… {fmt.plural(hidden, 'more step')} (use --all to see every one) …", style="dim")
+
+
+def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400,
+               tail: list[Span] | None = None, hidden: int = 0) -> Iterator[Text]:
+    """The tree's lines one by one (each a Text without a newline), for printing as they come.
+
+    A folded tree (a long run's trace): `spans` are those under its first top-level steps, `tail` those
+    under its last ones, and a line counting the `hidden` steps between them stands in their place.
+    """
     kids = _children(spans, show_all)
-    lines = _indented(trace_label(trace), "", "")
-    stack: list[tuple[Span, str, bool]] = [(s, "", i == len(kids.get(None, [])) - 1) for i, s in enumerate(kids.get(None, []))]
+    top: list[Span | None] = list(kids.get(None, []))
+    if tail is not None:
+        tail_kids = _children(tail, show_all)
+        top += [None, *tail_kids.pop(None, [])]  # None: where the hidden steps would be
+        kids.update(tail_kids)
+    yield from _indented(trace_label(trace), "", "")
+    stack: list[tuple[Span | None, str, bool]] = [(s, "", i == len(top) - 1) for i, s in enumerate(top)]
     stack.reverse()
     while stack:
         span, prefix, last = stack.pop()
+        if span is None:
+            yield Text(prefix + ("└── " if last else "├── "), style=_GUIDE) + fold_line(hidden)
+            continue
         below = prefix + ("    " if last else "│   ")
         label = span_label(span)
         if full:
             label = label + Text(f"  span {span_ref(span.id)}", style="dim")
-        lines += _indented(label, prefix + ("└── " if last else "├── "), below)
+        yield from _indented(label, prefix + ("└── " if last else "├── "), below)
         children = kids.get(span.id, [])
         if full:
             details = _details(span, limit)
             for i, d in enumerate(details):
                 end = i == len(details) - 1 and not children
-                lines += _indented(d, below + ("└── " if end else "├── "), below + ("    " if end else "│   "))
+                yield from _indented(d, below + ("└── " if end else "├── "), below + ("    " if end else "│   "))
         stack.extend((c, below, i == len(children) - 1) for i, c in reversed(list(enumerate(children))))
-    return Text("\n").join(lines)

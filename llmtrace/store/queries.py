@@ -6,7 +6,7 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from llmtrace.errors import UserError
 from llmtrace.model import Feedback, Span, Status, Totals, Trace
@@ -165,27 +165,134 @@ def get_trace(db: sqlite3.Connection, trace_id: str) -> Trace:
     return trace
 
 
-_SPAN_COLS = ", ".join(SPAN_COLUMNS)
+_S_SPAN_COLS = ", ".join(f"s.{c}" for c in SPAN_COLUMNS)
+_NCOLS = len(SPAN_COLUMNS)
+
+
+def _span_from_row(row: tuple) -> Span:
+    fields = dict(zip(SPAN_COLUMNS, row))
+    for col in JSON_SPAN_COLUMNS:
+        fields[col] = _loads(fields[col])
+    fields["tags"] = fields["tags"] or []
+    fields["metadata"] = fields["metadata"] or {}
+    fields["streamed"] = bool(fields["streamed"])
+    return Span(**fields)
+
+
+def _spans_where(db: sqlite3.Connection, where: str, args: list[Any], *, payloads: bool) -> Iterator[Span]:
+    """Spans matching `where` (on table alias s) in (start_us, id) order, one row at a time from the cursor."""
+    if not payloads:
+        for row in db.execute(f"SELECT {_S_SPAN_COLS} FROM spans s WHERE {where} ORDER BY s.start_us, s.id", args):
+            yield _span_from_row(row)
+        return
+    for row in db.execute(
+        f"""SELECT {_S_SPAN_COLS}, p.request, p.response FROM spans s LEFT JOIN payloads p ON p.span_id = s.id
+            WHERE {where} ORDER BY s.start_us, s.id""",
+        args,
+    ):
+        span = _span_from_row(row[:_NCOLS])
+        span.request, span.response = _loads(row[_NCOLS]), _loads(row[_NCOLS + 1])
+        yield span
+
+
+def iter_spans(db: sqlite3.Connection, trace_id: str, *, payloads: bool = False) -> Iterator[Span]:
+    """A trace's spans in (start_us, id) order, read from a cursor as they are consumed (export streams them)."""
+    return _spans_where(db, "s.trace_id = ?", [trace_id], payloads=payloads)
 
 
 def get_spans(db: sqlite3.Connection, trace_id: str, *, payloads: bool = False) -> list[Span]:
-    spans = []
-    for row in db.execute(f"SELECT {_SPAN_COLS} FROM spans WHERE trace_id = ? ORDER BY start_us, id", (trace_id,)):
-        fields = dict(zip(SPAN_COLUMNS, row))
-        for col in JSON_SPAN_COLUMNS:
-            fields[col] = _loads(fields[col])
-        fields["tags"] = fields["tags"] or []
-        fields["metadata"] = fields["metadata"] or {}
-        fields["streamed"] = bool(fields["streamed"])
-        spans.append(Span(**fields))
-    if payloads and spans:
-        by_id = {s.id: s for s in spans}
-        for sid, req, resp in db.execute(
-            "SELECT p.span_id, p.request, p.response FROM payloads p JOIN spans s ON s.id = p.span_id WHERE s.trace_id = ?",
-            (trace_id,),
-        ):
-            by_id[sid].request, by_id[sid].response = _loads(req), _loads(resp)
-    return spans
+    return list(iter_spans(db, trace_id, payloads=payloads))
+
+
+def find_span(db: sqlite3.Connection, trace_id: str, ref: str) -> Span:
+    """The span of a trace whose id (dashes ignored) starts or ends with `ref`, with its payloads.
+
+    Matched in SQL on the ids alone: a 200,000-span trace is not loaded to find one span.
+    """
+    want = ref.lower().replace("-", "")
+    compact = "replace(id, '-', '')"
+    ids = [r[0] for r in db.execute(
+        f"SELECT id FROM spans WHERE trace_id = ? AND (substr({compact}, 1, ?) = ? OR substr({compact}, -?) = ?)",
+        (trace_id, len(want), want, len(want), want),
+    )] if want else [r[0] for r in db.execute("SELECT id FROM spans WHERE trace_id = ?", (trace_id,))]
+    if len(ids) != 1:
+        what = "no span" if not ids else f"{len(ids)} spans"
+        raise UserError(f"{what} of trace {trace_id[:8]} match {ref!r}")
+    return next(_spans_where(db, "s.id = ?", [ids[0]], payloads=True))
+
+
+# --- long traces: the first and last top-level steps, the rest counted ---------------------------------
+
+
+@dataclass
+class FoldedSpans:
+    """What `show` draws of a trace with many top-level steps (root spans): the spans under the first
+    and the last few, loaded; the steps between them only counted."""
+
+    head: list[Span]
+    tail: list[Span]
+    hidden: int  # top-level steps between head and tail
+    steps: int  # top-level steps in all
+
+
+def count_steps(db: sqlite3.Connection, trace_id: str) -> int:
+    """Top-level steps of a trace: its spans without a parent (one per agent/chain invocation of the script)."""
+    return db.execute("SELECT count(*) FROM spans WHERE trace_id = ? AND parent_id IS NULL", (trace_id,)).fetchone()[0]
+
+
+def get_folded_spans(db: sqlite3.Connection, trace_id: str, keep: int) -> FoldedSpans | None:
+    """The spans under the first `keep` and the last `keep` top-level steps, or None when the trace has
+    no more than 2 × keep of them (then it is shown whole).
+
+    Only those steps are read: each step's spans are looked for between its start and its end (the
+    trace_id + start_us index), and kept if their parents lead up to a shown step. A span whose parent is
+    not in the trace at all (a killed run's unfinished parent) is shown at the top, as a full tree shows it.
+    """
+    total = count_steps(db, trace_id)
+    if total <= 2 * keep:
+        return None
+    roots = "SELECT id, start_us, end_us FROM spans WHERE trace_id = ? AND parent_id IS NULL ORDER BY start_us {0}, id {0} LIMIT ?"
+    first = db.execute(roots.format("ASC"), (trace_id, keep + 1)).fetchall()
+    last = db.execute(roots.format("DESC"), (trace_id, keep)).fetchall()
+    head_roots, next_start = first[:keep], first[keep][1]
+    head_end = max([next_start - 1] + [end for _, _, end in head_roots if end is not None])
+    head = _members(db, trace_id, _spans_where(db, "s.trace_id = ? AND s.start_us BETWEEN ? AND ?",
+                                               [trace_id, head_roots[0][1], head_end], payloads=False),
+                    {r[0] for r in head_roots}, set())
+    tail_start = min(start for _, start, _ in last)
+    tail = _members(db, trace_id, _spans_where(db, "s.trace_id = ? AND s.start_us >= ?", [trace_id, tail_start], payloads=False),
+                    {r[0] for r in last}, {s.id for s in head})
+    return FoldedSpans(head, tail, total - len(head_roots) - len(last), total)
+
+
+def _members(db: sqlite3.Connection, trace_id: str, spans: Iterator[Span], roots: set[str], exclude: set[str]) -> list[Span]:
+    """Of the spans read in a time window, those under one of `roots` or under no span of the trace."""
+    window = [s for s in spans if s.id not in exclude]
+    by_id = {s.id: s for s in window}
+    top: dict[str, str] = {}  # span id → the highest ancestor found in the window
+    for span in window:
+        path: list[str] = []
+        cur = span
+        while cur.id not in top:
+            path.append(cur.id)
+            parent = by_id.get(cur.parent_id) if cur.parent_id is not None else None
+            if parent is None or parent.id in path:  # a top in this window (or a loop in damaged data)
+                top[cur.id] = cur.id
+                break
+            cur = parent
+        found = top[cur.id]
+        for sid in path:
+            top[sid] = found
+    # A top with a parent outside the window: under a step not shown, unless that parent is not in the trace.
+    dangling = sorted({by_id[t].parent_id for t in set(top.values()) if by_id[t].parent_id is not None})
+    present: set[str] = set()
+    for i in range(0, len(dangling), 500):
+        chunk = dangling[i : i + 500]
+        present.update(r[0] for r in db.execute(
+            f"SELECT id FROM spans WHERE trace_id = ? AND id IN ({','.join('?' * len(chunk))})", [trace_id, *chunk]))
+    shown = {t for t in set(top.values())
+             if (by_id[t].parent_id is None and t in roots) or (by_id[t].parent_id is not None and by_id[t].parent_id not in present)}
+    return [s for s in window if top[s.id] in shown]
 
 
 GROUPINGS = ("model", "day", "trace", "name", "tag:KEY")
