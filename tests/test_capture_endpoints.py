@@ -20,3 +20,20 @@ def test_failed_parse_keeps_tokens_and_cost_and_async_embeddings_are_spans(llmtr
     usage = server.stats.as_dict()["usage"]
     assert llm.input_tokens + emb[0].input_tokens == usage["input_tokens"]
     assert emb[0].cost is not None and emb[0].output_tokens == 0
+
+
+def test_falsy_values_are_stored_as_values(tmp_path):
+    """A tool that returns 0 (or "" or False) shows that value, not null."""
+    from llmtrace.model import Span, Trace
+    from llmtrace.redact import Redactor
+    from llmtrace.store import open_store
+    from llmtrace.store.queries import get_spans
+    from llmtrace.store.writer import StoreWriter
+
+    db = open_store(tmp_path / "t.db")
+    w = StoreWriter(db, Redactor())
+    w.start_trace(Trace(id="t", name="t", start_us=1, pid=1))
+    for i, out in enumerate([0, "", False, [], None]):
+        w.write_span(Span(id=f"s{i}", trace_id="t", parent_id=None, kind="tool", name="x", start_us=i, end_us=i + 1,
+                          status="ok", inputs={"a": 1}, outputs=out))
+    assert [s.outputs for s in sorted(get_spans(db, "t"), key=lambda s: s.id)] == [0, "", False, None, None]

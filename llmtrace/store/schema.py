@@ -165,3 +165,10 @@ def m003_covering_cost_index(db: sqlite3.Connection) -> None:
         """CREATE INDEX IF NOT EXISTS spans_llm_cost ON spans(start_us, model, model_requested, trace_id, input_tokens,
              output_tokens, cost, cache_hit, cost_saved, status) WHERE kind = 'llm'"""
     )
+
+
+@migration
+def m004_top_level_steps_index(db: sqlite3.Connection) -> None:
+    # `show` folds long runs of top-level steps and counts them: an index of just those spans makes
+    # the count of a 200,000-span trace ~5 ms instead of ~100 ms.
+    db.execute("CREATE INDEX IF NOT EXISTS spans_steps ON spans(trace_id, start_us) WHERE parent_id IS NULL")

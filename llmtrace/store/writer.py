@@ -86,7 +86,8 @@ class RowEncoder:
         values = list(_span_values(span))
         for i in _JSON_INDEXES:
             v = values[i]
-            values[i] = enc(v) if v else None
+            # None and empty containers are stored as NULL; 0, "" and False are values (a tool may return 0).
+            values[i] = None if v is None or v == [] or v == {} else enc(v)
         if values[_ERROR_INDEX] is not None:
             values[_ERROR_INDEX] = self.redactor.text(values[_ERROR_INDEX])
         values[_STREAMED_INDEX] = int(values[_STREAMED_INDEX])
