@@ -16,11 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_cache, bench_overhead, bench_record, bench_scale, bench_writers  # noqa: E402
+from bench import bench_cache, bench_overhead, bench_record, bench_scale, bench_soak, bench_writers  # noqa: E402
 
 
 def table(r: dict[str, dict[str, float]]) -> str:
-    rec, ovh, cache, scale, wr = r["record"], r["overhead"], r["cache"], r["scale"], r["writers"]
+    rec, ovh, cache, scale, wr, soak = r["record"], r["overhead"], r["cache"], r["scale"], r["writers"], r["soak"]
+    plain, nocache, cached = soak["python"], soak["llmtrace --no-cache"], soak["llmtrace (cache on)"]
 
     def ok(value: float, target: float, lower_is_better: bool = True) -> str:
         good = value <= target if lower_is_better else value >= target
@@ -40,6 +41,11 @@ def table(r: dict[str, dict[str, float]]) -> str:
         (f"`llmtrace ls` on {scale['traces']:,.0f} traces / {scale['spans']:,.0f} spans", f"{scale['ls_s']:.3f} s", "≤ 0.25 s", ok(scale["ls_s"], 0.25), "bench_scale.py"),
         ("`llmtrace cost --since 30d --by model` on the same store", f"{scale['cost_30d_by_model_s']:.3f} s", "≤ 0.5 s", ok(scale["cost_30d_by_model_s"], 0.5), "bench_scale.py"),
         (f"`llmtrace show` of a {scale['big_trace_spans']:,.0f}-span trace", f"{scale['show_big_s']:.3f} s", "≤ 1 s", ok(scale["show_big_s"], 1), "bench_scale.py"),
+        (f"`llmtrace show` of a {scale['long_trace_spans']:,.0f}-span trace ({scale['long_trace_steps']:,.0f} top-level steps, folded)", f"{scale['show_long_s']:.3f} s", "≤ 1 s", ok(scale["show_long_s"], 1), "bench_scale.py"),
+        (f"`llmtrace export` of the {scale['long_trace_spans']:,.0f}-span trace: peak RSS", f"{scale['export_long_peak_mb']:.1f} MB", "—", "", "bench_scale.py"),
+        (f"Soak, {cached['calls']:,.0f} calls: RSS growth from the 2,000th call, untraced / --no-cache / cache on", f"{plain['rss_growth_mb']:.1f} / {nocache['rss_growth_mb']:.1f} / {cached['rss_growth_mb']:.1f} MB", "≤ 5 MB", ok(max(nocache["rss_max_mb"] - nocache["rss_base_mb"], cached["rss_max_mb"] - cached["rss_base_mb"]), 5), "bench_soak.py"),
+        ("Soak: µs per call, first ÷ last checkpoint (cache on)", f"{cached['us_first']:.0f} / {cached['us_last']:.0f}", "flat", "", "bench_soak.py"),
+        ("Soak: largest spool seen (cache on)", f"{cached['spool_max_kb']:,.0f} kB", "bounded", "", "bench_soak.py"),
         ("`llmtrace --help` cold start (floor: `python -c pass`)", f"{scale['help_s']:.3f} s ({scale['python_floor_s']:.3f} s)", "≤ 0.25 s", ok(scale["help_s"], 0.25), "bench_scale.py"),
         (f"Concurrent writers: {wr['processes']:.0f} processes × {wr['spans_per_process']:,.0f} spans, total rate", f"{wr['spans_per_s']:,.0f} spans/s", "≥ 20k/s", ok(wr["spans_per_s"], 20000, False), "bench_writers.py"),
         ("Concurrent writers: spans lost / 'database is locked' errors", f"{wr['lost']:.0f} / {wr['errors']:.0f}", "0 / 0", ok(wr["lost"] + wr["errors"], 0), "bench_writers.py"),
@@ -57,7 +63,7 @@ def main() -> None:
     t0 = time.time()
     results = {}
     for name, mod in (("record", bench_record), ("overhead", bench_overhead), ("cache", bench_cache),
-                      ("writers", bench_writers), ("scale", bench_scale)):
+                      ("writers", bench_writers), ("scale", bench_scale), ("soak", bench_soak)):
         print(f"running {name} …", file=sys.stderr, flush=True)
         results[name] = mod.measure(a.quick)
     md = table(results)
