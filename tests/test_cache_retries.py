@@ -6,7 +6,18 @@ import os
 import subprocess
 import sys
 
-from conftest import AGENTS, MATH_SCRIPT, ROOT, SAMPLES, last_trace, run_cli, server_env
+from conftest import (
+    AGENTS,
+    CACHE_KEY,
+    HANG,
+    MATH_SCRIPT,
+    ROOT,
+    SAMPLES,
+    last_trace,
+    run_cli,
+    server_env,
+    use_home,
+)
 
 FAST = {"LLMTRACE_RETRY_BASE_DELAY": "0.01"}
 
@@ -15,72 +26,67 @@ def _chat_requests(server) -> int:
     return server.stats.by_path.get("/v1/chat/completions", 0)
 
 
-def test_math_agent_second_run_makes_no_requests(llmtrace_home, mock_server):
-    server = mock_server(MATH_SCRIPT)
-    for script in ("math_agent.py", "math_agent_graph.py"):  # streamed (classic) and plain (LangGraph) calls
-        # Both agents send the same requests (only `stream` differs, which the key ignores): one
-        # cache each, or the second script's cold run would already be warm.
-        cache = ["--cache-dir", str(llmtrace_home / f"cache-{script}")]
-        server.stats.reset()
-        cold = run_cli("run", *cache, str(SAMPLES / script), env=server_env(server))
-        assert cold.code == 0 and _chat_requests(server) == 4
-        cold_trace, _ = last_trace(llmtrace_home)
-        server.stats.reset()
-        warm = run_cli("run", *cache, str(SAMPLES / script), env=server_env(server))
-        assert warm.code == 0, warm.stderr
-        assert warm.stdout == cold.stdout and "76527504" in warm.stdout
-        assert server.stats.requests == 0
-        trace, spans = last_trace(llmtrace_home)
+def test_math_agent_second_run_makes_no_requests(math_runs):
+    # Streamed (classic) and plain (LangGraph) calls. Both agents send the same requests (only
+    # `stream` differs, which the key ignores): each ran in a home and cache of its own, or the
+    # second script's cold run would already be warm.
+    for script, runs in math_runs.items():
+        cold, warm = runs.cold, runs.warm
+        assert cold.result.code == 0 and cold.stats["by_path"].get("/v1/chat/completions") == 4
+        assert warm.result.code == 0, warm.result.stderr
+        assert warm.result.stdout == cold.result.stdout and "76527504" in warm.result.stdout
+        assert warm.stats["requests"] == 0
+        trace, spans = warm.trace, warm.spans
         llm = [s for s in spans if s.kind == "llm"]
         assert [s.cache_hit for s in llm] == ["exact"] * 4
         assert all(s.cost == 0 and s.cost_saved and s.input_tokens for s in llm)
         assert trace.totals.cost == 0 and trace.totals.cache_hits == 4
-        assert abs(trace.totals.cost_saved - cold_trace.totals.cost) < 1e-12
-        assert trace.totals.input_tokens == cold_trace.totals.input_tokens
-        assert "4 replayed from the cache (saved $0.000194)" in warm.stderr
+        assert abs(trace.totals.cost_saved - cold.trace.totals.cost) < 1e-12
+        assert trace.totals.input_tokens == cold.trace.totals.input_tokens
+        assert "4 replayed from the cache (saved $0.000194)" in warm.result.stderr
         assert [t.outputs for t in spans if t.kind == "tool"] == [243, 8748, 76527504] or script.endswith("graph.py")
 
 
-def test_lcel_paths_cached_and_streams_stay_streams(llmtrace_home, mock_server):
-    server = mock_server()
-    first = run_cli("run", str(AGENTS / "lcel_chain.py"), env=server_env(server))
-    assert first.code == 0 and server.stats.requests == 5
-    server.stats.reset()
-    second = run_cli("run", str(AGENTS / "lcel_chain.py"), env=server_env(server))
-    assert second.code == 0 and second.stdout == first.stdout
-    assert server.stats.requests == 0  # invoke, stream, batch (2) and ainvoke all answered from the cache
-    _, spans = last_trace(llmtrace_home)
-    llm = [s for s in spans if s.kind == "llm"]
+def test_lcel_paths_cached_and_streams_stay_streams(lcel_runs):
+    first, second = lcel_runs.cold, lcel_runs.warm
+    assert first.result.code == 0 and first.stats["requests"] == 5
+    assert second.result.code == 0 and second.result.stdout == first.result.stdout
+    assert second.stats["requests"] == 0  # invoke, stream, batch (2) and ainvoke all answered from the cache
+    llm = [s for s in second.spans if s.kind == "llm"]
     assert len(llm) == 5 and all(s.cache_hit == "exact" for s in llm)
     assert sum(s.streamed for s in llm) == 1
 
 
-def test_bare_sdk_stream_replayed_without_usage_chunk(llmtrace_home, mock_server):
-    server = mock_server()
-    assert run_cli("run", str(AGENTS / "bare_openai.py"), env=server_env(server)).code == 0
-    server.stats.reset()
-    again = run_cli("run", str(AGENTS / "bare_openai.py"), env=server_env(server))
-    assert again.code == 0, again.stderr  # chunk.choices[0] on every chunk: no usage-only chunk leaked
-    assert "stream: This is a scripted reply" in again.stdout and server.stats.requests == 0
+def test_bare_sdk_stream_replayed_without_usage_chunk(bare_runs):
+    assert bare_runs.cold.result.code == 0
+    again = bare_runs.warm
+    assert again.result.code == 0, again.result.stderr  # chunk.choices[0] on every chunk: no usage-only chunk leaked
+    assert "stream: This is a scripted reply" in again.result.stdout and again.stats["requests"] == 0
 
 
 def test_key_covers_params_and_no_cache_flag(llmtrace_home, mock_server):
-    server = mock_server()
-    env = server_env(server)
-    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", env=env).code == 0
-    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", env=env).code == 0
+    server, other = mock_server(), mock_server()
+    env = {**server_env(server), "OTHER_BASE_URL": other.base_url}
+
+    def run(*calls: str, flags: tuple[str, ...] = ()) -> list:
+        """One run of several calls; what answered each: "exact" (the cache) or None (the server)."""
+        r = run_cli("run", *flags, str(AGENTS / "calls.py"), *calls, env=env)
+        assert r.code == 0, r.stderr
+        _, spans = last_trace(llmtrace_home)
+        return [(s.cache_hit, s.streamed) for s in spans if s.kind == "llm"]
+
+    assert run("hello") == [(None, False)]
     assert _chat_requests(server) == 1
-    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", "--temp", "0.7", env=env).code == 0
-    assert _chat_requests(server) == 2  # another temperature is another answer
-    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", "--stream", env=env).code == 0
-    assert _chat_requests(server) == 3  # a stream is recorded as a stream: it replays its own chunks
-    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", "--stream", env=env).code == 0
-    assert _chat_requests(server) == 3
-    assert run_cli("run", "--no-cache", str(AGENTS / "one_call.py"), "hello", env=env).code == 0
+    # Within one run the n-th identical request replays the n-th recorded answer, so each call that
+    # differs from "hello" in one parameter comes first of its kind: a key that ignored the
+    # parameter would answer it from the cache. "hello" itself is answered from the first run.
+    assert run("hello@temp=0.7", "hello@stream", "hello") == [(None, False), (None, True), ("exact", False)]
+    assert _chat_requests(server) == 3  # another temperature is another answer; a stream is recorded as a stream
+    # The stream replays its own chunks; another endpoint (same request) is another answer.
+    assert run("hello@stream", "hello@other") == [("exact", True), (None, False)]
+    assert _chat_requests(server) == 3 and _chat_requests(other) == 1
+    assert run("hello", flags=("--no-cache",)) == [(None, False)]
     assert _chat_requests(server) == 4
-    other = mock_server()
-    assert run_cli("run", str(AGENTS / "one_call.py"), "hello", env=server_env(other)).code == 0
-    assert _chat_requests(other) == 1  # another endpoint is another answer
 
 
 def test_ttl_expires_entries(llmtrace_home, mock_server):
@@ -98,12 +104,11 @@ def test_ttl_expires_entries(llmtrace_home, mock_server):
     assert _chat_requests(server) == 2
 
 
-def test_cache_holds_no_api_key(llmtrace_home, mock_server):
-    server = mock_server(MATH_SCRIPT)
-    key = "sk-proj-CACHEKEYshouldNEVERbeSTORED0123456789"
-    assert run_cli("run", str(SAMPLES / "math_agent.py"), env=server_env(server, key=key)).code == 0
-    cache_bytes = b"".join(p.read_bytes() for p in (llmtrace_home / "cache").rglob("*") if p.is_file())
-    assert len(cache_bytes) > 1000 and key.encode() not in cache_bytes and key[8:24].encode() not in cache_bytes
+def test_cache_holds_no_api_key(math_runs):
+    runs = math_runs["math_agent.py"]  # sent CACHE_KEY as its API key
+    assert runs.cold.result.code == 0
+    cache_bytes = b"".join(p.read_bytes() for p in (runs.warm.home / "cache").rglob("*") if p.is_file())
+    assert len(cache_bytes) > 1000 and CACHE_KEY.encode() not in cache_bytes and CACHE_KEY[8:24].encode() not in cache_bytes
 
 
 def test_two_runs_share_a_cache_at_once(llmtrace_home, mock_server):
@@ -111,7 +116,7 @@ def test_two_runs_share_a_cache_at_once(llmtrace_home, mock_server):
     env = {**os.environ, **server_env(server)}
     procs = [subprocess.Popen([sys.executable, "-m", "llmtrace", "run", "-q", str(SAMPLES / "math_agent.py")], env=env,
                               cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
+    outs = [p.communicate(timeout=HANG) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert all("76527504" in o for o, _ in outs)
     server.stats.reset()
@@ -119,10 +124,8 @@ def test_two_runs_share_a_cache_at_once(llmtrace_home, mock_server):
     assert server.stats.requests == 0
 
 
-def test_cache_stats_and_clear(llmtrace_home, mock_server):
-    server = mock_server(MATH_SCRIPT)
-    for _ in range(2):
-        assert run_cli("run", str(SAMPLES / "math_agent.py"), env=server_env(server)).code == 0
+def test_cache_stats_and_clear(llmtrace_home, math_runs):
+    use_home(math_runs["math_agent.py"].warm, llmtrace_home)  # the math agent run twice against one server
     import json
 
     stats = json.loads(run_cli("cache", "stats", "--json").stdout)
@@ -155,10 +158,10 @@ def test_semantic_cache(llmtrace_home, mock_server):
     assert r.code == 0 and _chat_requests(server) == 3
 
 
-def _fault_run(mock_server, faults, *args, env_extra=None, prompt="hello"):
+def _fault_run(mock_server, faults, *args, env_extra=None, prompt="hello", args_after=()):
     server = mock_server({"faults": faults})
     env = {**server_env(server), **FAST, **(env_extra or {})}
-    r = run_cli("run", "--no-cache", *args, str(AGENTS / "one_call.py"), prompt, env=env)
+    r = run_cli("run", "--no-cache", *args, str(AGENTS / "one_call.py"), prompt, *args_after, env=env)
     return server, r
 
 
@@ -176,10 +179,13 @@ def test_retry_429_503_then_success(llmtrace_home, mock_server):
 
 
 def test_retry_on_streamed_call(llmtrace_home, mock_server):
-    server, r = _fault_run(mock_server, [502, 200], prompt="stream me")
-    assert r.code == 0
-    server, r = _fault_run(mock_server, [500, 200], "--retries", "2")
-    assert r.code == 0 and server.stats.requests == 2
+    # Before the first chunk, a stream is retried like any call (here within --retries 2).
+    server, r = _fault_run(mock_server, [502, 200], "--retries", "2", args_after=("--stream",))
+    assert r.code == 0, r.stderr
+    assert server.stats.requests == 2 and "This is a scripted reply" in r.stdout
+    _, spans = last_trace(llmtrace_home)
+    llm = next(s for s in spans if s.kind == "llm")
+    assert llm.streamed and llm.attempts == 2 and llm.status == "ok"
 
 
 def test_401_is_not_retried(llmtrace_home, mock_server):
@@ -206,7 +212,9 @@ def test_retries_zero_means_one_attempt(llmtrace_home, mock_server):
 
 
 def test_timeout_is_retried(llmtrace_home, mock_server):
-    server, r = _fault_run(mock_server, [{"timeout": 1.5}, 200], env_extra={"CALL_TIMEOUT": "0.4"})
+    # The server keeps the first request unanswered for 120 s, far past the client's 3 s timeout;
+    # the retry is answered at once, far within it: a busy machine cannot turn one into the other.
+    server, r = _fault_run(mock_server, [{"timeout": 120}, 200], env_extra={"CALL_TIMEOUT": "3"})
     assert r.code == 0, r.stderr
     _, spans = last_trace(llmtrace_home)
     llm = next(s for s in spans if s.kind == "llm")
@@ -234,10 +242,7 @@ def test_stream_broken_after_first_chunk_is_not_retried(llmtrace_home, mock_serv
     _, spans = last_trace(llmtrace_home)
     llm = next(s for s in spans if s.kind == "llm")
     assert llm.status == "error" and llm.attempts == 1 and llm.streamed
-    # Before the first chunk, a stream is retried like any call.
-    server = mock_server({"faults": [503, 200]})
-    r = run_cli("run", "--no-cache", str(AGENTS / "one_call.py"), "hello", "--stream", env={**server_env(server), **FAST})
-    assert r.code == 0 and server.stats.requests == 2
+    # (Before the first chunk, a stream is retried like any call: test_retry_on_streamed_call.)
 
 
 def _budget_run(mock_server, budget: str, faults: list, *cli: str):

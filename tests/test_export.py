@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import MATH_SCRIPT, SAMPLES, last_trace, run_cli, server_env
+from conftest import MATH_SCRIPT, SAMPLES, last_trace, run_cli, server_env, use_home
 
 trace_service_pb2 = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
 
@@ -67,6 +67,11 @@ def _attrs(span) -> dict:
     return out
 
 
+def _math_home(math_runs, home):
+    """The store after `llmtrace run --tag team=core sample_agents/math_agent.py` (run once per worker)."""
+    return use_home(math_runs["math_agent.py"].cold, home)
+
+
 def _math_run(llmtrace_home, mock_server, *extra, env=None):
     server = mock_server(MATH_SCRIPT)
     r = run_cli("run", *extra, str(SAMPLES / "math_agent.py"), env={**server_env(server), **(env or {})})
@@ -103,8 +108,8 @@ def _check_math_spans(spans, trace):
     return chats, tools
 
 
-def test_export_math_agent_over_otlp(llmtrace_home, mock_server, receiver):
-    _math_run(llmtrace_home, mock_server, "--tag", "team=core")
+def test_export_math_agent_over_otlp(llmtrace_home, math_runs, receiver):
+    _math_home(math_runs, llmtrace_home)  # run with --tag team=core
     r = run_cli("export", "last", "--otlp", receiver.url, env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=abc%20def"})
     assert r.code == 0, r.stderr
     trace = last_trace(llmtrace_home)
@@ -116,9 +121,9 @@ def test_export_math_agent_over_otlp(llmtrace_home, mock_server, receiver):
     assert res["service.name"] == "math_agent.py" and res["telemetry.sdk.name"] == "llmtrace"
 
 
-def test_export_uses_the_standard_variable(llmtrace_home, mock_server, receiver):
-    _math_run(llmtrace_home, mock_server)
-    r = run_cli("export", "--since", "1h", "--format", "otlp", env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+def test_export_uses_the_standard_variable(llmtrace_home, math_runs, receiver):
+    _math_home(math_runs, llmtrace_home)
+    r = run_cli("export", "--since", "1d", "--format", "otlp", env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
     assert r.code == 0 and len(receiver.spans()) > 10
 
 
@@ -138,13 +143,13 @@ def test_run_streams_live_and_survives_a_dead_collector(llmtrace_home, mock_serv
     assert r.code == 5 and "cannot reach the OTLP endpoint" in r.stderr and r.stderr.count("\n") == 1
 
 
-def test_json_round_trip(llmtrace_home, mock_server, tmp_path, monkeypatch):
-    _math_run(llmtrace_home, mock_server, "--tag", "env=dev")
+def test_json_round_trip(llmtrace_home, math_runs, tmp_path, monkeypatch):
+    _math_home(math_runs, llmtrace_home)  # run with --tag team=core
     assert run_cli("feedback", "last", "--score", "7", "--comment", "good").code == 0
     first = tmp_path / "one.json"
     assert run_cli("export", "last", "-o", str(first)).code == 0
     doc = json.loads(first.read_text())
-    assert doc["format"] == "llmtrace.trace/1" and doc["trace"]["tags"] == {"env": "dev"}
+    assert doc["format"] == "llmtrace.trace/1" and doc["trace"]["tags"] == {"team": "core"}
     assert any(s["request"] for s in doc["spans"]) and doc["trace"]["feedback"][0]["comment"] == "good"
 
     other = tmp_path / "other-home"
@@ -161,10 +166,9 @@ def test_json_round_trip(llmtrace_home, mock_server, tmp_path, monkeypatch):
     assert run_cli("import", "--replace", str(first)).code == 0
 
 
-def test_jsonl_many_traces(llmtrace_home, mock_server, tmp_path, monkeypatch):
-    for _ in range(2):
-        _math_run(llmtrace_home, mock_server)
-    r = run_cli("export", "--since", "1h", "--format", "jsonl")
+def test_jsonl_many_traces(llmtrace_home, math_runs, tmp_path, monkeypatch):
+    use_home(math_runs["math_agent.py"].warm, llmtrace_home)  # two traces: the math agent run twice
+    r = run_cli("export", "--since", "1d", "--format", "jsonl")
     lines = r.stdout.splitlines()
     assert r.code == 0 and len(lines) == 2 and all(json.loads(x)["format"] == "llmtrace.trace/1" for x in lines)
     (tmp_path / "many.jsonl").write_text(r.stdout)

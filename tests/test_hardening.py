@@ -9,10 +9,9 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 
-
-from conftest import AGENTS, ROOT, default_sigint, last_trace, run_cli, server_env
+from conftest import AGENTS, HANG, ROOT, default_sigint, last_trace, run_cli, server_env
 
 
 def _popen_run(args, env):
@@ -20,20 +19,32 @@ def _popen_run(args, env):
                             cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
-def test_eight_runs_at_once_share_store_and_cache(llmtrace_home, mock_server):
+def test_eight_runs_at_once_share_store_and_cache(llmtrace_home, mock_server, arrivals):
     server = mock_server()
+    seen = arrivals(server)
     env = server_env(server)
     steps = 25
+    # The runs make at least 125 requests (5 prompt sets of 25). From the 60th on, they wait at the
+    # server until the readers have read twice: reads while the runs write, however the OS schedules.
+    readers_read_twice = seen.hold(60, None)
     # Runs 0-3 ask the same questions (they share cache entries); 4-7 ask their own.
     procs = [_popen_run(["--name", f"run{i}", str(AGENTS / "slow_agent.py"), str(steps), f"p{i % 4 if i < 4 else i}"], env)
              for i in range(8)]
     readers_ok = 0
-    while any(p.poll() is None for p in procs):  # ls and show keep working while they write
-        ls = run_cli("ls", "--json")
-        show = run_cli("show", "last")
-        assert ls.code == 0 and show.code in (0, 2), (ls.stderr, show.stderr)  # 2 only before the first trace
-        readers_ok += 1
-    outs = [p.communicate() for p in procs]
+    try:
+        while any(p.poll() is None for p in procs):  # ls and show keep working while they write
+            ls = run_cli("ls", "--json")
+            show = run_cli("show", "last")
+            assert ls.code == 0 and show.code in (0, 2), (ls.stderr, show.stderr)  # 2 only before the first trace
+            readers_ok += 1
+            if readers_ok == 2:
+                readers_read_twice.set()
+            # The next read once the runs have made some progress: pacing, so the readers do not take
+            # the CPU the runs need; the timeout only lets the loop notice that they have ended.
+            seen.wait_for(seen.count + 20, timeout=2)
+    finally:
+        readers_read_twice.set()
+    outs = [p.communicate(timeout=HANG) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [e[-500:] for _, e in outs]
     assert not any("locked" in err for _, err in outs)
     assert readers_ok >= 2
@@ -62,10 +73,32 @@ def test_damaged_cache_falls_back_to_no_cache(llmtrace_home, mock_server):
     assert trace.status == "ok" and len(spans) == 1 and spans[0].cache_hit is None
 
 
+def _fill_store(home) -> None:
+    """Three finished traces with a few big spans each, written as a run writes them."""
+    from llmtrace.model import Span, Trace
+    from llmtrace.redact import Redactor
+    from llmtrace.store import open_store
+    from llmtrace.store.writer import StoreWriter
+
+    writer = StoreWriter(open_store(home / "traces.db"), Redactor())
+    for t in range(3):
+        tid = f"aaaa000{t}-0000-4000-8000-00000000000{t}"
+        writer.start_trace(Trace(id=tid, name="one_call.py", start_us=1_000_000 * (t + 1), pid=1))
+        for i in range(4):
+            span = Span(id=f"{tid[:8]}-{i}", trace_id=tid, parent_id=None, kind="llm", name="ChatOpenAI", start_us=1_000_000 * (t + 1) + i,
+                        end_us=1_000_000 * (t + 1) + 500, status="ok", model="gpt-4o-mini", input_tokens=1300, output_tokens=8,
+                        inputs={"prompt": "x" * 5000}, outputs={"content": "y" * 2000})
+            span.request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 5000}]}
+            span.response = {"choices": [{"message": {"content": "y" * 2000}}]}
+            writer.write_span(span)
+        writer.finish_trace(Trace(id=tid, name="one_call.py", start_us=1_000_000 * (t + 1), end_us=1_000_000 * (t + 2), status="ok", exit_code=0))
+    writer.db.close()
+
+
 def test_truncated_store_is_a_clear_error_and_left_alone(llmtrace_home, mock_server):
     server = mock_server()
-    for _ in range(3):
-        assert run_cli("run", "--no-cache", str(AGENTS / "one_call.py"), "x" * 5000, env=server_env(server)).code == 0
+    _fill_store(llmtrace_home)
+    assert run_cli("ls").code == 0  # whole, it reads
     db_file = llmtrace_home / "traces.db"
     sqlite3.connect(db_file).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = db_file.read_bytes()
@@ -98,26 +131,48 @@ def test_big_and_odd_payloads(llmtrace_home, mock_server):
     assert next(s for s in spans if s.kind == "llm").outputs["content"] == big
 
 
-def test_store_locked_too_long_never_breaks_the_script(llmtrace_home, mock_server):
+def test_store_locked_too_long_never_breaks_the_script(llmtrace_home, mock_server, arrivals):
     server = mock_server()
-    assert run_cli("run", str(AGENTS / "one_call.py"), "warm up", env=server_env(server)).code == 0
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys, time\n"
-        f"db = sqlite3.connect({str(llmtrace_home / 'traces.db')!r}, isolation_level=None)\n"
-        "time.sleep(2.0)\n"  # let the run start its trace first
-        "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(6); db.execute('COMMIT')\n")],
-        stdout=subprocess.PIPE, text=True)
+    seen = arrivals(server)
+    locked = seen.hold(3)  # call 3 waits at the server while the test locks the store ...
+    unlocked = seen.hold(6)  # ... and call 6 until the lock is gone: the run cannot end while it is held
     env = {**server_env(server), "LLMTRACE_BUSY_TIMEOUT_MS": "300"}
-    proc = _popen_run(["--no-cache", str(AGENTS / "slow_agent.py"), "40"], env)
-    out, err = proc.communicate(timeout=120)
-    holder.wait(10)
-    assert proc.returncode == 0 and out.count("done") == 40  # the script ran to the end, its output intact
+    proc = _popen_run(["--no-cache", str(AGENTS / "slow_agent.py"), "10"], env)
+    err_lines: list[str] = []
+    warned = threading.Event()
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            err_lines.append(line)
+            if "could not write spans" in line:
+                warned.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    holder = None
+    try:
+        assert seen.wait_for(4), "call 3 never reached the server"  # calls 0-2 are done, the trace is in the store
+        holder = sqlite3.connect(llmtrace_home / "traces.db", isolation_level=None, timeout=HANG)
+        holder.execute("BEGIN EXCLUSIVE")
+        locked.set()  # call 3 ends: its span cannot be written while the lock is held
+        assert warned.wait(HANG), "".join(err_lines)
+        holder.execute("COMMIT")
+        unlocked.set()
+        out = proc.stdout.read()
+        proc.wait(HANG)
+        reader.join(HANG)
+    finally:
+        if holder is not None:
+            holder.close()
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(err_lines)
+    assert proc.returncode == 0 and out.count("done") == 10, err  # the script ran to the end, its output intact
     assert err.count("llmtrace: warning: could not write spans") == 1
     assert "Traceback" not in err
     # What could not be written was kept and lands with the next command.
-    time.sleep(0.5)
     trace, spans = last_trace(llmtrace_home)
-    assert len([s for s in spans if s.kind == "llm"]) == 40
+    assert len([s for s in spans if s.kind == "llm"]) == 10
 
 
 def test_disk_full_never_breaks_the_script(llmtrace_home, mock_server):
@@ -133,7 +188,7 @@ def test_disk_full_never_breaks_the_script(llmtrace_home, mock_server):
 
     p = subprocess.run([sys.executable, "-m", "llmtrace", "run", "--no-cache", str(AGENTS / "slow_agent.py"), "60", "x" * 3000],
                        env={**os.environ, **server_env(server)}, cwd=str(ROOT), capture_output=True, text=True,
-                       preexec_fn=cap, timeout=120)
+                       preexec_fn=cap, timeout=HANG)
     assert p.returncode == 0 and p.stdout.count("done") == 60, p.stderr[-1500:]
     assert "Traceback" not in p.stderr
     assert 1 <= p.stderr.count("llmtrace: warning") <= 3  # said once per part that failed, not per span
@@ -154,14 +209,19 @@ def test_retries_under_stress(llmtrace_home, mock_server):
     assert trace.totals.retries == failures
 
 
-def test_ctrl_c_marks_open_spans_interrupted(llmtrace_home, mock_server):
-    server = mock_server({"latency_ms": 400})
+def test_ctrl_c_marks_open_spans_interrupted(llmtrace_home, mock_server, arrivals):
+    server = mock_server()
+    seen = arrivals(server)
+    seen.hold(1)  # the second call stays at the server: Ctrl-C comes while it is open
     proc = _popen_run(["--no-cache", str(AGENTS / "slow_agent.py"), "20"], server_env(server))
-    line = proc.stdout.readline()
-    assert "step 0 done" in line
-    time.sleep(0.2)  # inside the next call
-    proc.send_signal(2)
-    proc.communicate(timeout=30)
+    try:
+        assert seen.wait_for(2), "the second call never reached the server"  # inside the next call
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=HANG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out == "step 0 done\n", (out, err)
     assert proc.returncode == -2  # killed by SIGINT, as python ends on an uncaught KeyboardInterrupt
     trace, spans = last_trace(llmtrace_home)
     assert trace.status == "interrupted"

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from rich.console import Console
 
-from conftest import AGENTS, MATH_SCRIPT, SAMPLES, run_cli, server_env
+from conftest import AGENTS, HANG, run_cli, use_home
 from llmtrace import timespec
 from llmtrace.errors import UserError
 from llmtrace.model import Feedback, Span, Trace
@@ -125,9 +125,8 @@ def test_timespec():
             timespec.parse_time(bad, now)
 
 
-def test_inspect_commands_end_to_end(llmtrace_home, mock_server):
-    server = mock_server(MATH_SCRIPT)
-    assert run_cli("run", "--tag", "team=core", str(SAMPLES / "math_agent.py"), env=server_env(server)).code == 0
+def test_inspect_commands_end_to_end(llmtrace_home, math_runs):
+    use_home(math_runs["math_agent.py"].cold, llmtrace_home)  # `llmtrace run --tag team=core sample_agents/math_agent.py`
     assert run_cli("run", "--name", "second", str(AGENTS / "behaves_like_python.py")).code == 0
 
     r = run_cli("ls", "--json")
@@ -162,9 +161,9 @@ def test_inspect_commands_end_to_end(llmtrace_home, mock_server):
     assert [t["name"] for t in json.loads(run_cli("ls", "--min-score", "0", "--json").stdout)] == ["math_agent.py"]
     assert [t["name"] for t in json.loads(run_cli("ls", "--max-score", "0", "--json").stdout)] == ["second"]
 
-    c = json.loads(run_cli("cost", "--since", "today", "--by", "tag:team", "--json").stdout)
+    c = json.loads(run_cli("cost", "--since", "1d", "--by", "tag:team", "--json").stdout)
     assert [(r["key"], r["calls"]) for r in c["rows"]] == [("core", 4)]
-    text = run_cli("cost", "--since", "1h")
+    text = run_cli("cost", "--since", "1d")
     assert "gpt-4o-mini-2024-07-18" in text.stdout and "total" in text.stdout
 
     assert run_cli("prune", "--older-than", "1d").code == 0  # nothing that old
@@ -200,19 +199,18 @@ def test_no_color_and_version(llmtrace_home):
     assert "\x1b[" not in r.stdout
 
 
-def test_long_output_is_paged_on_a_terminal(llmtrace_home, mock_server):
+def test_long_output_is_paged_on_a_terminal(llmtrace_home, math_runs):
     import os
     import shutil
 
     if not shutil.which("script"):
         pytest.skip("needs util-linux `script` to give the command a terminal")
-    server = mock_server(MATH_SCRIPT)
-    assert run_cli("run", "-q", str(SAMPLES / "math_agent.py"), env=server_env(server)).code == 0
+    use_home(math_runs["math_agent.py"].cold, llmtrace_home)
     env = {**os.environ, "PAGER": "echo PAGED-BY-PAGER; cat", "LINES": "10", "COLUMNS": "100"}
     cmd = f"{sys.executable} -m llmtrace show last --all"
-    paged = subprocess.run(["script", "-qc", cmd, "/dev/null"], capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    paged = subprocess.run(["script", "-qc", cmd, "/dev/null"], capture_output=True, text=True, env=env, timeout=HANG, stdin=subprocess.DEVNULL)
     assert paged.stdout.startswith("PAGED-BY-PAGER") and "AgentExecutor" in paged.stdout
-    unpaged = subprocess.run(["script", "-qc", cmd + " --no-pager", "/dev/null"], capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    unpaged = subprocess.run(["script", "-qc", cmd + " --no-pager", "/dev/null"], capture_output=True, text=True, env=env, timeout=HANG, stdin=subprocess.DEVNULL)
     assert "PAGED-BY-PAGER" not in unpaged.stdout and "AgentExecutor" in unpaged.stdout
     piped = run_cli("show", "last", "--all", env={"PAGER": "echo PAGED-BY-PAGER; cat"})
     assert "PAGED-BY-PAGER" not in piped.stdout  # not a terminal: never paged

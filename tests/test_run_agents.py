@@ -1,10 +1,14 @@
-"""End to end: real agent scripts under `llmtrace run`, through real HTTP to the scripted server."""
+"""End to end: real agent scripts under `llmtrace run`, through real HTTP to the scripted server.
+
+The math agents, the LCEL chain and the bare SDK script are run once per session (conftest's
+shared_runs); the cache tests read the warm re-runs of the same scripts.
+"""
 
 from __future__ import annotations
 
 import json
 
-from conftest import AGENTS, MATH_SCRIPT, SAMPLES, assert_no_orphans, last_trace, run_cli, server_env
+from conftest import AGENTS, assert_no_orphans, last_trace, run_cli, server_env
 
 MATH_TOOLS = [
     ("exponentiate", {"base": 3, "exponent": 5}, 243),
@@ -13,13 +17,13 @@ MATH_TOOLS = [
 ]
 
 
-def _check_math_trace(home, server, top_name):
-    trace, spans = last_trace(home)
+def _check_math_trace(run, top_name):
+    trace, spans = run.trace, run.spans
     assert trace.status == "ok" and trace.exit_code == 0
     llm = [s for s in spans if s.kind == "llm"]
     tools = [s for s in spans if s.kind == "tool"]
     # One HTTP request, one LLM span: never two.
-    assert len(llm) == 4 == server.stats.by_path["/v1/chat/completions"]
+    assert len(llm) == 4 == run.stats["by_path"]["/v1/chat/completions"]
     # The classic executor reports the tool's int, LangGraph its ToolMessage text.
     assert [(t.name, t.inputs, str(t.outputs)) for t in tools] == [(n, a, str(r)) for n, a, r in MATH_TOOLS]
     assert [tc["name"] for s in llm[:3] for tc in s.tool_calls] == ["exponentiate", "multiply", "exponentiate"]
@@ -41,12 +45,12 @@ def _check_math_trace(home, server, top_name):
     return trace, spans
 
 
-def test_classic_agent_executor(llmtrace_home, mock_server):
-    server = mock_server(MATH_SCRIPT)
-    r = run_cli("run", str(SAMPLES / "math_agent.py"), env=server_env(server))
+def test_classic_agent_executor(math_runs):
+    run = math_runs["math_agent.py"].cold  # `llmtrace run --tag team=core sample_agents/math_agent.py`
+    r = run.result
     assert r.code == 0, r.stderr
     assert "76527504" in r.stdout
-    trace, spans = _check_math_trace(llmtrace_home, server, "AgentExecutor")
+    trace, spans = _check_math_trace(run, "AgentExecutor")
     llm = [s for s in spans if s.kind == "llm"]
     # The classic executor streams its model calls: usage must still be there (custom base URL).
     assert all(s.streamed for s in llm)
@@ -58,12 +62,11 @@ def test_classic_agent_executor(llmtrace_home, mock_server):
     assert all(by_id[s.parent_id].name == "RunnableSequence" for s in llm)
 
 
-def test_create_agent_langgraph(llmtrace_home, mock_server):
-    server = mock_server(MATH_SCRIPT)
-    r = run_cli("run", str(SAMPLES / "math_agent_graph.py"), env=server_env(server))
-    assert r.code == 0, r.stderr
-    assert "76527504" in r.stdout
-    _check_math_trace(llmtrace_home, server, "LangGraph")
+def test_create_agent_langgraph(math_runs):
+    run = math_runs["math_agent_graph.py"].cold
+    assert run.result.code == 0, run.result.stderr
+    assert "76527504" in run.result.stdout
+    _check_math_trace(run, "LangGraph")
 
 
 def test_mock_flag_runs_offline_without_key(llmtrace_home):
@@ -110,13 +113,12 @@ def test_threads_keep_their_parent(llmtrace_home, mock_server):
     assert_no_orphans(spans)
 
 
-def test_lcel_invoke_stream_batch_async(llmtrace_home, mock_server):
-    server = mock_server()
-    r = run_cli("run", str(AGENTS / "lcel_chain.py"), env=server_env(server))
-    assert r.code == 0, r.stderr
-    trace, spans = last_trace(llmtrace_home)
+def test_lcel_invoke_stream_batch_async(lcel_runs):
+    run = lcel_runs.cold
+    assert run.result.code == 0, run.result.stderr
+    spans = run.spans
     llm = [s for s in spans if s.kind == "llm"]
-    assert len(llm) == 5 == server.stats.requests
+    assert len(llm) == 5 == run.stats["requests"]
     assert all(s.input_tokens and s.output_tokens for s in llm), "streamed calls must carry usage too"
     assert sum(s.streamed for s in llm) == 1
     tops = [s for s in spans if s.parent_id is None]
@@ -126,14 +128,13 @@ def test_lcel_invoke_stream_batch_async(llmtrace_home, mock_server):
     assert_no_orphans(spans)
 
 
-def test_bare_openai_sdk_calls_are_spans(llmtrace_home, mock_server):
-    server = mock_server()
-    r = run_cli("run", str(AGENTS / "bare_openai.py"), env=server_env(server))
+def test_bare_openai_sdk_calls_are_spans(bare_runs):
+    run = bare_runs.cold
+    r = run.result
     assert r.code == 0, r.stderr
     assert "stream: This is a scripted reply" in r.stdout
-    trace, spans = last_trace(llmtrace_home)
-    llm = [s for s in spans if s.kind == "llm"]
-    assert len(llm) == 4 == server.stats.requests
+    llm = [s for s in run.spans if s.kind == "llm"]
+    assert len(llm) == 4 == run.stats["requests"]
     bare = [s for s in llm if s.name == "openai.chat.completions"]
     assert len(bare) == 3
     for s in bare:

@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import AGENTS, ROOT, default_sigint, last_trace, run_cli, server_env
+from conftest import AGENTS, HANG, ROOT, default_sigint, last_trace, run_cli, server_env
 
 SCRIPT = str(AGENTS / "behaves_like_python.py")
 
@@ -79,11 +78,10 @@ def test_options_trace_id_name_tags_quiet(llmtrace_home):
     assert again.code == 2 and "already exists" in again.stderr
 
 
-def _wait_for(proc: subprocess.Popen, text: str, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
+def _wait_for(proc: subprocess.Popen, text: str) -> None:
+    """Read the process's stdout until `text` appears (an event, not a time); fail if it ends first."""
     buf = ""
-    while time.time() < deadline:
-        line = proc.stdout.readline()
+    for line in proc.stdout:
         buf += line
         if text in buf:
             return
@@ -103,7 +101,7 @@ def _start_slow(mock_server, steps: int = 200):
 def test_sigkill_keeps_finished_spans_and_shows_killed(llmtrace_home, mock_server):
     server, proc = _start_slow(mock_server)
     proc.kill()
-    proc.wait(10)
+    proc.wait(HANG)
     printed = proc.stdout.read().count("done")  # steps the script saw finish before the kill
     trace, spans = last_trace(llmtrace_home)
     assert trace.status == "killed"
@@ -121,7 +119,7 @@ def test_sigkill_keeps_finished_spans_and_shows_killed(llmtrace_home, mock_serve
 def test_sigterm_and_ctrl_c(llmtrace_home, mock_server, sig, code):
     server, proc = _start_slow(mock_server)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=HANG)
     assert proc.returncode == -sig, err  # died of the signal, as python does
     trace, spans = last_trace(llmtrace_home)
     assert trace.status == "interrupted" and trace.exit_code == code
@@ -154,7 +152,7 @@ def test_sigterm_skips_finally_and_ends_by_the_signal(llmtrace_home, how):
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     _wait_for(proc, "waiting")
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=HANG)
     assert proc.returncode == -signal.SIGTERM
     assert "finally ran" not in out
     if how == "llmtrace":

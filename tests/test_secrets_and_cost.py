@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import stat
 
-from conftest import AGENTS, SAMPLES, MATH_SCRIPT, last_trace, run_cli, server_env
+from conftest import AGENTS, last_trace, run_cli, server_env
 
 
 def _all_bytes(home) -> bytes:
@@ -62,13 +62,12 @@ def test_price_override_file(llmtrace_home, mock_server, tmp_path):
         assert abs(s.cost - (s.input_tokens * 1.0 + s.output_tokens * 2.0) / 1e6) < 1e-12
 
 
-def test_cost_matches_published_price(llmtrace_home, mock_server):
+def test_cost_matches_published_price(math_runs):
     from genai_prices import Usage, calc_price
 
-    server = mock_server(MATH_SCRIPT)
-    assert run_cli("run", str(SAMPLES / "math_agent.py"), env=server_env(server)).code == 0
-    _, spans = last_trace(llmtrace_home)
-    for s in (s for s in spans if s.kind == "llm"):
+    run = math_runs["math_agent.py"].cold
+    assert run.result.code == 0
+    for s in (s for s in run.spans if s.kind == "llm"):
         want = calc_price(Usage(input_tokens=s.input_tokens, output_tokens=s.output_tokens), "gpt-4o-mini-2024-07-18", provider_id="openai")
         assert abs(s.cost - float(want.total_price)) < 1e-12
         # gpt-4o-mini: $0.15 / M in, $0.60 / M out
