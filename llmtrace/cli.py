@@ -307,15 +307,6 @@ def ls(
     _print(trace_table(traces, _now_us()))
 
 
-def _find_span(spans: list[Any], ref: str, trace_id: str) -> Any:
-    want = ref.lower().replace("-", "")
-    matches = [s for s in spans if s.id.replace("-", "").startswith(want) or s.id.replace("-", "").endswith(want)]
-    if len(matches) != 1:
-        what = "no span" if not matches else f"{len(matches)} spans"
-        raise UserError(f"{what} of trace {trace_id[:8]} match {ref!r}")
-    return matches[0]
-
-
 @app.command()
 def show(
     trace: str = typer.Argument("last", help="Trace id, any unique prefix of it, or last / last~1 / last~2 …"),
