@@ -219,6 +219,10 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     def on_term(signum: int, frame: Any) -> None:
         # SIGTERM's default action ends the script where it stands (no finally blocks run); the
         # trace is finished first, then the process dies of the same signal.
+        if os.getpid() != trace.pid:  # a fork child (a Pool worker being terminated): the default action
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if finished.is_set():  # the script is over and the trace being finished: die right after
             term_during_finish.append(signum)
             return
