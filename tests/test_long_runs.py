@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import AGENTS, run_cli, server_env
 
 from llmtrace.model import Span, Trace
@@ -49,6 +50,7 @@ def test_killed_run_leaves_segments_that_are_recovered(tmp_path, monkeypatch):
     assert list(directory.glob("t2*")) == []
 
 
+@pytest.mark.soak  # ~65 s of one worker: a step of its own (`pytest -m 'parity or soak'`), not the default run
 def test_memory_stays_flat_over_a_long_loop(llmtrace_home, mock_server):
     """A leak of a hundred bytes a call shows: 3,000 recorded and cached calls after a warm-up."""
     server = mock_server({"replies": [{"content": "fine"}]})

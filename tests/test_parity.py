@@ -10,9 +10,9 @@ For each script in tests/parity/ (the table below says how to call it):
 
 Every step's mismatches are collected and reported together, with unified diffs.
 
-The corpus makes ~70 subprocess runs, so it is its own step: marked `parity`, left out of the
-default `pytest` (pyproject addopts) and run by `pytest -m parity` (the README's test command and
-.ci/run run both).
+The corpus makes ~70 subprocess runs, so it is a step of its own: marked `parity`, left out of the
+default `pytest` (pyproject addopts) and run by `pytest -m 'parity or soak'` (the README's test
+command and .ci/run run both steps).
 """
 
 from __future__ import annotations
