@@ -136,6 +136,8 @@ def run(
     semantic_threshold: float = typer.Option(0.95, "--semantic-threshold", min=0.0, max=1.0, help="Cosine similarity needed for a semantic hit."),
     embedding_model: str = typer.Option("text-embedding-3-small", "--embedding-model", help="Embedding model for --semantic-cache."),
     otlp: Optional[str] = typer.Option(None, "--otlp", help="Also stream spans live to this OTLP/HTTP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT if set). Needs llmtrace[otel]."),
+    otlp_header: Optional[List[str]] = typer.Option(None, "--otlp-header", metavar="NAME=VALUE", help="Send this header with the OTLP requests (repeatable; added to OTEL_EXPORTER_OTLP_HEADERS). MLflow needs x-mlflow-experiment-id=ID."),
+    project: Optional[str] = typer.Option(None, "--project", help="Project the trace belongs to in OTLP backends (Phoenix's project); stored as the tag project=NAME. Default: the `project` tag, LLMTRACE_PROJECT, or the script's name."),
     retries: int = typer.Option(4, "--retries", min=0, max=20, help="Retries after a failed call (429, 5xx, timeouts, dropped connections): 4 means up to 5 attempts; 0 turns retrying off."),
 ) -> None:
     """Run SCRIPT exactly as `python SCRIPT ARGS…` would, recording every LangChain and OpenAI step.
@@ -148,6 +150,10 @@ def run(
     if cache_mode not in ("replay", "reuse"):
         raise UserError(f"bad --cache-mode {cache_mode!r}: use replay or reuse")
     tags = parse_tags(tag)
+    if project is not None:
+        if not project.strip():
+            raise UserError("bad --project '': give a name")
+        tags["project"] = project.strip()
     ttl_s = timespec.parse_duration(cache_ttl) if cache_ttl else None
     if trace_id is not None:
         try:
@@ -163,6 +169,9 @@ def run(
     from llmtrace.export import otlp as otlp_mod
 
     otlp_url = otlp_mod.endpoint(otlp)
+    otlp_headers = otlp_mod.headers(otlp_header)
+    if otlp_header and not otlp_url:
+        raise UserError("--otlp-header needs an OTLP endpoint: pass --otlp URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
     if otlp_url and not otlp_mod.available():
         if otlp:
             raise UserError(otlp_mod.INSTALL_HINT)
@@ -192,7 +201,7 @@ def run(
             cache_ttl_s=ttl_s, cache_size_mb=cache_size,
             semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
             retries=retries, cache_mode=cache_mode, children=not no_children,
-            mock_url=server.base_url if server is not None else None, otlp_url=otlp_url,
+            mock_url=server.base_url if server is not None else None, otlp_url=otlp_url, otlp_headers=otlp_headers,
         )
         trace, code = runner.run(opts, writer, extra_env=env, report=None if quiet else functools.partial(_report, db))
     finally:
@@ -502,6 +511,8 @@ def export(
     until: UntilOpt = None,
     fmt: str = typer.Option("json", "--format", help="json (one document, or an array of them), jsonl (a document per line), or otlp."),
     otlp: Optional[str] = typer.Option(None, "--otlp", help="Send over OTLP/HTTP protobuf to this endpoint (implies --format otlp; default endpoint: OTEL_EXPORTER_OTLP_ENDPOINT)."),
+    otlp_header: Optional[List[str]] = typer.Option(None, "--otlp-header", metavar="NAME=VALUE", help="Send this header with the OTLP requests (repeatable; added to OTEL_EXPORTER_OTLP_HEADERS). MLflow needs x-mlflow-experiment-id=ID."),
+    project: Optional[str] = typer.Option(None, "--project", help="Project name for OTLP backends (default: each trace's `project` tag, LLMTRACE_PROJECT, or the script's name)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the JSON here instead of stdout."),
 ) -> None:
     """Export traces as self-contained JSON documents, or send them to an OpenTelemetry collector.
@@ -515,6 +526,8 @@ def export(
         fmt = "otlp"
     if fmt not in ("json", "jsonl", "otlp"):
         raise UserError(f"bad --format {fmt!r}: use json, jsonl or otlp")
+    if (otlp_header or project) and fmt != "otlp":
+        raise UserError("--otlp-header and --project go with an OTLP export (--otlp URL or --format otlp)")
     db = _open_store(write=False)
     ids = _select_traces(db, traces, since, until)
     found = [get_trace(db, i) for i in ids]  # every trace row first (small): a bad id fails before anything is written
@@ -524,10 +537,12 @@ def export(
         url = otlp_mod.endpoint(otlp)
         if url is None:
             raise UserError("no OTLP endpoint: pass --otlp URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
+        sent_headers = otlp_mod.headers(otlp_header)
         sent = 0
         for start in range(0, len(found), 50):  # a request per 50 traces keeps bodies modest
             chunk = [(t, get_spans(db, t.id, payloads=True)) for t in found[start : start + 50]]
-            otlp_mod.post(url, otlp_mod.build_request([(t, s, True) for t, s in chunk]))
+            request = otlp_mod.build_request([(t, s, otlp_mod.ends_of(s)) for t, s in chunk], project)
+            otlp_mod.post(url, request, extra_headers=sent_headers)
             sent += sum(len(s) + 1 for _, s in chunk)
         _stderr().print(f"sent {len(found)} trace{'s' if len(found) != 1 else ''} ({sent:,} spans) to {url}")
         return

@@ -97,6 +97,7 @@ class Trace:
     status: str = Status.RUNNING.value
     exit_code: int | None = None
     error: str | None = None
+    traceback: str | None = None  # the script's uncaught exception, as python printed it
     pid: int | None = None
     version: str | None = None
     tags: dict[str, str] = field(default_factory=dict)

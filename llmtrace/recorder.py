@@ -72,6 +72,8 @@ class Recorder:
             span.status = status or (Status.INTERRUPTED.value if interrupted else Status.ERROR.value)
             span.error_type = type(error).__name__
             span.error_message = str(error)[:4000]
+            if not interrupted and error.__traceback__ is not None:
+                span.metadata["traceback"] = stack_text(error)
         else:
             span.status = status or Status.OK.value
         if span.kind in _PRICED and span.cost is None:
@@ -103,3 +105,15 @@ class Recorder:
                 if not self._warned:
                     self._warned = True
                     print(f"llmtrace: warning: could not record a span ({type(e).__name__}: {e}); the run goes on", file=sys.stderr)
+
+
+def stack_text(error: BaseException, tb: Any = None, limit: int = 8_000) -> str:
+    """The error as python prints it (from `tb`, default its own traceback); the last `limit`
+    characters of a deep one. Redacted like every text on its way to disk."""
+    import traceback
+
+    try:
+        text = "".join(traceback.format_exception(type(error), error, tb or error.__traceback__))
+    except Exception:
+        return f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else "…" + text[-limit:]

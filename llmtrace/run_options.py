@@ -29,6 +29,7 @@ class RunOptions:
     children: bool = True  # child processes join the trace
     mock_url: str | None = None  # the --mock server's base URL: cache keys name it "llmtrace-mock"
     otlp_url: str | None = None  # stream spans live to this OTLP/HTTP endpoint too
+    otlp_headers: dict[str, str] = field(default_factory=dict)  # sent with every OTLP request
 
 
 def _mock_aliases(mock_url: str | None) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from llmtrace import __version__
 from llmtrace.errors import ExitCode, UserError
 from llmtrace.model import Status, Trace
-from llmtrace.recorder import Recorder, now_us
+from llmtrace.recorder import Recorder, now_us, stack_text
 from llmtrace.run_options import RunOptions, wire_settings
 
 __all__ = ["RunOptions", "check_script", "die_of", "print_syntax_error", "run", "script_path"]
@@ -162,7 +162,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     if opts.otlp_url:
         from llmtrace.export.otlp import LiveOtlpExporter
 
-        live = LiveOtlpExporter(opts.otlp_url, trace)
+        live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers)
         exporters.append(live)
     recorder = Recorder(trace, exporters, writer.redactor)
 
@@ -179,7 +179,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     sys.path[0] = os.path.dirname(os.path.realpath(script))  # as python: symbolic links resolved
     finished = threading.Event()
 
-    def finish(status: str, code: int, error: str | None) -> None:
+    def finish(status: str, code: int, error: str | None, stack: str | None = None) -> None:
         if finished.is_set():
             return
         finished.set()
@@ -195,7 +195,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
             except Exception as e:
                 print(f"llmtrace: warning: could not load child processes' spans ({e}); the next command will", file=sys.stderr)
             trace.end_us = now_us()
-            trace.status, trace.exit_code, trace.error = status, code, error
+            trace.status, trace.exit_code, trace.error, trace.traceback = status, code, error, stack
             try:
                 writer.finish_trace(trace)
             except Exception as e:
@@ -234,7 +234,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         old_term = signal.signal(signal.SIGTERM, on_term)
 
     hook_before = sys.excepthook
-    status, code, error = Status.OK.value, 0, None
+    status, code, error, stack = Status.OK.value, 0, None, None
     try:
         _exec_main(script)
         _wait_for_threads()
@@ -248,12 +248,13 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         _print_exception(e, script, hook_before)
         status, code = Status.ERROR.value, int(ExitCode.ERROR)
         error = f"{type(e).__name__}: {e}"[:2000]
+        stack = stack_text(e, _trim_traceback(e.__traceback__, script), limit=16_000)
     finally:
         try:
             sys.stdout.flush()
         except Exception:
             pass
-    finish(status, 128 - code if code < 0 else code, error)
+    finish(status, 128 - code if code < 0 else code, error, stack)
     if old_term is not None and signal.getsignal(signal.SIGTERM) == on_term:
         signal.signal(signal.SIGTERM, old_term)
     if term_during_finish:

@@ -97,7 +97,14 @@ def _check_math_spans(spans, trace):
     assert a["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
     assert a["gen_ai.usage.input_tokens"] > 0 and a["gen_ai.usage.output_tokens"] > 0
     assert a["gen_ai.response.finish_reasons"] == ["tool_calls"] and a["llmtrace.cost_usd"] > 0
-    assert json.loads(a["gen_ai.input.messages"])[1]["content"].startswith("Take 3 to the fifth power")
+    messages = json.loads(a["gen_ai.input.messages"])  # the GenAI schema: roles, and content as parts
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[1]["parts"][0]["type"] == "text" and messages[1]["parts"][0]["content"].startswith("Take 3 to the fifth power")
+    assert json.loads(a["gen_ai.output.messages"]) == [{"role": "assistant", "finish_reason": "tool_call", "parts": [
+        {"type": "tool_call", "id": json.loads(a["gen_ai.output.messages"])[0]["parts"][0]["id"], "name": "exponentiate",
+         "arguments": {"base": 3, "exponent": 5}}]}]
+    assert [t["name"] for t in json.loads(a["gen_ai.tool.definitions"])] == ["multiply", "exponentiate"]
+    assert a["openinference.span.kind"] == "LLM" and a["llm.model_name"] == "gpt-4o-mini-2024-07-18"
     assert [(_attrs(t)["gen_ai.tool.name"], json.loads(_attrs(t)["gen_ai.tool.call.arguments"]), _attrs(t)["gen_ai.tool.call.result"])
             for t in tools] == [("exponentiate", {"base": 3, "exponent": 5}, "243"),
                                 ("multiply", {"first_int": 243, "second_int": 36}, "8748"),

@@ -200,6 +200,9 @@ class TraceHandler(BaseCallbackHandler):
         span = self._start(SpanKind.TOOL, run_id, parent_run_id, _name(serialized, kwargs, "tool"), args, tags, metadata)
         if kwargs.get("tool_call_id"):
             span.metadata["tool_call_id"] = kwargs["tool_call_id"]
+        description = (serialized or {}).get("description")
+        if isinstance(description, str) and description:
+            span.metadata["description"] = description[:2000]
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         content = getattr(output, "content", output) if type(output).__name__ == "ToolMessage" else output

@@ -98,9 +98,9 @@ def import_trace(db: sqlite3.Connection, trace: Trace, spans: list[Span], redact
     totals = dataclasses.asdict(trace.totals)
     with transaction(db):
         db.execute(
-            f"""UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ?,
+            f"""UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ?, traceback = ?,
                  {", ".join(f"{c} = ?" for c in TOTAL_COLUMNS)} WHERE id = ?""",
-            (trace.end_us, trace.status, trace.exit_code, trace.error, *[totals[c] for c in TOTAL_COLUMNS], trace.id),
+            (trace.end_us, trace.status, trace.exit_code, trace.error, trace.traceback, *[totals[c] for c in TOTAL_COLUMNS], trace.id),
         )
         db.executemany(
             "INSERT INTO feedback (trace_id, score, comment, created_us) VALUES (?, ?, ?, ?)",

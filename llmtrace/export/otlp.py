@@ -1,21 +1,24 @@
-"""OTLP/HTTP (protobuf) export of traces, following the OpenTelemetry GenAI semantic conventions.
+"""OTLP/HTTP (protobuf) export of traces: OpenTelemetry GenAI conventions plus OpenInference.
 
 Needs the `otel` extra (opentelemetry-proto). Each llmtrace trace becomes one OpenTelemetry trace:
-a root span for the run (the script), then every recorded span with its parent link. Trace ids are
-the llmtrace trace id's 16 bytes; span ids are 8 bytes of the span's UUID (its random half).
+every recorded span with its parent link, under a root span for the run (the script: its argv and
+first input in, its last output or error out). Trace ids are the llmtrace trace id's 16 bytes;
+span ids are 8 bytes of the span's UUID (its random half), so re-sending a trace sends the same ids.
 
-Attributes: gen_ai.operation.name (chat / execute_tool / invoke_agent), gen_ai.provider.name and
-gen_ai.system, gen_ai.request.model, gen_ai.response.model, gen_ai.response.id,
-gen_ai.response.finish_reasons, gen_ai.usage.input_tokens / output_tokens, gen_ai.request.temperature
-/ max_tokens, gen_ai.input.messages / gen_ai.output.messages (JSON), gen_ai.tool.name,
-gen_ai.tool.call.id, gen_ai.tool.call.arguments / result, gen_ai.tool.type; and llmtrace's own under
-`llmtrace.`: span.kind, cost_usd, cost_saved_usd, cache_hit, attempts, streamed, cached_tokens,
-reasoning_tokens, time_to_first_token_ms, tag.<key>, feedback.score.
+What a backend reads (checked against Phoenix and MLflow, tests/interop):
+- every span: `openinference.span.kind` (AGENT, CHAIN, LLM, TOOL, RETRIEVER, EMBEDDING),
+  `input.value` / `output.value` with their mime types, an `exception` event on errors;
+- LLM spans: gen_ai.* (operation, provider, request and response model, finish reasons, usage,
+  input/output messages in the GenAI JSON schema, tool definitions) and llm.* (model, invocation
+  parameters, token counts, tools); a cache hit exports no billable usage, only llmtrace.usage.*;
+- tools: gen_ai.tool.* and tool.*; retrievers: retrieval.documents.*; embeddings: embedding.*;
+- the resource: service.name and `openinference.project.name` (see project_name);
+- llmtrace's own under `llmtrace.`: span.kind, cost_usd, cost_saved_usd, cache_hit, attempts,
+  streamed, cached_tokens, reasoning_tokens, time_to_first_token_ms, usage.*, tag.<key>, feedback.score.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import sys
@@ -27,6 +30,7 @@ from typing import Any
 
 from llmtrace import __version__
 from llmtrace.errors import ExitCode, UserError
+from llmtrace.export import genai
 from llmtrace.model import Span, Trace
 
 INSTALL_HINT = "OTLP export needs the otel extra: pip install 'llmtrace[otel]'"
@@ -67,14 +71,20 @@ def endpoint(explicit: str | None) -> str | None:
     return url if path.strip("/") else url.rstrip("/") + "/v1/traces"
 
 
-def headers() -> dict[str, str]:
-    """OTEL_EXPORTER_OTLP_HEADERS (and the traces-only variable): k=v pairs, comma separated."""
+def headers(extra: list[str] | None = None) -> dict[str, str]:
+    """OTEL_EXPORTER_OTLP_HEADERS (and the traces-only variable): k=v pairs, comma separated; then
+    --otlp-header k=v (repeatable), which wins. Raises UserError for a pair without `=`."""
     out = {}
     for var in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
         for part in os.environ.get(var, "").split(","):
             k, sep, v = part.partition("=")
             if sep and k.strip():
                 out[k.strip()] = urllib.request.unquote(v.strip())
+    for pair in extra or []:
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise UserError(f"bad --otlp-header {pair!r}: expected NAME=VALUE")
+        out[k.strip()] = v.strip()
     return out
 
 
@@ -101,10 +111,6 @@ def _root_id(trace: Trace) -> bytes:
     return span_id_bytes("root:" + trace.id)
 
 
-def _jsons(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-
-
 def _attrs(common_pb2: Any, items: dict[str, Any]) -> list[Any]:
     out = []
     for key, value in items.items():
@@ -125,57 +131,130 @@ def _attrs(common_pb2: Any, items: dict[str, Any]) -> list[Any]:
     return out
 
 
-def span_attributes(span: Span) -> tuple[str, dict[str, Any]]:
-    """(span name, attributes) by the GenAI conventions."""
-    a: dict[str, Any] = {"llmtrace.span.kind": span.kind}
+def _io(a: dict[str, Any], key: str, data: Any) -> None:
+    """input.value / output.value (OpenInference) with their mime type."""
+    pair = genai.value(data)
+    if pair is not None:
+        a[f"{key}.value"], a[f"{key}.mime_type"] = pair
+
+
+def _usage(a: dict[str, Any], span: Span) -> None:
+    """Token counts. A cache hit cost nothing: its counts stay under llmtrace.* so no backend bills them."""
+    total = (span.input_tokens or 0) + (span.output_tokens or 0) if span.input_tokens is not None else None
+    a.update({"llmtrace.usage.input_tokens": span.input_tokens, "llmtrace.usage.output_tokens": span.output_tokens})
+    if span.cache_hit:
+        return
+    a.update({
+        "gen_ai.usage.input_tokens": span.input_tokens, "gen_ai.usage.output_tokens": span.output_tokens,
+        "llm.token_count.prompt": span.input_tokens, "llm.token_count.completion": span.output_tokens,
+        "llm.token_count.total": total,
+        "llm.token_count.prompt_details.cache_read": span.cached_tokens,
+        "llm.token_count.completion_details.reasoning": span.reasoning_tokens,
+    })
+
+
+def _llm(a: dict[str, Any], span: Span) -> str:
+    model = span.model or span.model_requested
+    req = span.request if isinstance(span.request, dict) else {}
+    resp = span.response if isinstance(span.response, dict) else {}
+    params = span.metadata.get("params") or {}
+    inputs, outputs = genai.input_messages(span), genai.output_messages(span)
+    tools = genai.tool_definitions(span)
+    response_id = resp.get("id") or (resp.get("chunks") or [{}])[0].get("id") if resp else None
+    a.update({
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": span.provider,
+        "gen_ai.system": span.provider,
+        "gen_ai.request.model": span.model_requested,
+        "gen_ai.response.model": span.model,
+        "gen_ai.response.id": response_id,
+        "gen_ai.response.finish_reasons": [span.finish_reason] if span.finish_reason else None,  # as the provider said it
+        "gen_ai.request.temperature": _num(req.get("temperature", params.get("temperature"))),
+        "gen_ai.request.max_tokens": req.get("max_tokens") or req.get("max_completion_tokens") or req.get("max_output_tokens"),
+        "gen_ai.input.messages": genai.jsons(inputs) if inputs else None,
+        "gen_ai.output.messages": genai.jsons(outputs) if outputs else None,
+        "gen_ai.tool.definitions": genai.jsons(tools) if tools else None,
+        "llm.model_name": model,
+        "llm.provider": span.provider,
+        "llm.system": span.provider,
+        "llm.invocation_parameters": _maybe_json(genai.invocation_parameters(span)),
+        "llmtrace.cost_usd": span.cost,
+        "llmtrace.cost_saved_usd": span.cost_saved,
+        "llmtrace.cache_hit": span.cache_hit,
+        "llmtrace.attempts": span.attempts,
+        "llmtrace.streamed": span.streamed or None,
+        "llmtrace.cached_tokens": span.cached_tokens,
+        "llmtrace.reasoning_tokens": span.reasoning_tokens,
+        "llmtrace.time_to_first_token_ms": (span.first_token_us - span.start_us) / 1000 if span.first_token_us else None,
+    })
+    for i, tool in enumerate(tools or []):
+        a[f"llm.tools.{i}.tool.json_schema"] = genai.jsons(tool)
+    _usage(a, span)
+    _io(a, "input", req or span.inputs)
+    out = span.outputs if isinstance(span.outputs, dict) else {}
+    plain = isinstance(out.get("content"), str) and not span.tool_calls
+    _io(a, "output", out["content"] if plain else (outputs[0] if outputs else span.outputs))
+    named = span.model_requested or model  # GenAI span names use the requested model
+    return f"chat {named}" if named else "chat"
+
+
+def _maybe_json(value: Any) -> str | None:
+    return genai.jsons(value) if value else None
+
+
+def span_attributes(span: Span, top_level: bool = False) -> tuple[str, dict[str, Any]]:
+    """(span name, attributes): GenAI conventions, OpenInference's kind and input/output, llmtrace's own."""
+    kind = genai.span_kind(span, top_level)
+    a: dict[str, Any] = {"openinference.span.kind": kind, "llmtrace.span.kind": span.kind}
     name = span.name
     if span.kind == "llm":
-        model = span.model_requested or span.model
-        name = f"chat {model}" if model else "chat"
-        params = span.metadata.get("params") or {}
-        req = span.request if isinstance(span.request, dict) else {}
-        resp = span.response if isinstance(span.response, dict) else {}
-        a.update({
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": span.provider,
-            "gen_ai.system": span.provider,
-            "gen_ai.request.model": span.model_requested,
-            "gen_ai.response.model": span.model,
-            "gen_ai.response.id": resp.get("id") or (resp.get("chunks") or [{}])[0].get("id") if resp else None,
-            "gen_ai.response.finish_reasons": [span.finish_reason] if span.finish_reason else None,
-            "gen_ai.usage.input_tokens": span.input_tokens,
-            "gen_ai.usage.output_tokens": span.output_tokens,
-            "gen_ai.request.temperature": _num(req.get("temperature", params.get("temperature"))),
-            "gen_ai.request.max_tokens": req.get("max_tokens") or req.get("max_completion_tokens"),
-            "gen_ai.input.messages": _jsons(span.inputs.get("messages")) if isinstance(span.inputs, dict) and span.inputs.get("messages") else None,
-            "gen_ai.output.messages": _jsons(span.outputs) if span.outputs is not None else None,
-            "llmtrace.cost_usd": span.cost,
-            "llmtrace.cost_saved_usd": span.cost_saved,
-            "llmtrace.cache_hit": span.cache_hit,
-            "llmtrace.attempts": span.attempts,
-            "llmtrace.streamed": span.streamed or None,
-            "llmtrace.cached_tokens": span.cached_tokens,
-            "llmtrace.reasoning_tokens": span.reasoning_tokens,
-            "llmtrace.time_to_first_token_ms": (span.first_token_us - span.start_us) / 1000 if span.first_token_us else None,
-        })
-        if span.tool_calls:
-            a["llmtrace.tool_calls"] = _jsons(span.tool_calls)
+        name = _llm(a, span)
+    elif span.kind == "embedding":
+        model = span.model or span.model_requested
+        name = f"embeddings {model}" if model else "embeddings"
+        texts = (span.inputs or {}).get("input") if isinstance(span.inputs, dict) else None
+        a.update({"gen_ai.operation.name": "embeddings", "gen_ai.provider.name": span.provider,
+                  "gen_ai.system": span.provider, "gen_ai.request.model": span.model_requested,
+                  "gen_ai.response.model": span.model, "embedding.model_name": model,
+                  "llmtrace.cost_usd": span.cost, "llmtrace.cost_saved_usd": span.cost_saved,
+                  "llmtrace.cache_hit": span.cache_hit})
+        for i, text in enumerate(texts if isinstance(texts, list) else []):
+            if isinstance(text, str):
+                a[f"embedding.embeddings.{i}.embedding.text"] = text
+        _usage(a, span)
+        _io(a, "input", span.inputs)
+        _io(a, "output", span.outputs)
     elif span.kind == "tool":
         name = f"execute_tool {span.name}"
         a.update({
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": span.name,
             "gen_ai.tool.type": "function",
+            "gen_ai.tool.description": span.metadata.get("description"),
             "gen_ai.tool.call.id": span.metadata.get("tool_call_id"),
-            "gen_ai.tool.call.arguments": _jsons(span.inputs) if span.inputs is not None else None,
-            "gen_ai.tool.call.result": _jsons(span.outputs) if span.outputs is not None else None,
+            "gen_ai.tool.call.arguments": genai.jsons(span.inputs) if span.inputs is not None else None,
+            "gen_ai.tool.call.result": genai.jsons(span.outputs) if span.outputs is not None else None,
+            "tool.name": span.name,
+            "tool.description": span.metadata.get("description"),
+            "tool.parameters": genai.jsons(span.inputs) if span.inputs is not None else None,
         })
+        _io(a, "input", span.inputs)
+        _io(a, "output", span.outputs)
+    elif span.kind == "retriever":
+        query = span.inputs.get("query") if isinstance(span.inputs, dict) else span.inputs
+        _io(a, "input", query)
+        _io(a, "output", span.outputs)
+        for i, doc in enumerate(genai.documents(span)):
+            for k, v in doc.items():
+                a[f"retrieval.documents.{i}.document.{k}"] = v
     else:
-        if span.parent_id is None and span.kind == "chain":
+        if kind == "AGENT":
             a["gen_ai.operation.name"] = "invoke_agent"
             a["gen_ai.agent.name"] = span.name
-        a["llmtrace.input"] = _jsons(span.inputs) if span.inputs is not None else None
-        a["llmtrace.output"] = _jsons(span.outputs) if span.outputs is not None else None
+        _io(a, "input", span.inputs)
+        _io(a, "output", span.outputs)
+    if span.tags:
+        a["tag.tags"] = list(span.tags)
     if span.error_type:
         a["error.type"] = span.error_type
     return name, a
@@ -193,15 +272,103 @@ def _status(trace_pb2: Any, status: str, message: str | None) -> Any:
     return trace_pb2.Status(code=trace_pb2.Status.STATUS_CODE_ERROR, message=(message or status)[:1000])
 
 
-def build_request(items: list[tuple[Trace, list[Span], bool]]) -> Any:
-    """An ExportTraceServiceRequest: per trace, its spans and (when `with_root`) the run's root span."""
+def _exception_event(trace_pb2: Any, common_pb2: Any, at_us: int, type_: str | None, message: str | None,
+                     stack: str | None) -> Any:
+    """The `exception` span event (type, message, stack trace) that backends show for an error."""
+    return trace_pb2.Span.Event(time_unix_nano=at_us * 1000, name="exception", attributes=_attrs(common_pb2, {
+        "exception.type": type_ or "Error", "exception.message": message or "", "exception.stacktrace": stack,
+        "exception.escaped": True,
+    }))
+
+
+def project_name(trace: Trace, explicit: str | None = None) -> str:
+    """--project, else the trace's `project` tag, else LLMTRACE_PROJECT, else the script's name without .py."""
+    name = explicit or trace.tags.get("project") or os.environ.get("LLMTRACE_PROJECT")
+    return name or (trace.name[:-3] if trace.name.endswith(".py") else trace.name) or "default"
+
+
+class RunEnds:
+    """The run's input and final output, for the root span: the first top-level step's input, the last one's output."""
+
+    def __init__(self) -> None:
+        self.first: Span | None = None
+        self.last: Span | None = None
+
+    def see(self, span: Span) -> None:
+        if span.parent_id is None:
+            if self.first is None or span.start_us < self.first.start_us:
+                self.first = span
+            if self.last is None or (span.end_us or 0) >= (self.last.end_us or 0):
+                self.last = span
+
+
+def _root(trace_pb2: Any, common_pb2: Any, trace: Trace, ends: RunEnds) -> Any:
+    attrs: dict[str, Any] = {
+        "openinference.span.kind": "AGENT",
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": trace.name,
+        "llmtrace.span.kind": "run", "llmtrace.trace_id": trace.id, "llmtrace.status": trace.status,
+        "process.exit.code": trace.exit_code, "process.command_args": list(trace.argv) or None,
+        "llmtrace.script": trace.script,
+        # Totals stay under llmtrace.*: the LLM spans carry the billable usage, once.
+        "llmtrace.cost_usd": trace.totals.cost, "llmtrace.cost_saved_usd": trace.totals.cost_saved or None,
+        "llmtrace.usage.input_tokens": trace.totals.input_tokens,
+        "llmtrace.usage.output_tokens": trace.totals.output_tokens,
+        "llmtrace.llm_calls": trace.totals.llm_calls, "llmtrace.tool_calls": trace.totals.tool_calls,
+        "llmtrace.cache_hits": trace.totals.cache_hits or None, "llmtrace.retries": trace.totals.retries or None,
+        **{f"llmtrace.tag.{k}": v for k, v in trace.tags.items()},
+    }
+    if trace.tags:
+        attrs["tag.tags"] = [f"{k}={v}" for k, v in trace.tags.items()]
+    if trace.feedback:
+        attrs["llmtrace.feedback.score"] = sum(f.score for f in trace.feedback) / len(trace.feedback)
+    run_input: dict[str, Any] = {"argv": list(trace.argv)}
+    if ends.first is not None and ends.first.inputs is not None:
+        run_input["input"] = ends.first.inputs
+    _io(attrs, "input", run_input)
+    if trace.status == "ok":
+        _io(attrs, "output", ends.last.outputs if ends.last is not None else None)
+    elif trace.error or trace.status != "running":
+        _io(attrs, "output", {"error": trace.error or trace.status, "exit_code": trace.exit_code})
+    events = []
+    if trace.status in ("error", "interrupted", "killed"):
+        type_, _, message = (trace.error or trace.status).partition(": ")
+        events.append(_exception_event(trace_pb2, common_pb2, trace.end_us or trace.start_us, type_, message or type_,
+                                       trace.traceback))
+    return trace_pb2.Span(
+        trace_id=trace_id_bytes(trace.id), span_id=_root_id(trace), name=f"invoke_agent {trace.name}",
+        kind=trace_pb2.Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=trace.start_us * 1000, end_time_unix_nano=(trace.end_us or trace.start_us) * 1000,
+        attributes=_attrs(common_pb2, attrs), status=_status(trace_pb2, trace.status, trace.error), events=events,
+    )
+
+
+def _span(trace_pb2: Any, common_pb2: Any, tid: bytes, root: bytes, s: Span) -> Any:
+    name, attrs = span_attributes(s, top_level=s.parent_id is None)
+    events = []
+    if s.status in ("error", "interrupted"):
+        events.append(_exception_event(trace_pb2, common_pb2, s.end_us or s.start_us, s.error_type or s.status,
+                                       s.error_message, s.metadata.get("traceback")))
+    return trace_pb2.Span(
+        trace_id=tid, span_id=span_id_bytes(s.id),
+        parent_span_id=span_id_bytes(s.parent_id) if s.parent_id else root,
+        name=name,
+        kind=trace_pb2.Span.SPAN_KIND_CLIENT if s.kind in ("llm", "embedding") else trace_pb2.Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=s.start_us * 1000, end_time_unix_nano=(s.end_us or s.start_us) * 1000,
+        attributes=_attrs(common_pb2, attrs), events=events,
+        status=_status(trace_pb2, s.status, f"{s.error_type}: {s.error_message}" if s.error_type else s.error_message),
+    )
+
+
+def build_request(items: list[tuple[Trace, list[Span], RunEnds | None]], project: str | None = None) -> Any:
+    """An ExportTraceServiceRequest: per trace, its spans and (when given the run's ends) the run's root span."""
     trace_service_pb2, common_pb2, resource_pb2, trace_pb2 = _proto()
     req = trace_service_pb2.ExportTraceServiceRequest()
-    for trace, spans, with_root in items:
+    for trace, spans, ends in items:
         tid = trace_id_bytes(trace.id)
         rs = req.resource_spans.add()
         rs.resource.CopyFrom(resource_pb2.Resource(attributes=_attrs(common_pb2, {
             "service.name": os.environ.get("OTEL_SERVICE_NAME") or trace.name,
+            "openinference.project.name": project_name(trace, project),
             "telemetry.sdk.name": "llmtrace", "telemetry.sdk.version": __version__,
             "process.pid": trace.pid, "process.command_args": list(trace.argv) or None,
         })))
@@ -209,47 +376,32 @@ def build_request(items: list[tuple[Trace, list[Span], bool]]) -> Any:
         ss.scope.name = "llmtrace"
         ss.scope.version = __version__
         root = _root_id(trace)
-        if with_root:
-            attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": trace.name,
-                     "llmtrace.span.kind": "run", "llmtrace.trace_id": trace.id, "llmtrace.status": trace.status,
-                     "process.exit.code": trace.exit_code, "llmtrace.script": trace.script,
-                     "llmtrace.cost_usd": trace.totals.cost, "llmtrace.cost_saved_usd": trace.totals.cost_saved or None,
-                     "gen_ai.usage.input_tokens": trace.totals.input_tokens,
-                     "gen_ai.usage.output_tokens": trace.totals.output_tokens,
-                     "llmtrace.llm_calls": trace.totals.llm_calls, "llmtrace.tool_calls": trace.totals.tool_calls,
-                     "llmtrace.cache_hits": trace.totals.cache_hits or None, "llmtrace.retries": trace.totals.retries or None,
-                     **{f"llmtrace.tag.{k}": v for k, v in trace.tags.items()}}
-            if trace.feedback:
-                attrs["llmtrace.feedback.score"] = sum(f.score for f in trace.feedback) / len(trace.feedback)
-            ss.spans.append(trace_pb2.Span(
-                trace_id=tid, span_id=root, name=f"invoke_agent {trace.name}", kind=trace_pb2.Span.SPAN_KIND_INTERNAL,
-                start_time_unix_nano=trace.start_us * 1000, end_time_unix_nano=(trace.end_us or trace.start_us) * 1000,
-                attributes=_attrs(common_pb2, attrs), status=_status(trace_pb2, trace.status, trace.error),
-            ))
         for s in spans:
-            name, attrs = span_attributes(s)
-            ss.spans.append(trace_pb2.Span(
-                trace_id=tid, span_id=span_id_bytes(s.id),
-                parent_span_id=span_id_bytes(s.parent_id) if s.parent_id else root,
-                name=name,
-                kind=trace_pb2.Span.SPAN_KIND_CLIENT if s.kind == "llm" else trace_pb2.Span.SPAN_KIND_INTERNAL,
-                start_time_unix_nano=s.start_us * 1000, end_time_unix_nano=(s.end_us or s.start_us) * 1000,
-                attributes=_attrs(common_pb2, attrs),
-                status=_status(trace_pb2, s.status, f"{s.error_type}: {s.error_message}" if s.error_type else s.error_message),
-            ))
+            ss.spans.append(_span(trace_pb2, common_pb2, tid, root, s))
+        if ends is not None:
+            ss.spans.append(_root(trace_pb2, common_pb2, trace, ends))
     return req
 
 
-def post(url: str, request: Any, timeout: float = 10.0) -> None:
+def ends_of(spans: list[Span]) -> RunEnds:
+    ends = RunEnds()
+    for s in spans:
+        ends.see(s)
+    return ends
+
+
+def post(url: str, request: Any, timeout: float = 10.0, extra_headers: dict[str, str] | None = None) -> None:
     """Send one export request; raises OSError (or UserError for a refusal) on failure."""
     body = request.SerializeToString()
     req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/x-protobuf", **headers()})
+                                 headers={"Content-Type": "application/x-protobuf", **(extra_headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             resp.read()
     except urllib.error.HTTPError as e:
-        raise UserError(f"the OTLP endpoint {url} refused the spans: HTTP {e.code}", ExitCode.EXPORT) from None
+        detail = e.read(300).decode("utf-8", "replace").strip().splitlines()
+        why = f" ({detail[0][:200]})" if detail else ""
+        raise UserError(f"the OTLP endpoint {url} refused the spans: HTTP {e.code}{why}", ExitCode.EXPORT) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise UserError(f"cannot reach the OTLP endpoint {url}: {reason}", ExitCode.EXPORT) from None
@@ -258,11 +410,14 @@ def post(url: str, request: Any, timeout: float = 10.0) -> None:
 class LiveOtlpExporter:
     """Exporter for `run --otlp`: sends finished spans in batches from a thread; never raises into the run."""
 
-    def __init__(self, url: str, trace: Trace, interval_s: float = 1.0):
+    def __init__(self, url: str, trace: Trace, interval_s: float = 1.0, headers: dict[str, str] | None = None,
+                 project: str | None = None):
         _proto()
         self.url, self.trace, self.interval = url, trace, interval_s
+        self.headers, self.project = headers or {}, project
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._warned = False
+        self._ends = RunEnds()
         self.sent = 0
         self._thread = threading.Thread(target=self._run, name="llmtrace-otlp", daemon=True)
         self._thread.start()
@@ -271,8 +426,11 @@ class LiveOtlpExporter:
         self._queue.put(span)
 
     def _send(self, spans: list[Span], with_root: bool) -> None:
+        for s in spans:
+            self._ends.see(s)
         try:
-            post(self.url, build_request([(self.trace, spans, with_root)]), timeout=5.0)
+            request = build_request([(self.trace, spans, self._ends if with_root else None)], self.project)
+            post(self.url, request, timeout=5.0, extra_headers=self.headers)
             self.sent += len(spans) + with_root
         except Exception as e:
             if not self._warned:

@@ -13,7 +13,7 @@ from llmtrace.model import Feedback, Span, Status, Totals, Trace
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 _TOTAL_COLS = ", ".join(TOTAL_COLUMNS)
-_TRACE_COLS = "id, name, script, argv, cwd, start_us, end_us, status, exit_code, error, pid, version, " + _TOTAL_COLS
+_TRACE_COLS = "id, name, script, argv, cwd, start_us, end_us, status, exit_code, error, pid, version, traceback, " + _TOTAL_COLS
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -33,10 +33,10 @@ def _loads(text: str | None) -> Any:
 
 
 def _trace_from_row(db: sqlite3.Connection, row: tuple) -> Trace:
-    (tid, name, script, argv, cwd, start, end, status, exit_code, error, pid, version, *totals) = row
+    (tid, name, script, argv, cwd, start, end, status, exit_code, error, pid, version, traceback, *totals) = row
     trace = Trace(
         id=tid, name=name, script=script, argv=_loads(argv) or [], cwd=cwd, start_us=start, end_us=end,
-        status=status, exit_code=exit_code, error=error, pid=pid, version=version,
+        status=status, exit_code=exit_code, error=error, traceback=traceback, pid=pid, version=version,
         totals=Totals(*totals),
     )
     if trace.status == Status.RUNNING.value:

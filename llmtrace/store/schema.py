@@ -172,3 +172,9 @@ def m004_top_level_steps_index(db: sqlite3.Connection) -> None:
     # `show` folds long runs of top-level steps and counts them: an index of just those spans makes
     # the count of a 200,000-span trace ~5 ms instead of ~100 ms.
     db.execute("CREATE INDEX IF NOT EXISTS spans_steps ON spans(trace_id, start_us) WHERE parent_id IS NULL")
+
+
+@migration
+def m005_trace_traceback(db: sqlite3.Connection) -> None:
+    # The script's uncaught exception with its stack (exported as the root span's `exception` event).
+    db.execute("ALTER TABLE traces ADD COLUMN traceback TEXT")

@@ -141,8 +141,8 @@ class StoreWriter:
         """Mark the trace ended and store its totals, computed from the spans on disk."""
         with self._lock, transaction(self.db):
             self.db.execute(
-                "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ? WHERE id = ?",
-                (trace.end_us, trace.status, trace.exit_code, self._text(trace.error), trace.id),
+                "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ?, traceback = ? WHERE id = ?",
+                (trace.end_us, trace.status, trace.exit_code, self._text(trace.error), self._text(trace.traceback), trace.id),
             )
             self.db.execute(
                 f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
