@@ -551,16 +551,16 @@ def export(
     try:
         if fmt == "jsonl":
             for t in found:
-                jsondoc.write_document(out.write, t, iter_spans(db, t.id, payloads=True), sort_keys=True)
+                jsondoc.write_document(out.write, t, iter_spans(db, t.id, payloads=True))
                 out.write("\n")
         elif len(found) == 1:
-            jsondoc.write_document(out.write, found[0], iter_spans(db, found[0].id, payloads=True), indent=2, sort_keys=True)
+            jsondoc.write_document(out.write, found[0], iter_spans(db, found[0].id, payloads=True), indent=2)
             out.write("\n")
         else:  # an array of documents, as json.dumps(list, indent=2) lays it out
             out.write("[" if found else "[]\n")
             for i, t in enumerate(found):
                 out.write(("," if i else "") + "\n  ")
-                jsondoc.write_document(out.write, t, iter_spans(db, t.id, payloads=True), indent=2, sort_keys=True, level=1)
+                jsondoc.write_document(out.write, t, iter_spans(db, t.id, payloads=True), indent=2, level=1)
             if found:
                 out.write("\n]\n")
     except BrokenPipeError:  # `llmtrace export … | head`: the reader has what it wanted

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import MATH_SCRIPT, SAMPLES, last_trace, run_cli, server_env, use_home
 
+from llmtrace.model import Span
+
 trace_service_pb2 = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
 
 
@@ -166,6 +168,12 @@ def test_json_round_trip(llmtrace_home, math_runs, tmp_path, monkeypatch):
     second = tmp_path / "two.json"
     assert run_cli("export", doc["trace"]["id"][:8], "-o", str(second)).code == 0
     assert second.read_text() == first.read_text()  # identical, byte for byte
+    # show --json is the export document, keys in the same (recorded) order: nothing is re-sorted,
+    # so tool arguments and message fields read back as the script produced them.
+    assert run_cli("show", doc["trace"]["id"][:8], "--json").stdout == first.read_text()
+    assert list(doc["spans"][0]) == list(Span.__dataclass_fields__)
+    full_here = run_cli("show", doc["trace"]["id"][:8], "--full", env={"LLMTRACE_HOME": str(llmtrace_home)}).stdout
+    assert run_cli("show", doc["trace"]["id"][:8], "--full").stdout == full_here
     shown = run_cli("show", "last")
     assert "tool exponentiate(base=8748, exponent=2) → 76527504" in shown.stdout and "score +7.0" in shown.stdout
     again = run_cli("import", str(first))

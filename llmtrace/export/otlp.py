@@ -187,8 +187,12 @@ def _llm(a: dict[str, Any], span: Span) -> str:
         "llmtrace.reasoning_tokens": span.reasoning_tokens,
         "llmtrace.time_to_first_token_ms": (span.first_token_us - span.start_us) / 1000 if span.first_token_us else None,
     })
-    for i, tool in enumerate(tools or []):
-        a[f"llm.tools.{i}.tool.json_schema"] = genai.jsons(tool)
+    for i, tool in enumerate(tools or []):  # OpenInference keeps OpenAI's shape
+        fn = {k: v for k, v in tool.items() if k != "type" and v is not None}
+        a[f"llm.tools.{i}.tool.json_schema"] = genai.jsons({"type": "function", "function": fn})
+    if span.cost is not None and not span.cache_hit:
+        # MLflow prices spans itself unless told: llmtrace's price (genai-prices, LLMTRACE_PRICES) wins.
+        a["mlflow.llm.cost"] = genai.jsons({"total_cost": span.cost})
     _usage(a, span)
     _io(a, "input", req or span.inputs)
     out = span.outputs if isinstance(span.outputs, dict) else {}
@@ -206,6 +210,8 @@ def span_attributes(span: Span, top_level: bool = False) -> tuple[str, dict[str,
     """(span name, attributes): GenAI conventions, OpenInference's kind and input/output, llmtrace's own."""
     kind = genai.span_kind(span, top_level)
     a: dict[str, Any] = {"openinference.span.kind": kind, "llmtrace.span.kind": span.kind}
+    if kind == "PROMPT":  # MLflow has no prompt type and would show none at all
+        a["mlflow.spanType"] = '"CHAIN"'
     name = span.name
     if span.kind == "llm":
         name = _llm(a, span)
