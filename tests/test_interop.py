@@ -1,7 +1,8 @@
 """Interop: llmtrace traces sent to real Arize Phoenix and MLflow servers, read back through their APIs.
 
-A step of its own (`pytest -m interop`, run by .ci/run and the README): the servers come from the
-package registry into virtualenvs of their own (tests/interop/backends.py) and start once per run.
+A step of its own (`pytest -m interop -n 0`, run by .ci/run and the README; one process, so the
+servers start once): they come from the package registry into virtualenvs of their own
+(tests/interop/backends.py).
 The agents run once, through the scripted server, into one llmtrace home:
 
   math_agent.py twice (the second run is all cache hits), math_agent_graph.py (create_agent),
@@ -26,7 +27,7 @@ from conftest import ROOT, SAMPLES, run_cli
 sys.path.insert(0, str(Path(__file__).parent / "interop"))
 import backends  # noqa: E402
 
-pytestmark = [pytest.mark.interop, pytest.mark.xdist_group("interop")]
+pytestmark = pytest.mark.interop
 
 PARITY = ROOT / "tests" / "parity"
 SCRIPTS = {  # trace name → script
