@@ -152,6 +152,9 @@ def test_inspect_commands_end_to_end(llmtrace_home, math_runs):
     handle = full[full.index("LLM gpt-4o-mini"):].split("span ")[1].split()[0]
     one = json.loads(run_cli("show", math_id, "--span", handle).stdout)
     assert one["request"]["messages"] and one["response"]["chunks"]
+    # Streamed: time to the first chunk and how many came (the usage chunk llmtrace asked for included).
+    assert one["streamed"] and one["start_us"] < one["first_token_us"] <= one["end_us"]
+    assert one["metadata"]["chunks"] == len(one["response"]["chunks"]) > 2
 
     doc = json.loads(run_cli("show", math_id, "--json").stdout)
     assert doc["trace"]["id"] == math_id and len(doc["spans"]) > 10

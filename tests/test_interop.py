@@ -7,7 +7,8 @@ The agents run once, through the scripted server, into one llmtrace home:
 
   math_agent.py twice (the second run is all cache hits), math_agent_graph.py (create_agent),
   streamed_chain.py, tests/parity/agent_tool_raises.py (a tool raises, the script dies) and
-  tests/parity/rag_inmemory.py (retriever and embeddings) — then `export --otlp` to both backends;
+  tests/parity/rag_inmemory.py (retriever and embeddings), tests/parity/responses_api_chat.py
+  (the Responses API: plain, streamed, a tool call) — then `export --otlp` to both backends;
   and `run --otlp` live: the math agent to Phoenix (--project live), the create_agent agent to MLflow.
 
 Every assertion reads what the backend itself stored: span kinds, messages, tokens, cost, tool
@@ -36,6 +37,7 @@ SCRIPTS = {  # trace name → script
     "streamed_chain.py": SAMPLES / "streamed_chain.py",
     "agent_tool_raises.py": PARITY / "agent_tool_raises.py",
     "rag_inmemory.py": PARITY / "rag_inmemory.py",
+    "responses_api_chat.py": PARITY / "responses_api_chat.py",
 }
 
 
@@ -81,7 +83,7 @@ def sent(servers, tmp_path_factory) -> tuple[Sent, str, str]:
     s = Sent(tmp_path_factory.mktemp("interop-home"))
     s.cli("run", "-q", "--mock", str(SCRIPTS["math_agent.py"]))
     s.cli("run", "-q", "--mock", str(SCRIPTS["math_agent.py"]))  # every call answered by the cache
-    for name in ("math_agent_graph.py", "streamed_chain.py", "rag_inmemory.py"):
+    for name in ("math_agent_graph.py", "streamed_chain.py", "rag_inmemory.py", "responses_api_chat.py"):
         s.cli("run", "-q", "--mock", str(SCRIPTS[name]))
     s.cli("run", "-q", "--mock", str(SCRIPTS["agent_tool_raises.py"]), ok=(1,))
     exported = mlflow.experiment("llmtrace-export")
@@ -251,6 +253,19 @@ def test_phoenix_retriever_and_embeddings(servers, sent):
     assert emb["embedding.model_name"].startswith("text-embedding") and emb["embedding.embeddings.0.embedding.text"]
 
 
+def test_phoenix_responses_api(servers, sent):
+    phoenix, _ = servers
+    s, _, _ = sent
+    spans = _phoenix_trace(phoenix, "responses_api_chat", s.traces["responses_api_chat.py"][0]["id"])
+    llms = sorted((x["attributes"] for x in spans if x["span_kind"] == "LLM"), key=lambda a: a["llmtrace.usage.input_tokens"])
+    assert len(llms) >= 4 and all(a["llm.token_count.prompt"] > 0 for a in llms)
+    joke = next(a for a in llms if "penguins" in a.get("llm.input_messages.0.message.content", ""))
+    assert joke["llm.input_messages.0.message.role"] == "user" and joke["llm.output_messages.0.message.content"]
+    call = next(a for a in llms if a.get("llm.output_messages.0.message.tool_calls.0.tool_call.function.name"))
+    assert json.loads(call["llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments"]) == {"word": "observability"}
+    assert json.loads(call["llm.tools.0.tool.json_schema"])["function"]["name"] == "get_word_length"
+
+
 def test_phoenix_projects_and_live_run(servers, sent):
     phoenix, _ = servers
     s, _, _ = sent
@@ -285,7 +300,7 @@ def test_mlflow_exported_traces(servers, sent):
     _, mlflow = servers
     s, exported, _ = sent
     traces = mlflow.traces(exported)
-    assert len(traces) == 6  # every exported trace once
+    assert len(traces) == 7  # every exported trace once
 
     first = s.traces["math_agent.py"][0]
     t = _mlflow_trace(traces, first["id"])
@@ -335,7 +350,7 @@ def test_mlflow_re_export_updates_in_place(servers, sent):
     first = s.traces["streamed_chain.py"][0]["id"]
     s.cli("export", first, "--otlp", mlflow.otlp, "--otlp-header", f"x-mlflow-experiment-id={exported}")
     traces = mlflow.traces(exported)
-    assert len(traces) == 6 and len(_mlflow_trace(traces, first)["spans"]) == len(s.spans(first)) + 1
+    assert len(traces) == 7 and len(_mlflow_trace(traces, first)["spans"]) == len(s.spans(first)) + 1
 
 
 def test_mlflow_needs_its_experiment_header(servers, sent):

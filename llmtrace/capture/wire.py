@@ -413,6 +413,7 @@ class _Call:
             if events is not None:
                 span.streamed = True
                 datas = [e for e in (_event_json(ev) for ev in events) if isinstance(e, dict)]
+                span.metadata["chunks"] = len(datas)  # events as the provider sent them (with time to first: first_token_us)
                 self.endpoint.read_events(span, datas, self.own)
                 # The SDK stops reading at [DONE] (chat) and may close before the end of a Responses stream.
                 complete = complete or any(ev.strip().endswith(b"[DONE]") or b'"response.completed"' in ev
