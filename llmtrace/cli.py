@@ -55,11 +55,19 @@ def _root(
     """Record what your LangChain agents did and what it cost, in one local SQLite file."""
 
 
+def _plain() -> dict[str, Any]:
+    """NO_COLOR (https://no-color.org, any non-empty value): no ANSI styles at all, not even bold or dim,
+    even on a terminal or with FORCE_COLOR. Rich's own no_color keeps those; no colour system drops every style."""
+    if os.environ.get("NO_COLOR"):
+        return {"no_color": True, "color_system": None}
+    return {}
+
+
 def _stderr() -> Any:
     from rich.console import Console
 
     # Wrapped at the terminal's width on a terminal only: files and CI logs get whole lines.
-    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty(), **_plain())
 
 
 def _stdout() -> Any:
@@ -67,7 +75,7 @@ def _stdout() -> Any:
 
     # Piped output is not squeezed into 80 columns: tables stay whole for grep, files and less -S.
     wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(highlight=False, width=200 if wide else None)
+    return Console(highlight=False, width=200 if wide else None, **_plain())
 
 
 def parse_tags(values: list[str] | None) -> dict[str, str]:
@@ -280,12 +288,33 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+def _money(value: float | None) -> float | None:
+    """A sum of float costs without its binary noise (0.0016199999999999977 → 0.00162): 12 decimals,
+    10 significant digits, far finer than any price."""
+    return None if value is None else float(f"{round(value, 12):.10g}")
+
+
+def _trace_json(trace: Any) -> dict[str, Any]:
+    """A trace for `ls --json`: its fields, with ISO-8601 UTC `start` / `end` beside start_us / end_us
+    (end null while it runs) and its money rounded."""
+    out: dict[str, Any] = {}
+    for key, value in asdict(trace).items():
+        out[key] = value
+        if key in ("start_us", "end_us"):
+            out[key[:-3]] = timespec.iso_utc(value)
+    totals = out["totals"]
+    for key in ("cost", "cost_saved"):
+        totals[key] = _money(totals[key])
+    return out
+
+
 @app.command("ls")
 def ls(
     since: SinceOpt = None,
     until: UntilOpt = None,
     status: Optional[str] = typer.Option(None, "--status", help="Only traces with this status: running, ok, error, interrupted, killed."),
-    name: Optional[str] = typer.Option(None, "--name", help="Only traces with this name."),
+    name: Optional[str] = typer.Option(None, "--name", help="Only traces with this name, or matching this glob: 'math*', 'agent-?.py' (case-sensitive)."),
+    error: Optional[str] = typer.Option(None, "--error", help="Only traces whose error contains this text (case-insensitive), e.g. --status error --error timeout."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only traces with this tag: key=value (repeatable, all must match)."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Only traces whose average feedback score is at least this."),
     max_score: Optional[float] = typer.Option(None, "--max-score", help="Only traces whose average feedback score is at most this."),
@@ -294,7 +323,7 @@ def ls(
 ) -> None:
     """List recent traces, newest first.
 
-    Example: llmtrace ls --since 24h --tag env=dev --status error
+    Example: llmtrace ls --since 24h --tag env=dev --status error --error timeout
     """
     from llmtrace.model import Status
     from llmtrace.store.queries import TraceFilter, list_traces
@@ -302,14 +331,15 @@ def ls(
     if status is not None and status not in {s.value for s in Status}:
         raise UserError(f"bad --status {status!r}: use one of {', '.join(s.value for s in Status)}")
     s, u = _period(since, until)
-    f = TraceFilter(since_us=s, until_us=u, status=status, name=name, tags=parse_tags(tag),
+    f = TraceFilter(since_us=s, until_us=u, status=status, name=name, error=error, tags=parse_tags(tag),
                     min_score=min_score, max_score=max_score, limit=limit)
     traces = list_traces(_open_store(write=False), f)
     if as_json:
-        print(json.dumps([asdict(t) for t in traces], indent=2, ensure_ascii=False))
+        print(json.dumps([_trace_json(t) for t in traces], indent=2, ensure_ascii=False))
         return
     if not traces:
-        _stderr().print("no traces match" if any([since, until, status, name, tag, min_score, max_score]) else "no traces yet: record one with `llmtrace run SCRIPT`")
+        filtered = any([since, until, status, name, error is not None, tag, min_score is not None, max_score is not None])
+        _stderr().print("no traces match" if filtered else "no traces yet: record one with `llmtrace run SCRIPT`")
         return
     from llmtrace.render.tables import trace_table
 
@@ -325,17 +355,23 @@ def show(
     limit: int = typer.Option(400, "--width-limit", min=20, help="With --full: characters shown per text before clipping."),
     span: Optional[str] = typer.Option(None, "--span", help="Print one span in full as JSON, with its request and response (id, prefix, or the 8-digit handle --full shows)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole trace with spans and payloads as one JSON document."),
+    traceback: bool = typer.Option(False, "--traceback", help="Print only the tracebacks, whole: of every span that failed, and of the script's uncaught exception."),
     no_pager: bool = typer.Option(False, "--no-pager", help="Never page long output."),
 ) -> None:
     """Show a trace as a tree: agent → LLM calls → tool calls.
 
-    Example: llmtrace show last --full
+    Example: llmtrace show last --full ; llmtrace show last --traceback
     """
     from llmtrace.render.stream import print_lines, silence_stdout
     from llmtrace.store.queries import find_span, get_folded_spans, get_spans, get_trace, iter_spans, resolve_trace_id
 
+    if sum([span is not None, as_json, traceback]) > 1:
+        raise UserError("--span, --json and --traceback go one at a time")
     db = _open_store(write=False)
     t = get_trace(db, resolve_trace_id(db, trace))
+    if traceback:
+        _print_tracebacks(db, t)
+        return
     if span is not None:
         print(json.dumps(asdict(find_span(db, t.id, span)), indent=2, ensure_ascii=False))
         return
@@ -370,23 +406,55 @@ def show(
             gc.enable()
 
 
+def _print_tracebacks(db: Any, trace: Any) -> None:
+    """`show --traceback`: each failed span's traceback, in start order, then the script's, each whole
+    under a header line; plain text (a traceback's brackets are not markup)."""
+    from llmtrace.render.stream import silence_stdout
+    from llmtrace.render.tree import span_ref
+    from llmtrace.store.queries import spans_with_traceback
+
+    blocks = [(f"── span {s.name} ({span_ref(s.id)}) ──", s.metadata["traceback"]) for s in spans_with_traceback(db, trace.id)]
+    if trace.traceback:
+        blocks.append(("── script ──", trace.traceback))
+    if not blocks:
+        _stderr().print("no traceback in this trace")
+        return
+    try:
+        sys.stdout.write("\n".join(f"{header}\n{str(body).rstrip()}\n" for header, body in blocks))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+
+
 @app.command()
 def cost(
     since: SinceOpt = None,
     until: UntilOpt = None,
     by: str = typer.Option("model", "--by", help="Group by: model, day, trace, name, or tag:KEY."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0, help="With --by trace: the costliest this many traces (default 20; 0 for all)."),
     as_json: JsonFlag = False,
 ) -> None:
     """What LLM calls cost, grouped by model, day, trace, trace name or a tag.
 
     Example: llmtrace cost --since this-month --by tag:team
     """
-    from llmtrace.store.queries import cost_report
+    from llmtrace.store.queries import CostRow, cost_report
 
+    if limit is not None and by != "trace":
+        raise UserError("--limit goes with --by trace")
     s, u = _period(since, until)
     rows = cost_report(_open_store(write=False), s, u, by)
+    rest: list[Any] = []
+    if by == "trace":
+        keep = 20 if limit is None else limit
+        if keep and len(rows) > keep:
+            rows, rest = rows[:keep], rows[keep:]
+    more = f"… and {len(rest):,} more trace{'s' if len(rest) != 1 else ''} (--limit 0 for all)" if rest else None
     if as_json:
-        print(json.dumps({"since_us": s, "until_us": u, "by": by, "rows": [asdict(r) for r in rows]}, indent=2))
+        out = [{**asdict(r), "cost": _money(r.cost), "saved": _money(r.saved)} for r in rows]
+        print(json.dumps({"since_us": s, "until_us": u, "by": by, "rows": out, "more": len(rest)}, indent=2))
+        if more:
+            _stderr().print(more)
         return
     from llmtrace.render import fmt
     from llmtrace.render.tables import cost_table
@@ -399,8 +467,14 @@ def cost(
         err.print(f"no LLM calls {period}")
         return
     err.print(f"LLM cost {period}, by {by}", style="bold")
-    _print(cost_table(rows, by))
-    unpriced = sum(r.unpriced_calls for r in rows)
+    shown = rows
+    if rest:  # the traces left out, summed in one row: the total stays the total of the period
+        shown = rows + [CostRow("…", f"and {len(rest):,} more", *(sum(getattr(r, f) for r in rest) for f in (
+            "calls", "input_tokens", "output_tokens", "cost", "cached_calls", "saved", "unpriced_calls")))]
+    _print(cost_table(shown, by))
+    if more:
+        err.print(more)
+    unpriced = sum(r.unpriced_calls for r in rows + rest)
     if unpriced:
         err.print(f"{fmt.plural(unpriced, 'call')} could not be priced (unknown model): not included in the cost. "
                   "Add prices in $LLMTRACE_HOME/prices.json.", style="yellow")
@@ -424,11 +498,9 @@ def tag(
         raise UserError("nothing to do: give key=value tags or --remove KEY")
     db = _open_store()
     tid = resolve_trace_id(db, trace)
-    if parsed:
-        edit.add_tags(db, tid, parsed)
-    if remove:
-        edit.remove_tags(db, tid, remove)
-    _stderr().print(f"tagged {tid[:8]}: " + " ".join([*(f"{k}={v}" for k, v in parsed.items()), *(f"-{k}" for k in remove or [])]))
+    keys = list(dict.fromkeys(remove or []))
+    edit.retag(db, tid, parsed, keys)
+    _stderr().print(f"tagged {tid[:8]}: " + " ".join([*(f"{k}={v}" for k, v in parsed.items()), *(f"-{k}" for k in keys)]))
 
 
 @app.command()
@@ -467,26 +539,29 @@ def rm(traces: List[str] = typer.Argument(..., help="Trace ids, prefixes, or las
 
 @app.command()
 def prune(
-    older_than: str = typer.Option(..., "--older-than", help="Delete traces that started before this long ago (30d, 12h, 2w) or this date."),
+    older_than: str = typer.Option(..., "--older-than", help="Delete traces that started before this long ago (30d, 12h, 2w, 3mo, 90min; `m` alone is refused: minutes or months?) or this date."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Don't ask for confirmation."),
 ) -> None:
-    """Delete old traces; asks first unless --yes. Running traces are kept.
+    """Delete old traces; says how many and asks first unless --yes. Running traces are kept.
 
     Example: llmtrace prune --older-than 30d
     """
     from llmtrace.render import fmt
     from llmtrace.store import edit
 
-    cutoff = timespec.parse_time(older_than, option="--older-than")
+    cutoff = timespec.parse_time(older_than, option="--older-than", bare_m=False)
     db = _open_store()
-    n = edit.count_older(db, cutoff)
-    if n == 0:
+    c = edit.count_prunable(db, cutoff)
+    if c.traces == 0:
         _stderr().print(f"no traces started before {fmt.local_time(cutoff)[:16]}")
         return
+    what = (f"would delete {fmt.plural(c.traces, 'trace')} ({fmt.plural(c.spans, 'span')}), "
+            f"oldest {fmt.local_time(c.oldest_us)[:10]}, newest {fmt.local_time(c.newest_us)[:10]}")
+    if not yes and not sys.stdin.isatty():
+        raise UserError(f"{what}: pass --yes to confirm when not at a terminal")
+    _stderr().print(what)
     if not yes:
-        if not sys.stdin.isatty():
-            raise UserError(f"{n} traces would be deleted: pass --yes to confirm when not at a terminal")
-        if not typer.confirm(f"Delete {n} traces started before {fmt.local_time(cutoff)[:16]}?", default=False, err=True):
+        if not typer.confirm(f"Delete {fmt.plural(c.traces, 'trace')} started before {fmt.local_time(cutoff)[:16]}?", default=False, err=True):
             raise typer.Exit(1)
     deleted = edit.prune(db, cutoff)
     _stderr().print(f"deleted {deleted} trace{'s' if deleted != 1 else ''}")
@@ -547,7 +622,7 @@ def export(
         _stderr().print(f"sent {len(found)} trace{'s' if len(found) != 1 else ''} ({sent:,} spans) to {url}")
         return
     # Spans go out as they are read from the store: a 200,000-span trace is never held whole.
-    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    out = _private_file(output) if output else sys.stdout
     try:
         if fmt == "jsonl":
             for t in found:
@@ -575,12 +650,31 @@ def export(
         _stderr().print(f"wrote {len(found)} trace{'s' if len(found) != 1 else ''} to {output}")
 
 
+def _private_file(path: Path) -> Any:
+    """`path` opened for writing text, owner-only (0600) like the store it comes from, whether it is new or not."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/stdout or a named pipe
+            os.fchmod(fd, 0o600)
+    except OSError:
+        pass
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 @app.command("import")
 def import_(
     file: str = typer.Argument(..., help="A file written by `llmtrace export` (json or jsonl), or - for stdin."),
     replace: bool = typer.Option(False, "--replace", help="Overwrite traces that are already in the store."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave out traces that are already in the store and import the rest."),
 ) -> None:
     """Load exported traces into this store (for example one attached to a bug report).
+
+    All or nothing: if a trace of the file is already here, none is imported (unless --replace or --skip-existing).
 
     Example: llmtrace import bug-report.json && llmtrace show last
     """
@@ -599,11 +693,31 @@ def import_(
             docs = [json.loads(line) for line in text.splitlines() if line.strip()]
         except ValueError as e:
             raise UserError(f"{file} is not JSON or JSON lines: {e}") from None
+    if replace and skip_existing:
+        raise UserError("--replace and --skip-existing go one at a time")
     items = [jsondoc.from_document(d) for d in docs]
+    ids = [t.id for t, _ in items]
+    seen: set[str] = set()
+    for tid in ids:
+        if tid in seen:
+            raise UserError(f"trace {tid} is in {file} more than once")
+        seen.add(tid)
     db = _open_store()
-    for trace, spans in items:
+    # Every id is checked before anything is written: a file is imported whole, or not at all.
+    here = set() if replace else jsondoc.existing_ids(db, ids)
+    if here and not skip_existing:
+        first = next(i for i in ids if i in here)
+        if len(ids) == 1:
+            raise UserError(f"trace {first} is already in this store (use --replace to overwrite it)")
+        raise UserError(f"{len(here):,} of the {len(ids):,} traces are already in this store, the first {first}: "
+                        "nothing imported (--skip-existing imports the others, --replace overwrites them)")
+    new = [(t, spans) for t, spans in items if t.id not in here]
+    for trace, spans in new:
         jsondoc.import_trace(db, trace, spans, Redactor.from_environ(), replace=replace)
-    _stderr().print(f"imported {len(items)} trace{'s' if len(items) != 1 else ''}: " + " ".join(t.id[:8] for t, _ in items))
+    from llmtrace.render import fmt
+
+    done = f"imported {fmt.plural(len(new), 'trace')}" + (f" ({new[0][0].id[:8]})" if len(new) == 1 else "")
+    _stderr().print(done + (f", skipped {len(here):,} already here" if here else ""))
 
 
 cache_app = typer.Typer(help="Inspect or clear the response cache.", no_args_is_help=True)

@@ -81,6 +81,15 @@ def from_document(doc: Any) -> tuple[Trace, list[Span]]:
     return trace, spans
 
 
+def existing_ids(db: sqlite3.Connection, ids: list[str]) -> set[str]:
+    """Which of these trace ids the store already holds."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(r[0] for r in db.execute(f"SELECT id FROM traces WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    return found
+
+
 def import_trace(db: sqlite3.Connection, trace: Trace, spans: list[Span], redactor: Any, *, replace: bool = False) -> None:
     """Write a trace exactly as documented (status, totals, tags, feedback, spans, payloads)."""
     from llmtrace.store.db import transaction

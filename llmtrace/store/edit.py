@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
 
 from llmtrace.errors import UserError
 from llmtrace.store.db import transaction
 
 
-def add_tags(db: sqlite3.Connection, trace_id: str, tags: dict[str, str]) -> None:
+def retag(db: sqlite3.Connection, trace_id: str, add: dict[str, str], remove: list[str]) -> None:
+    """Set `add` and remove the keys in `remove`, in one transaction: a key to remove that the trace
+    does not have is an error, and then nothing changes."""
     with transaction(db):
+        for key in remove:
+            if db.execute("SELECT 1 FROM trace_tags WHERE trace_id = ? AND key = ?", (trace_id, key)).fetchone() is None:
+                raise UserError(f"no tag {key} on trace {trace_id.replace('-', '')[:8]}")
         db.executemany(
             "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
-            [(trace_id, k, v) for k, v in tags.items()],
+            [(trace_id, k, v) for k, v in add.items()],
         )
-
-
-def remove_tags(db: sqlite3.Connection, trace_id: str, keys: list[str]) -> int:
-    with transaction(db):
-        return sum(db.execute("DELETE FROM trace_tags WHERE trace_id = ? AND key = ?", (trace_id, k)).rowcount for k in keys)
+        db.executemany("DELETE FROM trace_tags WHERE trace_id = ? AND key = ?", [(trace_id, k) for k in remove])
 
 
 def add_feedback(db: sqlite3.Connection, trace_id: str, score: int, comment: str | None) -> None:
@@ -55,9 +57,32 @@ def _dead_running(db: sqlite3.Connection, before_us: int) -> list[str]:
     return [tid for tid, pid in rows if not pid_alive(pid)]
 
 
-def count_older(db: sqlite3.Connection, before_us: int) -> int:
-    finished = db.execute("SELECT count(*) FROM traces WHERE start_us < ? AND status != 'running'", (before_us,)).fetchone()[0]
-    return finished + len(_dead_running(db, before_us))
+@dataclass
+class PruneCount:
+    """What `prune` would delete: traces, their spans, and when the oldest and the newest of them started."""
+
+    traces: int
+    spans: int
+    oldest_us: int | None
+    newest_us: int | None
+
+
+def count_prunable(db: sqlite3.Connection, before_us: int) -> PruneCount:
+    """The traces prune(db, before_us) deletes (finished ones and dead running ones), counted in SQL."""
+    finished = "SELECT id FROM traces WHERE start_us < ? AND status != 'running'"
+    n, oldest, newest = db.execute(
+        "SELECT count(*), min(start_us), max(start_us) FROM traces WHERE start_us < ? AND status != 'running'", (before_us,)
+    ).fetchone()
+    spans = db.execute(f"SELECT count(*) FROM spans WHERE trace_id IN ({finished})", (before_us,)).fetchone()[0]
+    killed = _dead_running(db, before_us)
+    for start in range(0, len(killed), 500):
+        chunk = killed[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        k_oldest, k_newest = db.execute(f"SELECT min(start_us), max(start_us) FROM traces WHERE id IN ({marks})", chunk).fetchone()
+        spans += db.execute(f"SELECT count(*) FROM spans WHERE trace_id IN ({marks})", chunk).fetchone()[0]
+        oldest = k_oldest if oldest is None else min(oldest, k_oldest)
+        newest = k_newest if newest is None else max(newest, k_newest)
+    return PruneCount(n + len(killed), spans, oldest, newest)
 
 
 def prune(db: sqlite3.Connection, before_us: int) -> int:

@@ -71,7 +71,8 @@ class TraceFilter:
     since_us: int | None = None
     until_us: int | None = None
     status: str | None = None
-    name: str | None = None
+    name: str | None = None  # exact, or a glob (* ? [abc]) when it holds one of those
+    error: str | None = None  # the trace's error contains this (case-insensitive)
     tags: dict[str, str] = field(default_factory=dict)
     min_score: float | None = None
     max_score: float | None = None
@@ -88,8 +89,11 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
         where.append("start_us < ?")
         args.append(f.until_us)
     if f.name:
-        where.append("name = ?")
+        where.append("name GLOB ?" if any(c in f.name for c in "*?[") else "name = ?")
         args.append(f.name)
+    if f.error is not None:
+        where.append("error LIKE ? ESCAPE '\\'")
+        args.append("%" + like_escape(f.error) + "%")
     if f.status and f.status != Status.KILLED.value:
         where.append("status = ?")
         args.append(f.status)
@@ -116,6 +120,11 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
     return traces
 
 
+def like_escape(text: str) -> str:
+    """`text` matched literally by LIKE … ESCAPE '\\': its %, _ and \\ escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def resolve_trace_id(db: sqlite3.Connection, ref: str) -> str:
     """Full id, unique prefix (dashes optional) or `last` / `last~N` → full trace id."""
     ref = ref.strip().lower()
@@ -126,7 +135,9 @@ def resolve_trace_id(db: sqlite3.Connection, ref: str) -> str:
                 n = int(ref[5:])
             except ValueError:
                 raise UserError(f"bad trace reference {ref!r}: use last, last~1, last~2, …") from None
-        row = db.execute("SELECT id FROM traces ORDER BY start_us DESC LIMIT 1 OFFSET ?", (max(n, 0),)).fetchone()
+            if n < 0:
+                raise UserError(f"bad trace reference {ref!r}: the offset cannot be negative (last~1 is the trace before last)")
+        row = db.execute("SELECT id FROM traces ORDER BY start_us DESC LIMIT 1 OFFSET ?", (n,)).fetchone()
         if row is None:
             raise UserError("no traces recorded yet" if n == 0 else f"there is no trace {ref}")
         return row[0]
@@ -219,6 +230,12 @@ def find_span(db: sqlite3.Connection, trace_id: str, ref: str) -> Span:
         what = "no span" if not ids else f"{len(ids)} spans"
         raise UserError(f"{what} of trace {trace_id[:8]} match {ref!r}")
     return next(_spans_where(db, "s.id = ?", [ids[0]], payloads=True))
+
+
+def spans_with_traceback(db: sqlite3.Connection, trace_id: str) -> list[Span]:
+    """The spans of a trace whose metadata holds a traceback (those that failed), in start order."""
+    spans = _spans_where(db, "s.trace_id = ? AND s.metadata LIKE '%traceback%'", [trace_id], payloads=False)
+    return [s for s in spans if isinstance(s.metadata, dict) and s.metadata.get("traceback")]
 
 
 # --- long traces: the first and last top-level steps, the rest counted ---------------------------------
