@@ -86,5 +86,29 @@ def call(name: str, args: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def frames(stack: str | None, n: int = 3) -> list[str]:
+    """The last `n` frames of a python traceback, each its `  File "…", line N, in f` line and the source
+    line after it (when python printed one); of a chained one, the frames of the exception raised last."""
+    if not isinstance(stack, str):
+        return []
+    lines = stack.splitlines()
+    start = max((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), default=0)
+    found: list[list[str]] = []
+    for line in lines[start:]:
+        if line.startswith('  File "'):
+            found.append([line])
+        elif found and len(found[-1]) == 1 and line.startswith("    ") and line.strip(" ^~"):  # not 3.11's ^^^ markers
+            found[-1].append(line)
+    return [line for frame in found[-n:] for line in frame]
+
+
+def number(value: Any) -> str:
+    """A score or similar: floats to 3 decimals at most."""
+    if not isinstance(value, float):
+        return str(value)
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}" if text in ("0", "-0") and value != 0 else text
+
+
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+import json
+from typing import Any, Iterator
 
 from rich.text import Text
 
 from llmtrace.ids import short_id
-from llmtrace.model import Span, Status, Trace
+from llmtrace.model import Feedback, Span, Status, Trace
 from llmtrace.render import fmt
 
 STATUS_STYLE = {"ok": "green", "error": "bold red", "running": "yellow", "interrupted": "magenta", "killed": "bold red"}
@@ -15,6 +16,8 @@ STATUS_STYLE = {"ok": "green", "error": "bold red", "running": "yellow", "interr
 _PLUMBING_PREFIXES = ("Runnable", "ChatPromptTemplate", "PromptTemplate", "MessagesPlaceholder")
 _PLUMBING_SUFFIXES = ("OutputParser", "Parser", "PromptTemplate")
 _GRAPH_PLUMBING = {"model", "tools", "agent", "call_model", "__start__", "__end__", "should_continue"}
+_PLUMBING_NAMES = {"_check_refusal", "tools_condition", "fmt"}  # structured output's check, LangGraph's router, a lambda
+_FRAMES = 3  # frames of a traceback shown under the span that raised
 
 
 def is_plumbing(span: Span) -> bool:
@@ -22,7 +25,7 @@ def is_plumbing(span: Span) -> bool:
     if span.kind != "chain" or span.status == Status.ERROR.value:
         return False
     name = span.name
-    if name.startswith(_PLUMBING_PREFIXES) or name.endswith(_PLUMBING_SUFFIXES):
+    if name in _PLUMBING_NAMES or name.startswith(_PLUMBING_PREFIXES) or name.endswith(_PLUMBING_SUFFIXES):
         return True
     if span.metadata.get("langgraph_node") == name and (name in _GRAPH_PLUMBING or name.startswith("_")):
         return True
@@ -44,6 +47,21 @@ def _children(spans: list[Span], show_all: bool) -> dict[str | None, list[Span]]
     for v in kids.values():
         v.sort(key=lambda s: (s.start_us, s.id))
     return kids
+
+
+def _failing(kids: dict[str | None, list[Span]]) -> tuple[set[str], dict[str, Span]]:
+    """The spans on the way to an error (the errored ones and their ancestors) and those that raised
+    (errored, with no errored child)."""
+    parent = {c.id: p for p, cs in kids.items() for c in cs}
+    failed = [c for cs in kids.values() for c in cs if c.status == Status.ERROR.value]
+    path: set[str] = set()
+    for s in failed:
+        sid: str | None = s.id
+        while sid is not None and sid not in path:
+            path.add(sid)
+            sid = parent.get(sid)
+    raised = {s.id: s for s in failed if not any(c.status == Status.ERROR.value for c in kids.get(s.id, []))}
+    return path, raised
 
 
 def trace_label(trace: Trace) -> Text:
@@ -70,11 +88,40 @@ def trace_label(trace: Trace) -> Text:
     return text
 
 
-def span_label(span: Span) -> Text:
+def feedback_line(f: Feedback, tz: Any = None) -> Text:
+    """`feedback +7 "good" 2026-11-27 17:02`: one entry, its time local (or in `tz`)."""
+    text = Text()
+    text.append("feedback ", style="bold")
+    text.append(f"{f.score:+g}", style="green" if f.score > 0 else "red" if f.score < 0 else "")
+    if f.comment:
+        text.append(" " + fmt.short_json(json.dumps(f.comment, ensure_ascii=False), 120))
+    text.append(" " + fmt.local_time(f.created_us, tz)[:16], style="dim")
+    return text
+
+
+def _money(span: Span) -> Text:
+    """What a call cost: `failed` for a call that failed unpriced (nothing billed), `unpriced` for an unknown model."""
+    if span.cost is None and span.status == Status.ERROR.value:
+        return Text("failed", style="red")
+    return Text(fmt.money(span.cost), style="yellow" if span.cost is None else "")
+
+
+def _call(text: Text, name: str, args: object, limit: int, on_path: bool) -> None:
+    """`name(args)` in cyan, its name in red on the way to an error."""
+    call = fmt.call(name, args, limit)
+    if on_path:
+        text.append(call[: len(name)], style="red")
+        call = call[len(name):]
+    text.append(call, style="cyan")
+
+
+def span_label(span: Span, on_path: bool = False) -> Text:
+    """One span's line; `on_path`: it failed or holds a span that did (its name in red)."""
+    name_style = "red" if on_path else ""
     text = Text()
     if span.kind == "llm":
         text.append("LLM ", style="bold blue")
-        text.append(span.model or span.model_requested or span.name)
+        text.append(span.model or span.model_requested or span.name, style=name_style)
         text.append(f"  {fmt.count(span.input_tokens)} in / {fmt.count(span.output_tokens)} out")
         if span.cached_tokens:
             text.append(f" ({span.cached_tokens:,} cached)")
@@ -82,8 +129,10 @@ def span_label(span: Span) -> Text:
             how = "replayed" if span.cache_hit == "exact" else f"replayed ({span.cache_hit})"
             text.append(f"  {how}, saved {fmt.money(span.cost_saved)}", style="cyan")
         else:
-            text.append(f"  {fmt.money(span.cost)}", style="yellow" if span.cost is None else "")
+            text.append("  ").append_text(_money(span))
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
+        if span.streamed and span.first_token_us is not None:
+            text.append(f"  ttft {fmt.duration(span.first_token_us - span.start_us)}", style="dim")
         if span.attempts and span.attempts > 1:
             text.append(f"  {span.attempts} attempts", style="yellow")
         out = span.outputs if isinstance(span.outputs, dict) else {}
@@ -95,12 +144,12 @@ def span_label(span: Span) -> Text:
             text.append(fmt.short_json(out["content"], 160), style="green")
     elif span.kind == "embedding":
         text.append("embedding ", style="bold blue")
-        text.append(span.model or span.model_requested or span.name)
+        text.append(span.model or span.model_requested or span.name, style=name_style)
         text.append(f"  {fmt.count(span.input_tokens)} in")
         if span.cache_hit:
             text.append(f"  replayed, saved {fmt.money(span.cost_saved)}", style="cyan")
         else:
-            text.append(f"  {fmt.money(span.cost)}", style="yellow" if span.cost is None else "")
+            text.append("  ").append_text(_money(span))
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
         out = span.outputs if isinstance(span.outputs, dict) else {}
         if out.get("vectors") is not None:
@@ -108,7 +157,7 @@ def span_label(span: Span) -> Text:
                         style="green")
     elif span.kind == "tool":
         text.append("tool ", style="bold magenta")
-        text.append(fmt.call(span.name, span.inputs, 70), style="cyan")
+        _call(text, span.name, span.inputs, 70, on_path)
         if span.status != Status.ERROR.value:
             text.append(" → ")
             text.append(fmt.short_json(span.outputs, 60), style="green")
@@ -116,13 +165,13 @@ def span_label(span: Span) -> Text:
     elif span.kind == "retriever":
         text.append("retriever ", style="bold yellow")
         query = span.inputs.get("query") if isinstance(span.inputs, dict) else span.inputs
-        text.append(fmt.call(span.name, query, 70), style="cyan")
+        _call(text, span.name, query, 70, on_path)
         if isinstance(span.outputs, list):
             text.append(f" → {fmt.plural(len(span.outputs), 'document')}", style="green")
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
     else:
         text.append(f"{span.kind} ", style="bold")
-        text.append(span.name)
+        text.append(span.name, style=name_style)
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
     if span.status == Status.ERROR.value:
         text.append(f"  ✗ {span.error_type}: {fmt.short_json(span.error_message or '', 100)}", style="bold red")
@@ -140,6 +189,23 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit:,} more chars]"
 
 
+def _documents(outputs: Any) -> list[dict[str, Any]] | None:
+    """A retriever's documents ({"page_content", "metadata"} each), or None when its output is something else."""
+    if isinstance(outputs, list) and all(isinstance(d, dict) and "page_content" in d for d in outputs):
+        return outputs
+    return None
+
+
+def _document(i: int, doc: dict[str, Any], chars: int = 80) -> Text:
+    """--full, a retriever's document: its first `chars` characters, and its score when it has one."""
+    body = " ".join(str(doc.get("page_content") or "").split())
+    text = Text.assemble((f"doc {i}: ", "bold green"), body[:chars] + ("…" if len(body) > chars else ""))
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    if meta.get("score") is not None:
+        text.append(f"  score {fmt.number(meta['score'])}", style="dim")
+    return text
+
+
 def _details(span: Span, limit: int) -> list[Text]:
     """--full: the prompt and response of an LLM call, the arguments and result of anything else."""
     out: list[Text] = []
@@ -151,19 +217,23 @@ def _details(span: Span, limit: int) -> list[Text]:
                 body = body if isinstance(body, str) else fmt.short_json(body, limit)
                 if not body and m.get("tool_calls"):
                     body = ", ".join(fmt.call(tc.get("name") or "?", tc.get("args"), 200) for tc in m["tool_calls"])
-                out.append(Text(f"{m.get('role', '?')}: ", style="bold").append(_clip(body or "", limit), style=""))
+                out.append(Text.assemble((f"{m.get('role', '?')}: ", "bold"), _clip(body or "", limit)))
             else:
                 out.append(Text(_clip(str(m), limit)))
         outputs = span.outputs if isinstance(span.outputs, dict) else {}
         if outputs.get("llmtrace_truncated"):
-            out.append(Text("response: ", style="bold green").append(fmt.short_json(outputs, limit)))
+            out.append(Text.assemble(("response: ", "bold green"), fmt.short_json(outputs, limit)))
         elif outputs.get("content"):
-            out.append(Text("response: ", style="bold green").append(_clip(str(outputs["content"]), limit)))
+            out.append(Text.assemble(("response: ", "bold green"), _clip(str(outputs["content"]), limit)))
+    elif span.kind == "retriever" and _documents(span.outputs) is not None:
+        query = span.inputs.get("query") if isinstance(span.inputs, dict) else span.inputs
+        out.append(Text.assemble(("query: ", "bold"), _clip(fmt.short_json(query, 10**9), limit)))
+        out += [_document(i, doc) for i, doc in enumerate(_documents(span.outputs) or [], 1)]
     else:
         if span.inputs is not None:
-            out.append(Text("input: ", style="bold").append(_clip(fmt.short_json(span.inputs, 10**9), limit)))
+            out.append(Text.assemble(("input: ", "bold"), _clip(fmt.short_json(span.inputs, 10**9), limit)))
         if span.outputs is not None:
-            out.append(Text("output: ", style="bold green").append(_clip(fmt.short_json(span.outputs, 10**9), limit)))
+            out.append(Text.assemble(("output: ", "bold green"), _clip(fmt.short_json(span.outputs, 10**9), limit)))
     if span.error_message and span.status != Status.OK.value:
         out.append(Text(_clip(span.error_message, limit), style="red"))
     return out
@@ -175,29 +245,41 @@ _GUIDE = "dim"
 def _indented(label: Text, first: str, rest: str) -> list[Text]:
     """A (possibly multi-line) label under tree guides: `first` before its first line, `rest` before the others."""
     parts = label.split("\n") if "\n" in label.plain else [label]
-    return [Text(first if i == 0 else rest, style=_GUIDE) + part for i, part in enumerate(parts)]
+    # The guide is a styled span of its own: a Text built with style="dim" would make the whole line faint.
+    return [Text.assemble((first if i == 0 else rest, _GUIDE), part) for i, part in enumerate(parts)]
 
 
 def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400,
-                tail: list[Span] | None = None, hidden: int = 0) -> Text:
+                tail: list[Span] | None = None, hidden: int = 0, tz: Any = None) -> Text:
     """The tree as one Text, guides drawn like rich's Tree (├── │ └──).
 
     Built line by line rather than with rich.tree.Tree: a 5,000-span trace renders in a fraction of
     the time, and long lines are left to the terminal to wrap (print with soft_wrap=True).
     """
-    return Text("\n").join(list(tree_lines(trace, spans, show_all=show_all, full=full, limit=limit, tail=tail, hidden=hidden)))
+    return Text("\n").join(list(tree_lines(trace, spans, show_all=show_all, full=full, limit=limit, tail=tail, hidden=hidden, tz=tz)))
 
 
 def fold_line(hidden: int) -> Text:
     return Text(f"… {fmt.plural(hidden, 'more step')} (use --all to see every one) …", style="dim")
 
 
+def _traceback(span: Span) -> str | None:
+    return span.metadata.get("traceback") if isinstance(span.metadata, dict) else None
+
+
+def _stack(lines: list[str], guide: str) -> list[Text]:
+    """Traceback frames under a span (or the trace), dim."""
+    return [Text(guide + line, style="dim") for line in lines]
+
+
 def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400,
-               tail: list[Span] | None = None, hidden: int = 0) -> Iterator[Text]:
+               tail: list[Span] | None = None, hidden: int = 0, tz: Any = None) -> Iterator[Text]:
     """The tree's lines one by one (each a Text without a newline), for printing as they come.
 
     A folded tree (a long run's trace): `spans` are those under its first top-level steps, `tail` those
     under its last ones, and a line counting the `hidden` steps between them stands in their place.
+    Spans on the way to an error have their names in red; under the one that raised, the last frames
+    of its traceback (of the script's, under the trace, when no failed span has one). Feedback times are local, or in `tz`.
     """
     kids = _children(spans, show_all)
     top: list[Span | None] = list(kids.get(None, []))
@@ -205,22 +287,29 @@ def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full:
         tail_kids = _children(tail, show_all)
         top += [None, *tail_kids.pop(None, [])]  # None: where the hidden steps would be
         kids.update(tail_kids)
+    path, raised = _failing({**kids, None: [s for s in top if s is not None]})
     yield from _indented(trace_label(trace), "", "")
+    if not any(fmt.frames(_traceback(s)) for s in raised.values()):  # no failed span shows a stack: the script's
+        yield from _stack(fmt.frames(trace.traceback, _FRAMES), "")
+    for f in trace.feedback:
+        yield feedback_line(f, tz)
     stack: list[tuple[Span | None, str, bool]] = [(s, "", i == len(top) - 1) for i, s in enumerate(top)]
     stack.reverse()
     while stack:
         span, prefix, last = stack.pop()
         if span is None:
-            yield Text(prefix + ("└── " if last else "├── "), style=_GUIDE) + fold_line(hidden)
+            yield Text.assemble((prefix + ("└── " if last else "├── "), _GUIDE), fold_line(hidden))
             continue
         below = prefix + ("    " if last else "│   ")
-        label = span_label(span)
+        label = span_label(span, span.id in path)
         if full:
             label = label + Text(f"  span {span_ref(span.id)}", style="dim")
         yield from _indented(label, prefix + ("└── " if last else "├── "), below)
         children = kids.get(span.id, [])
+        details = _details(span, limit) if full else []
+        if span.id in raised:
+            yield from _stack(fmt.frames(_traceback(span), _FRAMES), below + ("│ " if children or details else "  "))
         if full:
-            details = _details(span, limit)
             for i, d in enumerate(details):
                 end = i == len(details) - 1 and not children
                 yield from _indented(d, below + ("└── " if end else "├── "), below + ("    " if end else "│   "))
