@@ -70,28 +70,28 @@ def _render(renderable, width=110) -> str:
 
 FOLDED_TREE = """\
 long_run.py 10ad0000  ok  40.00s  · 80 LLM calls · 40 tool calls · 11,640 in / 880 out tokens · $0.002000
-├── chain AgentExecutor  900ms
+├── 1. chain AgentExecutor("question 1")  900ms
 │   ├── LLM gpt-4o-mini-2024-07-18  101 in / 10 out  $0.000020  390ms  → multiply(a=1, b=2)
 │   ├── tool multiply(a=1, b=2) → 2  0ms
 │   └── LLM gpt-4o-mini-2024-07-18  151 in / 12 out  $0.000030  300ms  → 1 times 2 is 2.
-├── chain AgentExecutor  900ms
+├── 2. chain AgentExecutor("question 2")  900ms
 │   ├── LLM gpt-4o-mini-2024-07-18  102 in / 10 out  $0.000020  390ms  → multiply(a=2, b=2)
 │   ├── tool multiply(a=2, b=2) → 4  0ms
 │   └── LLM gpt-4o-mini-2024-07-18  152 in / 12 out  $0.000030  300ms  → 2 times 2 is 4.
-├── chain AgentExecutor  900ms
+├── 3. chain AgentExecutor("question 3")  900ms
 │   ├── LLM gpt-4o-mini-2024-07-18  103 in / 10 out  $0.000020  390ms  → multiply(a=3, b=2)
 │   ├── tool multiply(a=3, b=2) → 6  0ms
 │   └── LLM gpt-4o-mini-2024-07-18  153 in / 12 out  $0.000030  300ms  → 3 times 2 is 6.
 ├── … 34 more steps (use --all to see every one) …
-├── chain AgentExecutor  900ms
+├── 38. chain AgentExecutor("question 38")  900ms
 │   ├── LLM gpt-4o-mini-2024-07-18  138 in / 10 out  $0.000020  390ms  → multiply(a=38, b=2)
 │   ├── tool multiply(a=38, b=2) → 76  0ms
 │   └── LLM gpt-4o-mini-2024-07-18  188 in / 12 out  $0.000030  300ms  → 38 times 2 is 76.
-├── chain AgentExecutor  900ms
+├── 39. chain AgentExecutor("question 39")  900ms
 │   ├── LLM gpt-4o-mini-2024-07-18  139 in / 10 out  $0.000020  390ms  → multiply(a=39, b=2)
 │   ├── tool multiply(a=39, b=2) → 78  0ms
 │   └── LLM gpt-4o-mini-2024-07-18  189 in / 12 out  $0.000030  300ms  → 39 times 2 is 78.
-└── chain AgentExecutor  900ms
+└── 40. chain AgentExecutor("question 40")  900ms
     ├── LLM gpt-4o-mini-2024-07-18  140 in / 10 out  $0.000020  390ms  → multiply(a=40, b=2)
     ├── tool multiply(a=40, b=2) → 80  0ms
     └── LLM gpt-4o-mini-2024-07-18  190 in / 12 out  $0.000030  300ms  → 40 times 2 is 80.
@@ -151,7 +151,7 @@ def test_killed_run_orphans_stay_at_the_top(llmtrace_home):
         "├── tool multiply(a=40, b=2) → 80  0ms",
         "└── LLM gpt-4o-mini-2024-07-18  190 in / 12 out  $0.000030  300ms  → 40 times 2 is 80.",
     ]
-    assert lines[-7] == "├── chain AgentExecutor  900ms" and "s39-llm2" in {s.id for s in folded.tail}
+    assert lines[-7] == '├── 39. chain AgentExecutor("question 39")  900ms' and "s39-llm2" in {s.id for s in folded.tail}
 
 
 def test_concurrent_steps_keep_only_their_own_spans(llmtrace_home):

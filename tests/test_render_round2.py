@@ -126,7 +126,7 @@ def _failing_run() -> tuple[Trace, list[Span]]:
 FAILING_TREE = """\
 agent.py 960c6a2b  error  2.00s  · 1 LLM call · 1 tool call · 150 in / 15 out tokens · $0.000194
 KeyError: 'no such thing: x'
-├── chain AgentExecutor  1.90s  ✗ KeyError: 'no such thing: x'
+├── 1. chain AgentExecutor  1.90s  ✗ KeyError: 'no such thing: x'
 │   ├── LLM gpt-4o-mini  150 in / 15 out  $0.000194  800ms  → lookup(q="x")
 │   └── tool lookup(q="x")  5ms  ✗ KeyError: 'no such thing: x'
 │           File "/app/agent.py", line 35, in main
@@ -135,7 +135,7 @@ KeyError: 'no such thing: x'
 │             response = context.run(self._run, *tool_args, **tool_kwargs)
 │           File "/app/tools.py", line 12, in lookup
 │             raise KeyError(f"no such thing: {q}")
-└── tool cleanup() → done  1ms
+└── 2. tool cleanup() → done  1ms
 """
 
 
@@ -313,3 +313,27 @@ def test_wide_tables_are_unchanged():
     out = _render(trace_table(_traces(), T0, timezone.utc), width=200)
     assert out.splitlines()[0].split() == ["id", "name", "started", "duration", "status", "llm", "tools", "tokens", "cost", "cached",
                                            "retries", "score", "tags"]
+
+
+# -- top-level steps --------------------------------------------------------------------------------
+
+def _chain_call(n: int, question: str, t: int) -> list[Span]:
+    """One `chain.invoke({"question": …})` of an LCEL chain: a RunnableSequence (plumbing) around its LLM call."""
+    seq = _ok(f"seq{n}", None, "chain", "RunnableSequence", t, 500_000, inputs={"question": question}, outputs="Fine.")
+    llm = _ok(f"llm{n}", f"seq{n}", "llm", "ChatOpenAI", t + 10_000, 400_000, model="gpt-4o-mini", input_tokens=20,
+              output_tokens=3, cost=0.00001, outputs={"content": "Fine."})
+    return [seq, llm]
+
+
+def test_separate_invocations_are_numbered_steps_with_their_input():
+    spans = _chain_call(1, "How are you?", 0) + _chain_call(2, "And today?", 600_000)
+    assert _render(render_tree(_trace(), spans)) == """\
+agent.py 960c6a2b  ok  2.00s  · 1 LLM call · 1 tool call · 150 in / 15 out tokens · $0.000194
+├── 1. chain RunnableSequence("How are you?")  500ms
+│   └── LLM gpt-4o-mini  20 in / 3 out  $0.000010  400ms  → Fine.
+└── 2. chain RunnableSequence("And today?")  500ms
+    └── LLM gpt-4o-mini  20 in / 3 out  $0.000010  400ms  → Fine.
+"""
+    # One invocation: no number, and its plumbing folds away as before.
+    assert _render(render_tree(_trace(), _chain_call(1, "How are you?", 0))).splitlines()[1:] == [
+        "└── LLM gpt-4o-mini  20 in / 3 out  $0.000010  400ms  → Fine."]

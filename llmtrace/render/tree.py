@@ -32,14 +32,19 @@ def is_plumbing(span: Span) -> bool:
     return span.parent_id is not None and name in ("LangGraph",)
 
 
-def _children(spans: list[Span], show_all: bool) -> dict[str | None, list[Span]]:
+def _children(spans: list[Span], show_all: bool, keep_top: bool = False) -> dict[str | None, list[Span]]:
+    """Each span's shown children (None: the top level). `keep_top`: top-level steps are never folded
+    (a script that invokes several chains shows each as a step of its own)."""
     by_id = {s.id: s for s in spans}
     kids: dict[str | None, list[Span]] = {}
+    def folded(s: Span) -> bool:
+        return not show_all and is_plumbing(s) and not (keep_top and s.parent_id is None)
+
     for s in spans:
-        if not show_all and is_plumbing(s):
+        if folded(s):
             continue
         parent = s.parent_id
-        while parent is not None and parent in by_id and not show_all and is_plumbing(by_id[parent]):
+        while parent is not None and parent in by_id and folded(by_id[parent]):
             parent = by_id[parent].parent_id
         if parent is not None and parent not in by_id:
             parent = None  # its parent never ended (killed run): show it at the top
@@ -115,8 +120,9 @@ def _call(text: Text, name: str, args: object, limit: int, on_path: bool) -> Non
     text.append(call, style="cyan")
 
 
-def span_label(span: Span, on_path: bool = False) -> Text:
-    """One span's line; `on_path`: it failed or holds a span that did (its name in red)."""
+def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Text:
+    """One span's line; `on_path`: it failed or holds a span that did (its name in red); `step`: the
+    number of a top-level step (then a chain shows its input too)."""
     name_style = "red" if on_path else ""
     text = Text()
     if span.kind == "llm":
@@ -171,8 +177,13 @@ def span_label(span: Span, on_path: bool = False) -> Text:
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
     else:
         text.append(f"{span.kind} ", style="bold")
-        text.append(span.name, style=name_style)
+        if step is not None and span.inputs is not None:
+            _call(text, span.name, _step_input(span.inputs), 90, on_path)
+        else:
+            text.append(span.name, style=name_style)
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
+    if step is not None:
+        text = Text.assemble((f"{step}. ", "bold"), text)
     if span.status == Status.ERROR.value:
         text.append(f"  ✗ {span.error_type}: {fmt.short_json(span.error_message or '', 100)}", style="bold red")
     elif span.status not in (Status.OK.value,):
@@ -183,6 +194,16 @@ def span_label(span: Span, on_path: bool = False) -> Text:
 def span_ref(span_id: str) -> str:
     """The short handle `show --span` accepts: the id's last 8 hex digits (its random part)."""
     return span_id.replace("-", "")[-8:]
+
+
+def _step_input(inputs: Any) -> Any:
+    """A step's input as its call shows it: a lone message list or text stands for itself."""
+    if isinstance(inputs, dict) and len(inputs) == 1:
+        (value,) = inputs.values()
+        if isinstance(value, list) and value and isinstance(value[-1], dict) and "content" in value[-1]:
+            return value[-1]["content"]  # {"messages": [...]}: the last message says what was asked
+        return value if isinstance(value, str) else inputs
+    return inputs
 
 
 def _clip(text: str, limit: int) -> str:
@@ -281,11 +302,19 @@ def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full:
     Spans on the way to an error have their names in red; under the one that raised, the last frames
     of its traceback (of the script's, under the trace, when no failed span has one). Feedback times are local, or in `tz`.
     """
-    kids = _children(spans, show_all)
+    # Several top-level invocations of chains or agents: each is a numbered node with its input (folding
+    # their plumbing would merge them into one flat list). Bare calls alone need no numbers.
+    tops = [s for s in (*spans, *(tail or [])) if s.parent_id is None]
+    numbered = len(tops) + hidden > 1 and any(s.kind == "chain" for s in tops)
+    kids = _children(spans, show_all, keep_top=numbered)
     top: list[Span | None] = list(kids.get(None, []))
+    number = {s.id: i for i, s in enumerate(top, 1) if s.parent_id is None} if numbered else {}
     if tail is not None:
-        tail_kids = _children(tail, show_all)
-        top += [None, *tail_kids.pop(None, [])]  # None: where the hidden steps would be
+        tail_kids = _children(tail, show_all, keep_top=numbered)
+        rest = tail_kids.pop(None, [])
+        if numbered:
+            number.update({s.id: len(number) + hidden + i for i, s in enumerate(rest, 1) if s.parent_id is None})
+        top += [None, *rest]  # None: where the hidden steps would be
         kids.update(tail_kids)
     path, raised = _failing({**kids, None: [s for s in top if s is not None]})
     yield from _indented(trace_label(trace), "", "")
@@ -301,7 +330,7 @@ def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full:
             yield Text.assemble((prefix + ("└── " if last else "├── "), _GUIDE), fold_line(hidden))
             continue
         below = prefix + ("    " if last else "│   ")
-        label = span_label(span, span.id in path)
+        label = span_label(span, span.id in path, number.get(span.id))
         if full:
             label = label + Text(f"  span {span_ref(span.id)}", style="dim")
         yield from _indented(label, prefix + ("└── " if last else "├── "), below)
