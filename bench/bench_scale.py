@@ -51,6 +51,9 @@ def measure(quick: bool = False, directory: Path | None = None) -> dict[str, flo
         "python_floor_s": ([PY, "-c", "pass"], env),
         "help_s": (llmtrace("--help"), env),
         "ls_s": (llmtrace("ls"), env),
+        # Search (FTS5): a word in one span of the 1M ("step 4321": the big trace), and one in every trace.
+        "ls_grep_rare_s": (llmtrace("ls", "--grep", "step 4321"), env),
+        "ls_grep_common_s": (llmtrace("ls", "--grep", "question"), env),
         "cost_30d_by_model_s": (llmtrace("cost", "--since", "30d", "--by", "model"), env),
         "show_big_s": (llmtrace("show", big_id[:8], "--no-pager"), env),
         "show_long_s": (llmtrace("show", long_id[:8], "--no-pager"), long_env),  # folded: first and last 10 steps

@@ -318,6 +318,10 @@ def ls(
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only traces with this tag: key=value (repeatable, all must match)."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Only traces whose average feedback score is at least this."),
     max_score: Optional[float] = typer.Option(None, "--max-score", help="Only traces whose average feedback score is at most this."),
+    grep: Optional[str] = typer.Option(None, "--grep", help="Only traces whose prompts, responses, tool arguments or results, or errors hold these words (any case; the last word may be the start of one)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only traces with an LLM call to this model (exact or a glob: 'gpt-4o*')."),
+    min_cost: Optional[float] = typer.Option(None, "--min-cost", min=0, help="Only traces that cost at least this many dollars."),
+    min_duration: Optional[str] = typer.Option(None, "--min-duration", help="Only traces that ran at least this long: 90s, 5min, 2h."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many traces to list."),
     as_json: JsonFlag = False,
 ) -> None:
@@ -331,14 +335,17 @@ def ls(
     if status is not None and status not in {s.value for s in Status}:
         raise UserError(f"bad --status {status!r}: use one of {', '.join(s.value for s in Status)}")
     s, u = _period(since, until)
+    min_us = int(timespec.parse_duration(min_duration, option="--min-duration") * 1e6) if min_duration else None
     f = TraceFilter(since_us=s, until_us=u, status=status, name=name, error=error, tags=parse_tags(tag),
+                    grep=grep, model=model, min_cost=min_cost, min_duration_us=min_us,
                     min_score=min_score, max_score=max_score, limit=limit)
     traces = list_traces(_open_store(write=False), f)
     if as_json:
         print(json.dumps([_trace_json(t) for t in traces], indent=2, ensure_ascii=False))
         return
     if not traces:
-        filtered = any([since, until, status, name, error is not None, tag, min_score is not None, max_score is not None])
+        filtered = any([since, until, status, name, error is not None, tag, min_score is not None, max_score is not None,
+                        grep is not None, model, min_cost is not None, min_duration])
         _stderr().print("no traces match" if filtered else "no traces yet: record one with `llmtrace run SCRIPT`")
         return
     from llmtrace.render.tables import trace_table
@@ -356,6 +363,7 @@ def show(
     span: Optional[str] = typer.Option(None, "--span", help="Print one span in full as JSON, with its request and response (id, prefix, or the 8-digit handle --full shows)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole trace with spans and payloads as one JSON document."),
     traceback: bool = typer.Option(False, "--traceback", help="Print only the tracebacks, whole: of every span that failed, and of the script's uncaught exception."),
+    grep: Optional[str] = typer.Option(None, "--grep", help="Show only the spans that hold these words (as `ls --grep`), with the steps above them."),
     no_pager: bool = typer.Option(False, "--no-pager", help="Never page long output."),
 ) -> None:
     """Show a trace as a tree: agent → LLM calls → tool calls.
@@ -365,8 +373,8 @@ def show(
     from llmtrace.render.stream import print_lines, silence_stdout
     from llmtrace.store.queries import find_span, get_folded_spans, get_spans, get_trace, iter_spans, resolve_trace_id
 
-    if sum([span is not None, as_json, traceback]) > 1:
-        raise UserError("--span, --json and --traceback go one at a time")
+    if sum([span is not None, as_json, traceback, grep is not None]) > 1:
+        raise UserError("--span, --json, --traceback and --grep go one at a time")
     db = _open_store(write=False)
     t = get_trace(db, resolve_trace_id(db, trace))
     if traceback:
@@ -388,7 +396,24 @@ def show(
 
     from llmtrace.render.tree import tree_lines
 
-    folded = None if show_all else get_folded_spans(db, t.id, steps)
+    shown = None
+    if grep is not None:  # the matching spans and the steps above them, whatever their number
+        from llmtrace.store.queries import matching_spans
+
+        hits = matching_spans(db, t.id, grep)
+        if not hits:
+            _stderr().print(f"no span of {t.id[:8]} holds {grep!r}")
+            raise typer.Exit(1)
+        every = get_spans(db, t.id)
+        by_id = {x.id: x for x in every}
+        keep = set()
+        for sid in hits:
+            while sid is not None and sid in by_id and sid not in keep:
+                keep.add(sid)
+                sid = by_id[sid].parent_id
+        shown = [x for x in every if x.id in keep]
+        _stderr().print(f"{len(hits):,} of {len(every):,} spans hold {grep!r}")
+    folded = None if show_all or shown is not None else get_folded_spans(db, t.id, steps)
     # Drawing a tree makes no garbage cycles, and the collector would walk every loaded span again at each
     # of its passes (a third of the time of `--all` on 200,000 spans): it is off until the tree is out.
     collecting = gc.isenabled()
@@ -397,7 +422,7 @@ def show(
         if folded is not None:  # a long run: only the spans under its first and last steps are read
             lines = tree_lines(t, folded.head, tail=folded.tail, hidden=folded.hidden, full=full, limit=limit)
         else:
-            lines = tree_lines(t, get_spans(db, t.id), show_all=show_all, full=full, limit=limit)
+            lines = tree_lines(t, shown if shown is not None else get_spans(db, t.id), show_all=show_all, full=full, limit=limit)
         print_lines(_stdout(), lines, pager=not no_pager)
     except BrokenPipeError:
         silence_stdout()

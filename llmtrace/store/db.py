@@ -38,6 +38,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     timeout = busy_timeout_ms()
     db = sqlite3.connect(str(path), timeout=timeout / 1000, isolation_level=None, check_same_thread=False)
     db.execute(f"PRAGMA busy_timeout = {timeout}")
+    db.execute("PRAGMA recursive_triggers = ON")  # INSERT OR REPLACE must tell the search index (schema m006)
     return db
 
 

@@ -76,6 +76,10 @@ class TraceFilter:
     tags: dict[str, str] = field(default_factory=dict)
     min_score: float | None = None
     max_score: float | None = None
+    grep: str | None = None  # a span of the trace holds this text (words, the last one a prefix)
+    model: str | None = None  # an LLM call of the trace used this model (exact or glob; requested or answered)
+    min_cost: float | None = None
+    min_duration_us: int | None = None
     limit: int | None = 20
 
 
@@ -102,6 +106,20 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
     for key, value in f.tags.items():
         where.append("id IN (SELECT trace_id FROM trace_tags WHERE key = ? AND value = ?)")
         args += [key, value]
+    if f.grep is not None:
+        where.append("id IN (SELECT s.trace_id FROM span_text JOIN spans s ON s.rowid = span_text.rowid "
+                     "WHERE span_text MATCH ?)")
+        args.append(match_query(f.grep))
+    if f.model:
+        op = "GLOB" if any(c in f.model for c in "*?[") else "="
+        where.append(f"id IN (SELECT trace_id FROM spans WHERE kind = 'llm' AND (model {op} ? OR model_requested {op} ?))")
+        args += [f.model, f.model]
+    if f.min_cost is not None:
+        where.append("cost >= ?")
+        args.append(f.min_cost)
+    if f.min_duration_us is not None:
+        where.append("end_us - start_us >= ?")
+        args.append(f.min_duration_us)
     for bound, op in ((f.min_score, ">="), (f.max_score, "<=")):
         if bound is not None:
             where.append(f"id IN (SELECT trace_id FROM feedback GROUP BY trace_id HAVING avg(score) {op} ?)")
@@ -118,6 +136,22 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
         traces = [t for t in traces if t.status == f.status]
     _attach_tags(db, traces)
     return traces
+
+
+def match_query(text: str) -> str:
+    """An FTS5 query for `text`: its words as a phrase, the last one a prefix (`weather serv` finds
+    "weather service"), matched case-insensitively; quotes and operators are taken literally."""
+    words = text.split()
+    if not words:
+        raise UserError("bad --grep '': give some text to look for")
+    return '"' + " ".join(words).replace('"', '""') + '"*'
+
+
+def matching_spans(db: sqlite3.Connection, trace_id: str, text: str) -> set[str]:
+    """The ids of a trace's spans that hold `text` (see match_query)."""
+    return {r[0] for r in db.execute(
+        "SELECT s.id FROM span_text JOIN spans s ON s.rowid = span_text.rowid WHERE span_text MATCH ? AND s.trace_id = ?",
+        (match_query(text), trace_id))}
 
 
 def like_escape(text: str) -> str:

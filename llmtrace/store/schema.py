@@ -178,3 +178,23 @@ def m004_top_level_steps_index(db: sqlite3.Connection) -> None:
 def m005_trace_traceback(db: sqlite3.Connection) -> None:
     # The script's uncaught exception with its stack (exported as the root span's `exception` event).
     db.execute("ALTER TABLE traces ADD COLUMN traceback TEXT")
+
+
+@migration
+def m006_span_text_search(db: sqlite3.Connection) -> None:
+    # `ls --grep` / `show --grep`: a full-text index (FTS5) of what each span holds — prompts and
+    # answers, tool arguments and results, errors. External content: the text is not stored twice;
+    # triggers keep the index in step with every write path (runs, imports, recovery, rm, prune).
+    # INSERT OR REPLACE fires the delete trigger only with recursive_triggers on (set by db._connect).
+    cols = "name, inputs, outputs, error_message"
+    db.execute(f"CREATE VIRTUAL TABLE span_text USING fts5({cols}, content='spans', content_rowid='rowid')")
+    new = ", ".join(f"new.{c.strip()}" for c in cols.split(","))
+    old = ", ".join(f"old.{c.strip()}" for c in cols.split(","))
+    db.execute(f"CREATE TRIGGER span_text_ai AFTER INSERT ON spans BEGIN "
+               f"INSERT INTO span_text(rowid, {cols}) VALUES (new.rowid, {new}); END")
+    db.execute(f"CREATE TRIGGER span_text_ad AFTER DELETE ON spans BEGIN "
+               f"INSERT INTO span_text(span_text, rowid, {cols}) VALUES ('delete', old.rowid, {old}); END")
+    db.execute(f"CREATE TRIGGER span_text_au AFTER UPDATE ON spans BEGIN "
+               f"INSERT INTO span_text(span_text, rowid, {cols}) VALUES ('delete', old.rowid, {old}); "
+               f"INSERT INTO span_text(rowid, {cols}) VALUES (new.rowid, {new}); END")
+    db.execute("INSERT INTO span_text(span_text) VALUES ('rebuild')")  # the spans already stored

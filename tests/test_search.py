@@ -1,0 +1,91 @@
+"""Search: `ls --grep` (a full-text index the store keeps in step with every write path), --model,
+--min-cost, --min-duration, and `show --grep`.
+
+Traces go straight into the store with the writer; the index is kept by triggers, so the same
+writes a run, an import, a recovery, rm or prune make are what is searched."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from conftest import run_cli
+from test_cli_round2 import T0, _sid, _tid, _trace, _writer
+
+from llmtrace.model import Span, Trace
+
+
+def _ids(*args: str) -> list[str]:
+    r = run_cli("ls", "--json", "--limit", "100", *args)
+    assert r.code == 0, r.stderr
+    return sorted(t["id"] for t in json.loads(r.stdout))
+
+
+def _store(home):
+    w = _writer(home)
+    _trace(w, 1, spans=[{"inputs": {"messages": [{"role": "human", "content": "What is the weather in Oslo?"}]},
+                         "outputs": {"content": "Rainy, 4 °C."}}])
+    _trace(w, 2, name="math.py", spans=[
+        {"kind": "tool", "name": "multiply", "inputs": {"first_int": 243, "second_int": 36}, "outputs": 8748, "cost": None},
+        {"model": "gpt-4o-2024-08-06", "cost": 0.02, "outputs": {"content": "The result is 8748."}}])
+    _trace(w, 3, status="error", error="WeatherServiceDown: unreachable",
+           spans=[{"kind": "tool", "name": "get_weather", "status": "error", "error_type": "WeatherServiceDown",
+                   "error_message": "weather service unreachable while looking up Bergen", "cost": None}])
+    return w
+
+
+def test_grep_finds_prompts_answers_tool_arguments_results_and_errors(llmtrace_home):
+    _store(llmtrace_home)
+    assert _ids("--grep", "oslo") == [_tid(1)]  # a prompt, any case
+    assert _ids("--grep", "rainy") == [_tid(1)]  # an answer
+    assert _ids("--grep", "8748") == [_tid(2)]  # a tool result and an answer: the trace once
+    assert _ids("--grep", "243") == [_tid(2)]  # a tool argument
+    assert _ids("--grep", "weather serv") == [_tid(3)]  # an error; the last word a prefix
+    assert _ids("--grep", "weather") == [_tid(1), _tid(3)]
+    assert _ids("--grep", 'say "hi" OR NOT') == []  # quotes and operators are text, not syntax
+    r = run_cli("ls", "--grep", "nothing-like-this")
+    assert r.code == 0 and r.stderr.strip() == "no traces match"
+    r = run_cli("ls", "--grep", "  ")
+    assert r.code == 2 and "bad --grep" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_model_cost_and_duration_filters(llmtrace_home):
+    w = _store(llmtrace_home)
+    assert _ids("--model", "gpt-4o-2024-08-06") == [_tid(2)]
+    assert _ids("--model", "gpt-4o*") == [_tid(1), _tid(2)]  # a glob: gpt-4o-mini too
+    assert _ids("--min-cost", "0.01") == [_tid(2)]
+    long = _trace(w, 4, start=T0 + 10_000_000, finish=False)
+    w.finish_trace(Trace(id=long, name="agent.py", start_us=T0 + 10_000_000, end_us=T0 + 10_000_000 + 3_600_000_000, status="ok"))
+    assert _ids("--min-duration", "30min") == [long]
+    assert _ids("--min-duration", "1s", "--grep", "oslo") == [_tid(1)]  # filters combine
+    r = run_cli("ls", "--min-duration", "soon")
+    assert r.code == 2 and "bad --min-duration" in r.stderr
+
+
+def test_the_index_follows_deletes_replaces_and_imports(llmtrace_home, tmp_path, monkeypatch):
+    w = _store(llmtrace_home)
+    # A span written again (INSERT OR REPLACE, as recovery does) is found by its new text only.
+    w.write_spans([Span(id=_sid(1, 0), trace_id=_tid(1), parent_id=None, kind="llm", name="ChatOpenAI", start_us=T0,
+                        end_us=T0 + 5, status="ok", outputs={"content": "Sunny now."})])
+    assert _ids("--grep", "sunny") == [_tid(1)] and _ids("--grep", "rainy") == []
+    assert run_cli("rm", _tid(2)[:8]).code == 0
+    assert _ids("--grep", "8748") == []
+    doc = tmp_path / "t.json"
+    assert run_cli("export", _tid(3)[:8], "-o", str(doc)).code == 0
+    monkeypatch.setenv("LLMTRACE_HOME", str(tmp_path / "other"))
+    assert run_cli("import", str(doc)).code == 0 and _ids("--grep", "bergen") == [_tid(3)]
+    db = sqlite3.connect(tmp_path / "other" / "traces.db")
+    db.execute("INSERT INTO span_text(span_text) VALUES ('integrity-check')")  # raises if the index is off
+
+
+def test_show_grep_shows_the_matching_spans_and_the_steps_above_them(llmtrace_home):
+    w = _writer(llmtrace_home)
+    tid = _trace(w, 5, spans=[
+        {"kind": "chain", "name": "AgentExecutor", "inputs": {"input": "square 8748"}, "cost": None},
+        {"kind": "tool", "name": "exponentiate", "inputs": {"base": 8748, "exponent": 2}, "outputs": 76527504, "cost": None},
+        {"kind": "tool", "name": "multiply", "inputs": {"first_int": 2, "second_int": 3}, "outputs": 6, "cost": None}])
+    r = run_cli("show", tid[:8], "--grep", "76527504")
+    assert r.code == 0 and r.stderr.strip() == "1 of 3 spans hold '76527504'"
+    assert "exponentiate(base=8748, exponent=2) → 76527504" in r.stdout and "multiply" not in r.stdout
+    r = run_cli("show", tid[:8], "--grep", "absent")
+    assert r.code == 1 and "no span of" in r.stderr
