@@ -258,6 +258,7 @@ def store_200k(tmp_path_factory):
     return home, generate_steps(home, 20_000)
 
 
+@pytest.mark.soak  # building 200,000 spans takes ~30 s of one worker: the slow step (`pytest -m 'parity or soak'`)
 def test_show_of_a_200k_span_trace_finishes(store_200k):
     home, tid = store_200k
     env = {"LLMTRACE_HOME": str(home)}

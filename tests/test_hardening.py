@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from conftest import AGENTS, HANG, ROOT, default_sigint, last_trace, run_cli, server_env
 
 
@@ -19,6 +21,7 @@ def _popen_run(args, env):
                             cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
+@pytest.mark.soak  # eight agent runs at once (~25 s of both cores): the slow step, `pytest -m 'parity or soak'`
 def test_eight_runs_at_once_share_store_and_cache(llmtrace_home, mock_server, arrivals):
     server = mock_server()
     seen = arrivals(server)

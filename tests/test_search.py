@@ -13,12 +13,20 @@ from conftest import run_cli
 from test_cli_round2 import T0, _sid, _tid, _trace, _writer
 
 from llmtrace.model import Span, Trace
+from llmtrace.store import open_store
+from llmtrace.store.queries import TraceFilter, list_traces
 
 
 def _ids(*args: str) -> list[str]:
+    """`ls --json` through the CLI: the ids it lists."""
     r = run_cli("ls", "--json", "--limit", "100", *args)
     assert r.code == 0, r.stderr
     return sorted(t["id"] for t in json.loads(r.stdout))
+
+
+def _found(home, **filters) -> list[str]:
+    """The same query in-process (what `ls` runs), for the many cases: no interpreter start-up each."""
+    return sorted(t.id for t in list_traces(open_store(home / "traces.db"), TraceFilter(limit=100, **filters)))
 
 
 def _store(home):
@@ -36,13 +44,14 @@ def _store(home):
 
 def test_grep_finds_prompts_answers_tool_arguments_results_and_errors(llmtrace_home):
     _store(llmtrace_home)
-    assert _ids("--grep", "oslo") == [_tid(1)]  # a prompt, any case
-    assert _ids("--grep", "rainy") == [_tid(1)]  # an answer
-    assert _ids("--grep", "8748") == [_tid(2)]  # a tool result and an answer: the trace once
-    assert _ids("--grep", "243") == [_tid(2)]  # a tool argument
-    assert _ids("--grep", "weather serv") == [_tid(3)]  # an error; the last word a prefix
-    assert _ids("--grep", "weather") == [_tid(1), _tid(3)]
-    assert _ids("--grep", 'say "hi" OR NOT') == []  # quotes and operators are text, not syntax
+    assert _ids("--grep", "oslo") == [_tid(1)]  # a prompt, any case (through the CLI)
+    found = lambda text: _found(llmtrace_home, grep=text)  # noqa: E731
+    assert found("rainy") == [_tid(1)]  # an answer
+    assert found("8748") == [_tid(2)]  # a tool result and an answer: the trace once
+    assert found("243") == [_tid(2)]  # a tool argument
+    assert found("weather serv") == [_tid(3)]  # an error; the last word a prefix
+    assert found("weather") == [_tid(1), _tid(3)]
+    assert found('say "hi" OR NOT') == []  # quotes and operators are text, not syntax
     r = run_cli("ls", "--grep", "nothing-like-this")
     assert r.code == 0 and r.stderr.strip() == "no traces match"
     r = run_cli("ls", "--grep", "  ")
@@ -51,13 +60,14 @@ def test_grep_finds_prompts_answers_tool_arguments_results_and_errors(llmtrace_h
 
 def test_model_cost_and_duration_filters(llmtrace_home):
     w = _store(llmtrace_home)
-    assert _ids("--model", "gpt-4o-2024-08-06") == [_tid(2)]
-    assert _ids("--model", "gpt-4o*") == [_tid(1), _tid(2)]  # a glob: gpt-4o-mini too
-    assert _ids("--min-cost", "0.01") == [_tid(2)]
+    assert _ids("--model", "gpt-4o*", "--min-cost", "0.01") == [_tid(2)]  # through the CLI, combined
+    assert _found(llmtrace_home, model="gpt-4o-2024-08-06") == [_tid(2)]
+    assert _found(llmtrace_home, model="gpt-4o*") == [_tid(1), _tid(2)]  # a glob: gpt-4o-mini too
+    assert _found(llmtrace_home, min_cost=0.01) == [_tid(2)]
     long = _trace(w, 4, start=T0 + 10_000_000, finish=False)
     w.finish_trace(Trace(id=long, name="agent.py", start_us=T0 + 10_000_000, end_us=T0 + 10_000_000 + 3_600_000_000, status="ok"))
     assert _ids("--min-duration", "30min") == [long]
-    assert _ids("--min-duration", "1s", "--grep", "oslo") == [_tid(1)]  # filters combine
+    assert _found(llmtrace_home, min_duration_us=1_000_000, grep="oslo") == [_tid(1)]  # filters combine
     r = run_cli("ls", "--min-duration", "soon")
     assert r.code == 2 and "bad --min-duration" in r.stderr
 
@@ -67,9 +77,9 @@ def test_the_index_follows_deletes_replaces_and_imports(llmtrace_home, tmp_path,
     # A span written again (INSERT OR REPLACE, as recovery does) is found by its new text only.
     w.write_spans([Span(id=_sid(1, 0), trace_id=_tid(1), parent_id=None, kind="llm", name="ChatOpenAI", start_us=T0,
                         end_us=T0 + 5, status="ok", outputs={"content": "Sunny now."})])
-    assert _ids("--grep", "sunny") == [_tid(1)] and _ids("--grep", "rainy") == []
+    assert _found(llmtrace_home, grep="sunny") == [_tid(1)] and _found(llmtrace_home, grep="rainy") == []
     assert run_cli("rm", _tid(2)[:8]).code == 0
-    assert _ids("--grep", "8748") == []
+    assert _found(llmtrace_home, grep="8748") == []
     doc = tmp_path / "t.json"
     assert run_cli("export", _tid(3)[:8], "-o", str(doc)).code == 0
     monkeypatch.setenv("LLMTRACE_HOME", str(tmp_path / "other"))
