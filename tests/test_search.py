@@ -99,3 +99,15 @@ def test_show_grep_shows_the_matching_spans_and_the_steps_above_them(llmtrace_ho
     assert "exponentiate(base=8748, exponent=2) → 76527504" in r.stdout and "multiply" not in r.stdout
     r = run_cli("show", tid[:8], "--grep", "absent")
     assert r.code == 1 and "no span of" in r.stderr
+
+
+def test_common_words_take_the_other_plan_with_the_same_answer(llmtrace_home, monkeypatch):
+    """Past a number of matching spans the query walks traces newest first instead (bench: 0.39 s vs
+    1.5 s for a word in 400,000 of 1M spans); both plans must find the same traces."""
+    import llmtrace.store.queries as q
+
+    _store(llmtrace_home)
+    few = {text: _found(llmtrace_home, grep=text) for text in ("weather", "8748", "oslo", "absent")}
+    monkeypatch.setattr(q, "_FEW_HITS", 0)
+    assert {text: _found(llmtrace_home, grep=text) for text in few} == few
+    assert few["weather"] == [_tid(1), _tid(3)]

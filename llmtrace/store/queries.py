@@ -107,9 +107,15 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
         where.append("id IN (SELECT trace_id FROM trace_tags WHERE key = ? AND value = ?)")
         args += [key, value]
     if f.grep is not None:
-        where.append("id IN (SELECT s.trace_id FROM span_text JOIN spans s ON s.rowid = span_text.rowid "
-                     "WHERE span_text MATCH ?)")
-        args.append(match_query(f.grep))
+        query = match_query(f.grep)
+        hits = db.execute("SELECT count(*) FROM span_text WHERE span_text MATCH ?", (query,)).fetchone()[0]
+        if hits <= _FEW_HITS:  # a rare word: its few spans name their traces (2 ms at 1M spans)
+            where.append("id IN (SELECT s.trace_id FROM span_text JOIN spans s ON s.rowid = span_text.rowid "
+                         "WHERE span_text MATCH ?)")
+        else:  # a common one: walk the traces newest first until enough hold a matching span (0.1 s, not 1.1 s)
+            where.append("EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = traces.id AND s.rowid IN "
+                         "(SELECT rowid FROM span_text WHERE span_text MATCH ?))")
+        args.append(query)
     if f.model:
         op = "GLOB" if any(c in f.model for c in "*?[") else "="
         where.append(f"id IN (SELECT trace_id FROM spans WHERE kind = 'llm' AND (model {op} ? OR model_requested {op} ?))")
@@ -136,6 +142,9 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
         traces = [t for t in traces if t.status == f.status]
     _attach_tags(db, traces)
     return traces
+
+
+_FEW_HITS = 20_000  # spans matching a --grep below which listing their traces beats walking all traces
 
 
 def match_query(text: str) -> str:
