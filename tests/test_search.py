@@ -111,3 +111,17 @@ def test_common_words_take_the_other_plan_with_the_same_answer(llmtrace_home, mo
     monkeypatch.setattr(q, "_FEW_HITS", 0)
     assert {text: _found(llmtrace_home, grep=text) for text in few} == few
     assert few["weather"] == [_tid(1), _tid(3)]
+
+
+def test_without_full_text_search_grep_says_why(llmtrace_home):
+    """An SQLite built without FTS5 gets a store without the index (migration 6 skips it): the rest
+    works, --grep says why it cannot."""
+    _store(llmtrace_home)
+    db = sqlite3.connect(llmtrace_home / "traces.db")
+    for name in ("span_text_ai", "span_text_ad", "span_text_au"):
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute("DROP TABLE span_text")
+    db.commit()
+    r = run_cli("ls", "--grep", "oslo")
+    assert r.code == 2 and "FTS5" in r.stderr and r.stderr.count("\n") == 1
+    assert run_cli("ls").code == 0 and run_cli("rm", _tid(2)[:8]).code == 0

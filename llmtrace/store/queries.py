@@ -108,6 +108,7 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
         args += [key, value]
     if f.grep is not None:
         query = match_query(f.grep)
+        _searchable(db)
         hits = db.execute("SELECT count(*) FROM span_text WHERE span_text MATCH ?", (query,)).fetchone()[0]
         if hits <= _FEW_HITS:  # a rare word: its few spans name their traces (2 ms at 1M spans)
             where.append("id IN (SELECT s.trace_id FROM span_text JOIN spans s ON s.rowid = span_text.rowid "
@@ -147,6 +148,11 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
 _FEW_HITS = 20_000  # spans matching a --grep below which listing their traces beats walking all traces
 
 
+def _searchable(db: sqlite3.Connection) -> None:
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'span_text'").fetchone() is None:
+        raise UserError("--grep needs SQLite's full-text search (FTS5), which this Python's sqlite3 was built without")
+
+
 def match_query(text: str) -> str:
     """An FTS5 query for `text`: its words as a phrase, the last one a prefix (`weather serv` finds
     "weather service"), matched case-insensitively; quotes and operators are taken literally."""
@@ -158,6 +164,7 @@ def match_query(text: str) -> str:
 
 def matching_spans(db: sqlite3.Connection, trace_id: str, text: str) -> set[str]:
     """The ids of a trace's spans that hold `text` (see match_query)."""
+    _searchable(db)
     return {r[0] for r in db.execute(
         "SELECT s.id FROM span_text JOIN spans s ON s.rowid = span_text.rowid WHERE span_text MATCH ? AND s.trace_id = ?",
         (match_query(text), trace_id))}
