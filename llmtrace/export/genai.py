@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llmtrace.capture.serialize import parse_json_maybe
 from llmtrace.model import Span
 
 _ROLES = {
@@ -40,21 +41,11 @@ def _text(content: Any) -> str:
     return jsons(content)
 
 
-def _args(value: Any) -> Any:
-    """Tool-call arguments as an object when they are JSON (GenAI keeps them structured)."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _call_part(call: dict[str, Any]) -> dict[str, Any]:
     fn = call.get("function") if isinstance(call.get("function"), dict) else None
     name = fn.get("name") if fn else call.get("name")
     args = fn.get("arguments") if fn else call.get("args", call.get("arguments"))
-    return {"type": "tool_call", "id": call.get("id"), "name": name, "arguments": _args(args)}
+    return {"type": "tool_call", "id": call.get("id"), "name": name, "arguments": parse_json_maybe(args)}  # GenAI keeps them structured
 
 
 def _content_parts(content: Any) -> list[dict[str, Any]]:

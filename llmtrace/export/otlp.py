@@ -232,17 +232,18 @@ def span_attributes(span: Span, top_level: bool = False) -> tuple[str, dict[str,
         _io(a, "output", span.outputs)
     elif span.kind == "tool":
         name = f"execute_tool {span.name}"
+        arguments = genai.jsons(span.inputs) if span.inputs is not None else None
         a.update({
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": span.name,
             "gen_ai.tool.type": "function",
             "gen_ai.tool.description": span.metadata.get("description"),
             "gen_ai.tool.call.id": span.metadata.get("tool_call_id"),
-            "gen_ai.tool.call.arguments": genai.jsons(span.inputs) if span.inputs is not None else None,
+            "gen_ai.tool.call.arguments": arguments,
             "gen_ai.tool.call.result": genai.jsons(span.outputs) if span.outputs is not None else None,
             "tool.name": span.name,
             "tool.description": span.metadata.get("description"),
-            "tool.parameters": genai.jsons(span.inputs) if span.inputs is not None else None,
+            "tool.parameters": arguments,
         })
         _io(a, "input", span.inputs)
         _io(a, "output", span.outputs)
@@ -290,7 +291,7 @@ def _exception_event(trace_pb2: Any, common_pb2: Any, at_us: int, type_: str | N
 def project_name(trace: Trace, explicit: str | None = None) -> str:
     """--project, else the trace's `project` tag, else LLMTRACE_PROJECT, else the script's name without .py."""
     name = explicit or trace.tags.get("project") or os.environ.get("LLMTRACE_PROJECT")
-    return name or (trace.name[:-3] if trace.name.endswith(".py") else trace.name) or "default"
+    return name or trace.name.removesuffix(".py") or "default"
 
 
 class RunEnds:

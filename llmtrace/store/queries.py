@@ -93,7 +93,7 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
         where.append("start_us < ?")
         args.append(f.until_us)
     if f.name:
-        where.append("name GLOB ?" if any(c in f.name for c in "*?[") else "name = ?")
+        where.append(f"name {_match_op(f.name)} ?")
         args.append(f.name)
     if f.error is not None:
         where.append("error LIKE ? ESCAPE '\\'")
@@ -118,7 +118,7 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
                          "(SELECT rowid FROM span_text WHERE span_text MATCH ?))")
         args.append(query)
     if f.model:
-        op = "GLOB" if any(c in f.model for c in "*?[") else "="
+        op = _match_op(f.model)
         where.append(f"id IN (SELECT trace_id FROM spans WHERE kind = 'llm' AND (model {op} ? OR model_requested {op} ?))")
         args += [f.model, f.model]
     if f.min_cost is not None:
@@ -168,6 +168,11 @@ def matching_spans(db: sqlite3.Connection, trace_id: str, text: str) -> set[str]
     return {r[0] for r in db.execute(
         "SELECT s.id FROM span_text JOIN spans s ON s.rowid = span_text.rowid WHERE span_text MATCH ? AND s.trace_id = ?",
         (match_query(text), trace_id))}
+
+
+def _match_op(pattern: str) -> str:
+    """GLOB for a pattern holding * ? or [ (a glob), = otherwise (an exact name)."""
+    return "GLOB" if any(c in pattern for c in "*?[") else "="
 
 
 def like_escape(text: str) -> str:
