@@ -112,13 +112,16 @@ def _find_mock_script(script: Path, explicit: Path | None) -> Any:
 def _report(db: Any, trace: Any) -> None:
     """The run summary on stderr (totals re-read from the store)."""
     from llmtrace.render.summary import run_summary
-    from llmtrace.store.queries import get_trace
+    from llmtrace.store.queries import get_trace, run_parts
 
+    parts = None
     try:
         trace = get_trace(db, trace.id)
+        if trace.run_id:
+            parts = run_parts(db, trace.id)
     except Exception:
         pass
-    _stderr().print(run_summary(trace))
+    _stderr().print(run_summary(trace, parts))
 
 
 @app.command(
@@ -147,6 +150,7 @@ def run(
     otlp_header: Optional[List[str]] = typer.Option(None, "--otlp-header", metavar="NAME=VALUE", help="Send this header with the OTLP requests (repeatable; added to OTEL_EXPORTER_OTLP_HEADERS). MLflow needs x-mlflow-experiment-id=ID."),
     project: Optional[str] = typer.Option(None, "--project", help="Project the trace belongs to in OTLP backends (Phoenix's project); stored as the tag project=NAME. Default: the `project` tag, LLMTRACE_PROJECT, or the script's name."),
     retries: int = typer.Option(4, "--retries", min=0, max=20, help="Retries after a failed call (429, 5xx, timeouts, dropped connections): 4 means up to 5 attempts; 0 turns retrying off."),
+    split: bool = typer.Option(False, "--split", help="One trace per top-level invocation (each chain.invoke, agent run or bare SDK call at the top), all sharing the run's id and tags: for a script that answers many questions or serves requests. See them with `llmtrace ls --run ID`."),
 ) -> None:
     """Run SCRIPT exactly as `python SCRIPT ARGS…` would, recording every LangChain and OpenAI step.
 
@@ -186,6 +190,13 @@ def run(
         print(f"llmtrace: warning: OTEL_EXPORTER_OTLP_ENDPOINT is set but {otlp_mod.INSTALL_HINT}; not streaming spans",
               file=sys.stderr)
         otlp_url = None
+    if split and otlp_url:
+        hint = "send the traces afterwards with `llmtrace export --otlp`"
+        if otlp:
+            raise UserError(f"--split does not stream to OTLP yet: drop --otlp and {hint}")
+        print(f"llmtrace: warning: --split does not stream to OTLP yet (OTEL_EXPORTER_OTLP_ENDPOINT is set); {hint}",
+              file=sys.stderr)
+        otlp_url = None
     db = _open_store()
     from llmtrace.ids import new_trace_id
     from llmtrace.redact import Redactor
@@ -210,6 +221,7 @@ def run(
             semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
             retries=retries, cache_mode=cache_mode, children=not no_children,
             mock_url=server.base_url if server is not None else None, otlp_url=otlp_url, otlp_headers=otlp_headers,
+            split=split,
         )
         trace, code = runner.run(opts, writer, extra_env=env, report=None if quiet else functools.partial(_report, db))
     finally:
@@ -294,9 +306,10 @@ def _money(value: float | None) -> float | None:
     return None if value is None else float(f"{round(value, 12):.10g}")
 
 
-def _trace_json(trace: Any) -> dict[str, Any]:
+def _trace_json(trace: Any, streams: dict[str, Any] | None = None) -> dict[str, Any]:
     """A trace for `ls --json`: its fields, with ISO-8601 UTC `start` / `end` beside start_us / end_us
-    (end null while it runs) and its money rounded."""
+    (end null while it runs), its money rounded, and its streamed calls (count, mean time to first
+    token, chunks) under `streamed`."""
     out: dict[str, Any] = {}
     for key, value in asdict(trace).items():
         out[key] = value
@@ -305,6 +318,7 @@ def _trace_json(trace: Any) -> dict[str, Any]:
     totals = out["totals"]
     for key in ("cost", "cost_saved"):
         totals[key] = _money(totals[key])
+    out["streamed"] = streams or {"calls": 0, "ttft_us": None, "chunks": None}
     return out
 
 
@@ -322,6 +336,7 @@ def ls(
     model: Optional[str] = typer.Option(None, "--model", help="Only traces with an LLM call to this model (exact or a glob: 'gpt-4o*')."),
     min_cost: Optional[float] = typer.Option(None, "--min-cost", min=0, help="Only traces that cost at least this many dollars."),
     min_duration: Optional[str] = typer.Option(None, "--min-duration", help="Only traces that ran at least this long: 90s, 5min, 2h."),
+    run_ref: Optional[str] = typer.Option(None, "--run", metavar="ID", help="Only the traces of this `run --split` run (its id, or any of its traces' ids), with the run's own record."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many traces to list."),
     as_json: JsonFlag = False,
 ) -> None:
@@ -330,22 +345,30 @@ def ls(
     Example: llmtrace ls --since 24h --tag env=dev --status error --error timeout
     """
     from llmtrace.model import Status
-    from llmtrace.store.queries import TraceFilter, list_traces
+    from llmtrace.store.queries import TraceFilter, get_trace, list_traces, resolve_trace_id, stream_stats
 
     if status is not None and status not in {s.value for s in Status}:
         raise UserError(f"bad --status {status!r}: use one of {', '.join(s.value for s in Status)}")
     s, u = _period(since, until)
     min_us = int(timespec.parse_duration(min_duration, option="--min-duration") * 1e6) if min_duration else None
+    db = _open_store(write=False)
+    run_id = None
+    if run_ref is not None:
+        part = get_trace(db, resolve_trace_id(db, run_ref))
+        if part.run_id is None:
+            raise UserError(f"trace {part.id[:8]} was not recorded with `run --split`: it is a run of its own")
+        run_id = part.run_id
     f = TraceFilter(since_us=s, until_us=u, status=status, name=name, error=error, tags=parse_tags(tag),
                     grep=grep, model=model, min_cost=min_cost, min_duration_us=min_us,
-                    min_score=min_score, max_score=max_score, limit=limit)
-    traces = list_traces(_open_store(write=False), f)
+                    min_score=min_score, max_score=max_score, run=run_id, limit=limit)
+    traces = list_traces(db, f)
     if as_json:
-        print(json.dumps([_trace_json(t) for t in traces], indent=2, ensure_ascii=False))
+        streams = stream_stats(db, [t.id for t in traces])
+        print(json.dumps([_trace_json(t, streams.get(t.id)) for t in traces], indent=2, ensure_ascii=False))
         return
     if not traces:
         filtered = any([since, until, status, name, error is not None, tag, min_score is not None, max_score is not None,
-                        grep is not None, model, min_cost is not None, min_duration])
+                        grep is not None, model, min_cost is not None, min_duration, run_ref])
         _stderr().print("no traces match" if filtered else "no traces yet: record one with `llmtrace run SCRIPT`")
         return
     from llmtrace.render.tables import trace_table
@@ -455,28 +478,29 @@ def _print_tracebacks(db: Any, trace: Any) -> None:
 def cost(
     since: SinceOpt = None,
     until: UntilOpt = None,
-    by: str = typer.Option("model", "--by", help="Group by: model, day, trace, name, or tag:KEY."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0, help="With --by trace: the costliest this many traces (default 20; 0 for all)."),
+    by: str = typer.Option("model", "--by", help="Group by: model, day, trace, run (a `run --split` run's traces together), name, or tag:KEY."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0, help="With --by trace or run: the costliest this many (default 20; 0 for all)."),
     as_json: JsonFlag = False,
 ) -> None:
-    """What LLM calls cost, grouped by model, day, trace, trace name or a tag.
+    """What LLM calls cost, grouped by model, day, trace, run, trace name or a tag.
 
     Example: llmtrace cost --since this-month --by tag:team
     """
     from llmtrace.store.queries import CostRow, cost_report
 
-    if limit is not None and by != "trace":
-        raise UserError("--limit goes with --by trace")
+    if limit is not None and by not in ("trace", "run"):
+        raise UserError("--limit goes with --by trace or --by run")
     s, u = _period(since, until)
     rows = cost_report(_open_store(write=False), s, u, by)
     rest: list[Any] = []
-    if by == "trace":
+    if by in ("trace", "run"):
         keep = 20 if limit is None else limit
         if keep and len(rows) > keep:
             rows, rest = rows[:keep], rows[keep:]
-    more = f"… and {len(rest):,} more trace{'s' if len(rest) != 1 else ''} (--limit 0 for all)" if rest else None
+    more = f"… and {len(rest):,} more {by}{'s' if len(rest) != 1 else ''} (--limit 0 for all)" if rest else None
     if as_json:
-        out = [{**asdict(r), "cost": _money(r.cost), "saved": _money(r.saved)} for r in rows]
+        out = [{**asdict(r), "cost": _money(r.cost), "saved": _money(r.saved),
+                "ttft_us": None if r.ttft_us is None else round(r.ttft_us)} for r in rows]
         print(json.dumps({"since_us": s, "until_us": u, "by": by, "rows": out, "more": len(rest)}, indent=2))
         if more:
             _stderr().print(more)
@@ -494,8 +518,10 @@ def cost(
     err.print(f"LLM cost {period}, by {by}", style="bold")
     shown = rows
     if rest:  # the traces left out, summed in one row: the total stays the total of the period
+        streamed = sum(r.streamed_calls for r in rest)
+        ttft = sum((r.ttft_us or 0) * r.streamed_calls for r in rest) / streamed if streamed else None
         shown = rows + [CostRow("…", f"and {len(rest):,} more", *(sum(getattr(r, f) for r in rest) for f in (
-            "calls", "input_tokens", "output_tokens", "cost", "cached_calls", "saved", "unpriced_calls")))]
+            "calls", "input_tokens", "output_tokens", "cost", "cached_calls", "saved", "unpriced_calls")), streamed, ttft)]
     _print(cost_table(shown, by))
     if more:
         err.print(more)

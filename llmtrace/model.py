@@ -100,6 +100,7 @@ class Trace:
     traceback: str | None = None  # the script's uncaught exception, as python printed it
     pid: int | None = None
     version: str | None = None
+    run_id: str | None = None  # `run --split`: the run this trace is part of (the run's own record has its own id)
     tags: dict[str, str] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
     feedback: list[Feedback] = field(default_factory=list)

@@ -36,11 +36,20 @@ class MemoryExporter:
         self.spans.append(span)
 
 
+class Splitter(Protocol):
+    """`run --split`: gives each top-level span a trace of its own (see runner.SplitTraces)."""
+
+    def begin(self, root: Span) -> str: ...
+
+    def end(self, root: Span) -> None: ...
+
+
 class Recorder:
-    def __init__(self, trace: Trace, exporters: list[Exporter], redactor: Any = None):
+    def __init__(self, trace: Trace, exporters: list[Exporter], redactor: Any = None, splitter: Splitter | None = None):
         self.trace = trace
         self.exporters = exporters
         self.redactor = redactor
+        self.splitter = splitter
         self._open: dict[str, Span] = {}
         self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
         self._warned = False
@@ -55,6 +64,13 @@ class Recorder:
             start_us=now_us(),
             **fields,
         )
+        if self.splitter is not None:
+            if parent_id is None:  # a top-level invocation: a trace of its own
+                span.trace_id = self.splitter.begin(span)
+            else:  # its parent's; a parent already ended leaves it in the run's record, moved when the run ends
+                parent = self._open.get(parent_id)
+                if parent is not None:
+                    span.trace_id = parent.trace_id
         with self._lock:
             self._open[span.id] = span
         return span
@@ -87,6 +103,8 @@ class Recorder:
             else:
                 span.cost = price
         self._export(span)
+        if self.splitter is not None and span.parent_id is None:
+            self.splitter.end(span)
 
     def close_open(self, status: str, message: str) -> int:
         """End every span still open (the run is over): returns how many there were."""

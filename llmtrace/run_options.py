@@ -30,6 +30,7 @@ class RunOptions:
     mock_url: str | None = None  # the --mock server's base URL: cache keys name it "llmtrace-mock"
     otlp_url: str | None = None  # stream spans live to this OTLP/HTTP endpoint too
     otlp_headers: dict[str, str] = field(default_factory=dict)  # sent with every OTLP request
+    split: bool = False  # one trace per top-level invocation, sharing this run's id
 
 
 def _mock_aliases(mock_url: str | None) -> dict[str, str]:

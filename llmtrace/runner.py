@@ -27,6 +27,7 @@ class _DirectWriter:
 
     def __init__(self, writer: Any):
         self.write_span = writer.write_span
+        self.finish_trace = writer.finish_trace
 
     def close(self) -> None:
         pass
@@ -146,6 +147,8 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         version=__version__,
         tags=dict(opts.tags),
     )
+    if opts.split:
+        trace.run_id = trace.id
     for k, v in (extra_env or {}).items():
         os.environ[k] = v
     os.environ["LLMTRACE_TRACE_ID"] = trace.id
@@ -164,7 +167,13 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
 
         live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers)
         exporters.append(live)
-    recorder = Recorder(trace, exporters, writer.redactor)
+    splitter = None
+    if opts.split:
+        from llmtrace.split import SplitTraces
+
+        splitter = SplitTraces(trace, writer)
+        splitter.finisher = spool
+    recorder = Recorder(trace, exporters, writer.redactor, splitter)
 
     from llmtrace import capture
 
@@ -194,6 +203,11 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
                 load_children(writer.db, spool_dir(Path(writer.db_path).parent), trace.id, writer.redactor)
             except Exception as e:
                 print(f"llmtrace: warning: could not load child processes' spans ({e}); the next command will", file=sys.stderr)
+            if splitter is not None:
+                try:
+                    writer.settle_split_run(trace.id)
+                except Exception as e:
+                    print(f"llmtrace: warning: could not settle the run's traces ({e})", file=sys.stderr)
             trace.end_us = now_us()
             trace.status, trace.exit_code, trace.error, trace.traceback = status, code, error, stack
             try:

@@ -138,8 +138,8 @@ def cost_table(rows: list[Any], by: str, width: int | None = None) -> Table | Fi
     title = by.split(":")[0] if not by.startswith("tag:") else by[4:]
     unpriced = sum(r.unpriced_calls for r in rows)
     cols = [
-        Column(title, [f"{short_id(r.key)} {r.label}" if by == "trace" else r.key for r in rows], "left", footer="total",
-               shrink=14 if by == "trace" else 12),
+        Column(title, [f"{short_id(r.key)} {r.label}" if by in ("trace", "run") else r.key for r in rows], "left",
+               footer="total", shrink=14 if by in ("trace", "run") else 12),
         Column("calls", [f"{r.calls:,}" for r in rows], footer=f"{sum(r.calls for r in rows):,}"),
         Column("tokens in", [f"{r.input_tokens:,}" for r in rows], footer=f"{sum(r.input_tokens for r in rows):,}", short="tok in"),
         Column("tokens out", [f"{r.output_tokens:,}" for r in rows], footer=f"{sum(r.output_tokens for r in rows):,}", short="tok out"),
@@ -149,4 +149,9 @@ def cost_table(rows: list[Any], by: str, width: int | None = None) -> Table | Fi
         Column("unpriced", [Text(f"{r.unpriced_calls:,} ⚠" if r.unpriced_calls else "0", style="yellow" if r.unpriced_calls else "")
                             for r in rows], footer=Text(f"{unpriced:,}", style="bold yellow" if unpriced else "")),
     ]
+    streamed = sum(r.streamed_calls for r in rows)
+    if streamed:  # the mean time to first token of the streamed calls: left out first when too wide
+        mean = sum((r.ttft_us or 0) * r.streamed_calls for r in rows) / streamed
+        cols.append(Column("ttft", [fmt.duration(r.ttft_us) if r.streamed_calls else "" for r in rows],
+                           footer=fmt.duration(mean), drop=3))
     return build(cols, width)

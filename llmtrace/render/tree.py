@@ -88,6 +88,10 @@ def trace_label(trace: Trace) -> Text:
         text.append(f"  score {fmt.score(trace.feedback)}", style="bold")
     if trace.tags:
         text.append("  " + " ".join(f"{k}={v}" for k, v in trace.tags.items()), style="cyan")
+    if trace.run_id == trace.id:  # a `run --split` run's own record: its calls are in its traces
+        text.append(f"  (run split into traces: llmtrace ls --run {short_id(trace.id)})", style="dim")
+    elif trace.run_id:
+        text.append(f"  (part of run {short_id(trace.run_id)})", style="dim")
     if trace.error:
         text.append(f"\n{trace.error}", style="red")
     return text

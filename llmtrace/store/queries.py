@@ -13,7 +13,7 @@ from llmtrace.model import Feedback, Span, Status, Totals, Trace
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 _TOTAL_COLS = ", ".join(TOTAL_COLUMNS)
-_TRACE_COLS = "id, name, script, argv, cwd, start_us, end_us, status, exit_code, error, pid, version, traceback, " + _TOTAL_COLS
+_TRACE_COLS = "id, name, script, argv, cwd, start_us, end_us, status, exit_code, error, pid, version, traceback, run_id, " + _TOTAL_COLS
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -33,11 +33,11 @@ def _loads(text: str | None) -> Any:
 
 
 def _trace_from_row(db: sqlite3.Connection, row: tuple) -> Trace:
-    (tid, name, script, argv, cwd, start, end, status, exit_code, error, pid, version, traceback, *totals) = row
+    (tid, name, script, argv, cwd, start, end, status, exit_code, error, pid, version, traceback, run_id, *totals) = row
     trace = Trace(
         id=tid, name=name, script=script, argv=_loads(argv) or [], cwd=cwd, start_us=start, end_us=end,
         status=status, exit_code=exit_code, error=error, traceback=traceback, pid=pid, version=version,
-        totals=Totals(*totals),
+        run_id=run_id, totals=Totals(*totals),
     )
     if trace.status == Status.RUNNING.value:
         # Totals are written when a run finishes; a running (or dead) one is summed live.
@@ -80,12 +80,18 @@ class TraceFilter:
     model: str | None = None  # an LLM call of the trace used this model (exact or glob; requested or answered)
     min_cost: float | None = None
     min_duration_us: int | None = None
+    run: str | None = None  # `run --split`: this run's traces and its own record (else the record only when it has news)
     limit: int | None = 20
 
 
 def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Trace]:
     f = f or TraceFilter()
     where, args = [], []
+    if f.run is not None:
+        where.append("run_id = ?")
+        args.append(f.run)
+    else:  # a split run's own record is news only when it failed, or holds calls of no invocation
+        where.append(_QUIET_RUN_RECORD)
     if f.since_us is not None:
         where.append("start_us >= ?")
         args.append(f.since_us)
@@ -144,6 +150,9 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
     _attach_tags(db, traces)
     return traces
 
+
+_QUIET_RUN_RECORD = ("NOT (run_id IS NOT NULL AND run_id = id AND status IN ('ok', 'running') AND llm_calls = 0 "
+                     "AND tool_calls = 0 AND EXISTS (SELECT 1 FROM traces p WHERE p.run_id = traces.id AND p.id != traces.id))")
 
 _FEW_HITS = 20_000  # spans matching a --grep below which listing their traces beats walking all traces
 
@@ -229,6 +238,41 @@ def get_trace(db: sqlite3.Connection, trace_id: str) -> Trace:
     trace = _trace_from_row(db, row)
     _attach_tags(db, [trace])
     return trace
+
+
+@dataclass
+class RunParts:
+    """A split run (`run --split`): its traces, how many failed, and their totals summed."""
+
+    traces: int
+    errors: int
+    totals: Totals
+
+
+def run_parts(db: sqlite3.Connection, run_id: str) -> RunParts:
+    row = db.execute(
+        f"""SELECT SUM(id != run_id), SUM(id != run_id AND status IN ('error', 'interrupted')),
+                   {", ".join(f"COALESCE(SUM({c}), 0)" for c in TOTAL_COLUMNS)}
+            FROM traces WHERE run_id = ?""",
+        (run_id,),
+    ).fetchone()
+    return RunParts(row[0] or 0, row[1] or 0, Totals(*row[2:]))
+
+
+def stream_stats(db: sqlite3.Connection, trace_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per trace, its streamed LLM calls: how many, mean time to first token (µs), chunks received."""
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(trace_ids), 500):
+        chunk = trace_ids[start : start + 500]
+        for tid, n, ttft, chunks in db.execute(
+            f"""SELECT trace_id, count(*), AVG(first_token_us - start_us),
+                       SUM(CAST(json_extract(metadata, '$.chunks') AS INTEGER))
+                FROM spans WHERE kind = 'llm' AND streamed = 1 AND trace_id IN ({",".join("?" * len(chunk))})
+                GROUP BY trace_id""",
+            chunk,
+        ):
+            out[tid] = {"calls": n, "ttft_us": None if ttft is None else round(ttft), "chunks": chunks}
+    return out
 
 
 _S_SPAN_COLS = ", ".join(f"s.{c}" for c in SPAN_COLUMNS)
@@ -367,7 +411,7 @@ def _members(db: sqlite3.Connection, trace_id: str, spans: Iterator[Span], roots
     return [s for s in window if top[s.id] in shown]
 
 
-GROUPINGS = ("model", "day", "trace", "name", "tag:KEY")
+GROUPINGS = ("model", "day", "trace", "run", "name", "tag:KEY")
 
 
 @dataclass
@@ -381,10 +425,12 @@ class CostRow:
     cached_calls: int
     saved: float
     unpriced_calls: int
+    streamed_calls: int = 0
+    ttft_us: float | None = None  # mean time to first token of the streamed calls
 
 
 def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | None, by: str = "model") -> list[CostRow]:
-    """LLM calls grouped by model, local day, trace, trace name or a tag's value, costliest first."""
+    """LLM calls grouped by model, local day, trace, run, trace name or a tag's value, costliest first."""
     args: list[Any] = []
     join = ""
     order = "cost DESC, grp"
@@ -395,6 +441,9 @@ def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | No
     elif by == "trace":
         key, label = "s.trace_id", "COALESCE(t.name, '')"
         join = "LEFT JOIN traces t ON t.id = s.trace_id"
+    elif by == "run":  # a split run's traces together; any other trace is a run of its own
+        key, label = "COALESCE(t.run_id, s.trace_id)", "COALESCE(r.name, t.name, '')"
+        join = "LEFT JOIN traces t ON t.id = s.trace_id LEFT JOIN traces r ON r.id = t.run_id"
     elif by == "name":
         key, label = "COALESCE(t.name, '(deleted)')", "''"
         join = "LEFT JOIN traces t ON t.id = s.trace_id"
@@ -414,7 +463,9 @@ def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | No
     sql = f"""SELECT {key} AS grp, MAX({label}) AS label, count(*), COALESCE(SUM(s.input_tokens), 0),
                      COALESCE(SUM(s.output_tokens), 0), COALESCE(SUM(s.cost), 0) AS cost,
                      SUM(s.cache_hit IS NOT NULL), COALESCE(SUM(s.cost_saved), 0),
-                     SUM(s.cost IS NULL AND s.status != 'error' AND s.cache_hit IS NULL)
+                     SUM(s.cost IS NULL AND s.status != 'error' AND s.cache_hit IS NULL),
+                     SUM(s.streamed = 1 AND s.first_token_us IS NOT NULL),
+                     AVG(CASE WHEN s.streamed = 1 THEN s.first_token_us - s.start_us END)
               FROM spans s {join}
               WHERE {" AND ".join(where)}
               GROUP BY grp ORDER BY {order}"""

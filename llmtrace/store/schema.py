@@ -203,3 +203,17 @@ def m006_span_text_search(db: sqlite3.Connection) -> None:
                f"INSERT INTO span_text(span_text, rowid, {cols}) VALUES ('delete', old.rowid, {old}); "
                f"INSERT INTO span_text(rowid, {cols}) VALUES (new.rowid, {new}); END")
     db.execute("INSERT INTO span_text(span_text) VALUES ('rebuild')")  # the spans already stored
+
+
+@migration
+def m007_split_runs(db: sqlite3.Connection) -> None:
+    # `run --split`: each top-level invocation is a trace of its own; they share the run's id, which
+    # is also the id of the run's own record (script, argv, exit status, the script's traceback).
+    db.execute("ALTER TABLE traces ADD COLUMN run_id TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS traces_run ON traces(run_id, start_us) WHERE run_id IS NOT NULL")
+    # `cost` also gives the streamed calls' time to first token: the covering index holds those columns too.
+    db.execute("DROP INDEX IF EXISTS spans_llm_cost")
+    db.execute(
+        """CREATE INDEX spans_llm_cost ON spans(start_us, model, model_requested, trace_id, input_tokens,
+             output_tokens, cost, cache_hit, cost_saved, status, streamed, first_token_us) WHERE kind = 'llm'"""
+    )

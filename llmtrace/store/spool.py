@@ -82,6 +82,13 @@ class _SegmentDone:
         self.path = path
 
 
+class _TraceDone:
+    """Queued after a split trace's last span: once they are in SQLite, the trace's totals can be summed."""
+
+    def __init__(self, trace: Any):
+        self.trace = trace
+
+
 class SpoolingWriter:
     """Exporter: spool line now, SQLite soon after; `close()` drains and removes the spool.
 
@@ -120,6 +127,10 @@ class SpoolingWriter:
                 full.close()
                 self._queue.put(_SegmentDone(full.path))
 
+    def finish_trace(self, trace: Any) -> None:
+        """Finish a trace of this run (`run --split`) once the spans queued before it are stored."""
+        self._queue.put(_TraceDone(trace))
+
     def _run(self) -> None:
         stop = False
         while not stop:
@@ -135,7 +146,8 @@ class SpoolingWriter:
                 stop = True
                 batch = [b for b in batch if b is not _STOP]
             done = [b.path for b in batch if isinstance(b, _SegmentDone)]
-            rows = [b for b in batch if not isinstance(b, _SegmentDone)]
+            ended = [b.trace for b in batch if isinstance(b, _TraceDone)]
+            rows = [b for b in batch if not isinstance(b, (_SegmentDone, _TraceDone))]
             if rows:
                 try:
                     self.writer.write_rows(rows)
@@ -147,6 +159,11 @@ class SpoolingWriter:
             if not self._failed:
                 for path in done:
                     path.unlink(missing_ok=True)
+            for trace in ended:  # after the rows of the batch: its spans are all in
+                try:
+                    self.writer.finish_trace(trace)
+                except Exception as e:  # left 'running': shown as killed, and finished by the run's end
+                    print(f"llmtrace: warning: could not finish trace {trace.id} ({e})", file=sys.stderr)
 
     def close(self) -> None:
         """Write everything still queued, then remove the spool if the store has it all."""

@@ -112,10 +112,10 @@ class StoreWriter:
     def start_trace(self, trace: Trace) -> None:
         with self._lock, transaction(self.db):
             self.db.execute(
-                """INSERT INTO traces (id, name, script, argv, cwd, start_us, status, pid, version)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (trace.id, trace.name, trace.script, self.encode(trace.argv), trace.cwd, trace.start_us,
-                 trace.status, trace.pid, trace.version),
+                """INSERT INTO traces (id, name, script, argv, cwd, start_us, status, pid, version, run_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (trace.id, self._text(trace.name), trace.script, self.encode(trace.argv), trace.cwd, trace.start_us,
+                 trace.status, trace.pid, trace.version, trace.run_id),
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
@@ -149,6 +149,27 @@ class StoreWriter:
                    FROM (SELECT * FROM span_totals WHERE trace_id = ?) AS t
                    WHERE traces.id = t.trace_id""",
                 (trace.id,),
+            )
+
+    def settle_split_run(self, run_id: str) -> None:
+        """`run --split`, at the run's end: spans that landed in the run's own record (a child process's,
+        or one whose parent had ended) join the trace of their nearest ancestor that has one; then every
+        trace of the run gets its totals summed again."""
+        with self._lock, transaction(self.db):
+            self.db.execute(
+                """WITH RECURSIVE moved(id, tid) AS (
+                       SELECT s.id, p.trace_id FROM spans s JOIN spans p ON p.id = s.parent_id
+                        WHERE s.trace_id = ?1 AND p.trace_id != ?1
+                       UNION ALL
+                       SELECT s.id, m.tid FROM spans s JOIN moved m ON s.parent_id = m.id WHERE s.trace_id = ?1)
+                   UPDATE spans SET trace_id = moved.tid FROM moved WHERE spans.id = moved.id""",
+                (run_id,),
+            )
+            self.db.execute(
+                f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
+                   FROM (SELECT * FROM span_totals WHERE trace_id IN (SELECT id FROM traces WHERE run_id = ?)) AS t
+                   WHERE traces.id = t.trace_id""",
+                (run_id,),
             )
 
     def close(self) -> None:
