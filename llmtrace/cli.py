@@ -387,6 +387,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the whole trace with spans and payloads as one JSON document."),
     traceback: bool = typer.Option(False, "--traceback", help="Print only the tracebacks, whole: of every span that failed, and of the script's uncaught exception."),
     grep: Optional[str] = typer.Option(None, "--grep", help="Show only the spans that hold these words (as `ls --grep`), with the steps above them."),
+    timeline: bool = typer.Option(False, "--timeline", help="Draw the trace as a waterfall: one bar per shown span on a shared time axis (parallel calls side by side, time to first token, failures and cache hits marked)."),
     no_pager: bool = typer.Option(False, "--no-pager", help="Never page long output."),
 ) -> None:
     """Show a trace as a tree: agent → LLM calls → tool calls.
@@ -396,8 +397,8 @@ def show(
     from llmtrace.render.stream import print_lines, silence_stdout
     from llmtrace.store.queries import find_span, get_folded_spans, get_spans, get_trace, iter_spans, resolve_trace_id
 
-    if sum([span is not None, as_json, traceback, grep is not None]) > 1:
-        raise UserError("--span, --json, --traceback and --grep go one at a time")
+    if sum([span is not None, as_json, traceback, grep is not None, timeline]) > 1:
+        raise UserError("--span, --json, --traceback, --grep and --timeline go one at a time")
     db = _open_store(write=False)
     t = get_trace(db, resolve_trace_id(db, trace))
     if traceback:
@@ -442,7 +443,13 @@ def show(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        if folded is not None:  # a long run: only the spans under its first and last steps are read
+        if timeline:
+            from llmtrace.render.timeline import timeline_lines
+
+            width = _stdout().width
+            lines = (timeline_lines(t, folded.head, width, tail=folded.tail, hidden=folded.hidden) if folded is not None
+                     else timeline_lines(t, get_spans(db, t.id), width, show_all=show_all))
+        elif folded is not None:  # a long run: only the spans under its first and last steps are read
             lines = tree_lines(t, folded.head, tail=folded.tail, hidden=folded.hidden, full=full, limit=limit)
         else:
             lines = tree_lines(t, shown if shown is not None else get_spans(db, t.id), show_all=show_all, full=full, limit=limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from rich.text import Text
@@ -182,7 +183,7 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
     else:
         text.append(f"{span.kind} ", style="bold")
         if step is not None and span.inputs is not None:
-            _call(text, span.name, _step_input(span.inputs), 90, on_path)
+            _call(text, span.name, step_input(span.inputs), 90, on_path)
         else:
             text.append(span.name, style=name_style)
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
@@ -200,7 +201,7 @@ def span_ref(span_id: str) -> str:
     return span_id.replace("-", "")[-8:]
 
 
-def _step_input(inputs: Any) -> Any:
+def step_input(inputs: Any) -> Any:
     """A step's input as its call shows it: a lone message list or text stands for itself."""
     if isinstance(inputs, dict) and len(inputs) == 1:
         (value,) = inputs.values()
@@ -297,15 +298,34 @@ def _stack(lines: list[str], guide: str) -> list[Text]:
     return [Text(guide + line, style="dim") for line in lines]
 
 
-def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400,
-               tail: list[Span] | None = None, hidden: int = 0, tz: Any = None) -> Iterator[Text]:
-    """The tree's lines one by one (each a Text without a newline), for printing as they come.
+@dataclass
+class Layout:
+    """What a trace shows, and where: each span's shown children (None: the top level, with None
+    standing for the hidden steps of a folded run), the numbers of top-level steps, the spans on the
+    way to an error and those that raised."""
 
-    A folded tree (a long run's trace): `spans` are those under its first top-level steps, `tail` those
-    under its last ones, and a line counting the `hidden` steps between them stands in their place.
-    Spans on the way to an error have their names in red; under the one that raised, the last frames
-    of its traceback (of the script's, under the trace, when no failed span has one). Feedback times are local, or in `tz`.
-    """
+    kids: dict[str | None, list[Span]]
+    top: list[Span | None]
+    number: dict[str, int]
+    path: set[str]
+    raised: dict[str, Span]
+
+    def walk(self) -> Iterator[tuple[Span | None, str, bool]]:
+        """(span, guide prefix, is the last of its siblings) in display order; a span's children
+        follow it (pushed once the caller has handled it)."""
+        stack: list[tuple[Span | None, str, bool]] = [(s, "", i == len(self.top) - 1) for i, s in enumerate(self.top)]
+        stack.reverse()
+        while stack:
+            span, prefix, last = stack.pop()
+            yield span, prefix, last
+            if span is not None:
+                children = self.kids.get(span.id, [])
+                below = prefix + ("    " if last else "│   ")
+                stack.extend((c, below, i == len(children) - 1) for i, c in reversed(list(enumerate(children))))
+
+
+def layout(spans: list[Span], *, show_all: bool = False, tail: list[Span] | None = None, hidden: int = 0) -> Layout:
+    """The shown tree of `spans` (and of `tail`, a folded run's last steps, after `hidden` steps left out)."""
     # Several top-level invocations of chains or agents: each is a numbered node with its input (folding
     # their plumbing would merge them into one flat list). Bare calls alone need no numbers.
     tops = [s for s in (*spans, *(tail or [])) if s.parent_id is None]
@@ -321,29 +341,38 @@ def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full:
         top += [None, *rest]  # None: where the hidden steps would be
         kids.update(tail_kids)
     path, raised = _failing({**kids, None: [s for s in top if s is not None]})
+    return Layout(kids, top, number, path, raised)
+
+
+def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400,
+               tail: list[Span] | None = None, hidden: int = 0, tz: Any = None) -> Iterator[Text]:
+    """The tree's lines one by one (each a Text without a newline), for printing as they come.
+
+    A folded tree (a long run's trace): `spans` are those under its first top-level steps, `tail` those
+    under its last ones, and a line counting the `hidden` steps between them stands in their place.
+    Spans on the way to an error have their names in red; under the one that raised, the last frames
+    of its traceback (of the script's, under the trace, when no failed span has one). Feedback times are local, or in `tz`.
+    """
+    lay = layout(spans, show_all=show_all, tail=tail, hidden=hidden)
     yield from _indented(trace_label(trace), "", "")
-    if not any(fmt.frames(_traceback(s)) for s in raised.values()):  # no failed span shows a stack: the script's
+    if not any(fmt.frames(_traceback(s)) for s in lay.raised.values()):  # no failed span shows a stack: the script's
         yield from _stack(fmt.frames(trace.traceback, _FRAMES), "")
     for f in trace.feedback:
         yield feedback_line(f, tz)
-    stack: list[tuple[Span | None, str, bool]] = [(s, "", i == len(top) - 1) for i, s in enumerate(top)]
-    stack.reverse()
-    while stack:
-        span, prefix, last = stack.pop()
+    for span, prefix, last in lay.walk():
         if span is None:
             yield Text.assemble((prefix + ("└── " if last else "├── "), _GUIDE), fold_line(hidden))
             continue
         below = prefix + ("    " if last else "│   ")
-        label = span_label(span, span.id in path, number.get(span.id))
+        label = span_label(span, span.id in lay.path, lay.number.get(span.id))
         if full:
             label = label + Text(f"  span {span_ref(span.id)}", style="dim")
         yield from _indented(label, prefix + ("└── " if last else "├── "), below)
-        children = kids.get(span.id, [])
+        children = lay.kids.get(span.id, [])
         details = _details(span, limit) if full else []
-        if span.id in raised:
+        if span.id in lay.raised:
             yield from _stack(fmt.frames(_traceback(span), _FRAMES), below + ("│ " if children or details else "  "))
         if full:
             for i, d in enumerate(details):
                 end = i == len(details) - 1 and not children
                 yield from _indented(d, below + ("└── " if end else "├── "), below + ("    " if end else "│   "))
-        stack.extend((c, below, i == len(children) - 1) for i, c in reversed(list(enumerate(children))))
