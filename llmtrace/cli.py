@@ -336,6 +336,7 @@ def ls(
     model: Optional[str] = typer.Option(None, "--model", help="Only traces with an LLM call to this model (exact or a glob: 'gpt-4o*')."),
     min_cost: Optional[float] = typer.Option(None, "--min-cost", min=0, help="Only traces that cost at least this many dollars."),
     min_duration: Optional[str] = typer.Option(None, "--min-duration", help="Only traces that ran at least this long: 90s, 5min, 2h."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Keep the list on screen, refreshed every second, until Ctrl-C (needs a terminal)."),
     run_ref: Optional[str] = typer.Option(None, "--run", metavar="ID", help="Only the traces of this `run --split` run (its id, or any of its traces' ids), with the run's own record."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many traces to list."),
     as_json: JsonFlag = False,
@@ -361,6 +362,11 @@ def ls(
     f = TraceFilter(since_us=s, until_us=u, status=status, name=name, error=error, tags=parse_tags(tag),
                     grep=grep, model=model, min_cost=min_cost, min_duration_us=min_us,
                     min_score=min_score, max_score=max_score, run=run_id, limit=limit)
+    if watch:
+        if as_json:
+            raise UserError("--watch draws the table on a terminal: for scripts, run ls --json when needed")
+        _watch(db, f)
+        return
     traces = list_traces(db, f)
     if as_json:
         streams = stream_stats(db, [t.id for t in traces])
@@ -387,6 +393,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the whole trace with spans and payloads as one JSON document."),
     traceback: bool = typer.Option(False, "--traceback", help="Print only the tracebacks, whole: of every span that failed, and of the script's uncaught exception."),
     grep: Optional[str] = typer.Option(None, "--grep", help="Show only the spans that hold these words (as `ls --grep`), with the steps above them."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Watch a running trace grow in place (default: the newest running one), open spans marked, totals running; when it ends, print it as show does."),
     timeline: bool = typer.Option(False, "--timeline", help="Draw the trace as a waterfall: one bar per shown span on a shared time axis (parallel calls side by side, time to first token, failures and cache hits marked)."),
     no_pager: bool = typer.Option(False, "--no-pager", help="Never page long output."),
 ) -> None:
@@ -399,8 +406,13 @@ def show(
 
     if sum([span is not None, as_json, traceback, grep is not None, timeline]) > 1:
         raise UserError("--span, --json, --traceback, --grep and --timeline go one at a time")
+    if follow and (span is not None or as_json or traceback or grep is not None):
+        raise UserError("--follow goes with the tree or --timeline, not with --span, --json, --traceback or --grep")
     db = _open_store(write=False)
-    t = get_trace(db, resolve_trace_id(db, trace))
+    if follow:
+        t = get_trace(db, _follow(db, None if trace == "last" else resolve_trace_id(db, trace)))
+    else:
+        t = get_trace(db, resolve_trace_id(db, trace))
     if traceback:
         _print_tracebacks(db, t)
         return
@@ -459,6 +471,65 @@ def show(
     finally:
         if collecting:
             gc.enable()
+
+
+def _watch(db: Any, f: Any) -> None:
+    """`ls --watch`: the table redrawn every second until Ctrl-C."""
+    from rich.live import Live
+    from rich.text import Text
+
+    from llmtrace.render.tables import trace_table
+    from llmtrace.store.queries import list_traces
+
+    out = _stdout()
+    if not out.is_terminal:
+        raise UserError("--watch needs a terminal (for scripts: llmtrace ls --json)")
+    try:
+        with Live(console=out, refresh_per_second=4) as live:
+            while True:
+                traces = list_traces(db, f)
+                table = trace_table(traces, _now_us()) if traces else Text("no traces yet", style="dim")
+                live.update(table)
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+
+
+def _follow(db: Any, trace_id: str | None) -> str:
+    """`show --follow`: redraw the trace from the store (and its open spans) until it is no longer
+    running; returns its id. Without a terminal, just waits for the end."""
+    import time
+
+    from llmtrace.inflight import read_in_flight
+    from llmtrace.model import Status
+    from llmtrace.store.queries import get_spans, get_trace, newest_running
+
+    if trace_id is None:
+        trace_id = newest_running(db)
+        if trace_id is None:
+            raise UserError("no trace is running: start one with `llmtrace run SCRIPT`, or give a trace id")
+    home = Path(db.execute("PRAGMA database_list").fetchone()[2]).parent
+    out = _stdout()
+    if not out.is_terminal:
+        while get_trace(db, trace_id).status == Status.RUNNING.value:
+            time.sleep(0.25)
+        return trace_id
+    from rich.live import Live
+
+    from llmtrace.render.live import follow_frame
+
+    with Live(console=out, refresh_per_second=8, transient=True) as live:
+        while True:
+            t = get_trace(db, trace_id)
+            spans = get_spans(db, trace_id)
+            flying: list[Any] = []
+            if t.status == Status.RUNNING.value:
+                have = {s.id for s in spans}
+                flying = [s for s in read_in_flight(home, t.id, t.run_id) if s.id not in have]
+            live.update(follow_frame(t, spans + flying, len(flying), out.height))
+            if t.status != Status.RUNNING.value:
+                return trace_id
+            time.sleep(0.2)
 
 
 def _print_tracebacks(db: Any, trace: Any) -> None:

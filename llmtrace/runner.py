@@ -174,6 +174,9 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         splitter = SplitTraces(trace, writer)
         splitter.finisher = spool
     recorder = Recorder(trace, exporters, writer.redactor, splitter)
+    from llmtrace.inflight import InFlightPublisher, live_path
+
+    in_flight = InFlightPublisher(recorder, live_path(Path(writer.db_path).parent, trace.id)).start()
 
     from llmtrace import capture
 
@@ -195,6 +198,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         with _signals_ignored():
             open_status = Status.INTERRUPTED.value if status == Status.INTERRUPTED.value else Status.ERROR.value
             recorder.close_open(open_status, f"still open when the run ended ({status})")
+            in_flight.close()
             capture.uninstall()
             spool.close()
             try:

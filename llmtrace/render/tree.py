@@ -128,6 +128,8 @@ def _call(text: Text, name: str, args: object, limit: int, on_path: bool) -> Non
 def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Text:
     """One span's line; `on_path`: it failed or holds a span that did (its name in red); `step`: the
     number of a top-level step (then a chain shows its input too)."""
+    if span.status == Status.RUNNING.value and span.end_us is None:  # `show --follow`: a span still open
+        return _in_flight_label(span, step)
     name_style = "red" if on_path else ""
     text = Text()
     if span.kind == "llm":
@@ -194,6 +196,21 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
     elif span.status not in (Status.OK.value,):
         text.append(f"  [{span.status}]", style=STATUS_STYLE.get(span.status, ""))
     return text
+
+
+_KIND_LABEL = {"llm": ("LLM ", "bold blue"), "embedding": ("embedding ", "bold blue"), "tool": ("tool ", "bold magenta"),
+               "retriever": ("retriever ", "bold yellow")}
+
+
+def _in_flight_label(span: Span, step: int | None) -> Text:
+    from llmtrace.recorder import now_us
+
+    model = span.model_requested if span.kind in ("llm", "embedding") else None
+    text = Text.assemble(_KIND_LABEL.get(span.kind, (f"{span.kind} ", "bold")), model or span.name)
+    text.append(f"  ⏳ in flight {fmt.duration(max(0, now_us() - span.start_us))}", style="bold yellow")
+    if span.streamed and span.first_token_us is not None:
+        text.append(f"  ttft {fmt.duration(span.first_token_us - span.start_us)}", style="dim")
+    return Text.assemble((f"{step}. ", "bold"), text) if step is not None else text
 
 
 def span_ref(span_id: str) -> str:

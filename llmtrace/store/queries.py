@@ -189,6 +189,16 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def newest_running(db: sqlite3.Connection) -> str | None:
+    """The newest trace still running (its process alive), a split run's own record aside."""
+    for tid, pid in db.execute(
+        "SELECT id, pid FROM traces WHERE status = 'running' AND (run_id IS NULL OR run_id != id) ORDER BY start_us DESC"
+    ):
+        if pid_alive(pid):
+            return tid
+    return None
+
+
 def resolve_trace_id(db: sqlite3.Connection, ref: str) -> str:
     """Full id, unique prefix (dashes optional) or `last` / `last~N` → full trace id."""
     ref = ref.strip().lower()

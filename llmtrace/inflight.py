@@ -1,0 +1,93 @@
+"""The spans a running trace has open, published for `show --follow`.
+
+Spans reach the store when they end; while a run goes on, its open spans (an agent mid-step, an LLM
+call waiting for its answer) exist only in the traced process. A thread there writes them a few
+times a second, when they change, to `<home>/live/<trace>.json` (names and times only, no payloads;
+owner-only, replaced atomically), and the file is removed when the run ends. A reader ignores the
+file of a run that is no longer running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from llmtrace.model import Span, Status
+
+INTERVAL_S = 0.2
+_FIELDS = ("id", "trace_id", "parent_id", "kind", "name", "start_us", "model_requested", "streamed", "first_token_us")
+
+
+def live_path(home: Path, trace_id: str) -> Path:
+    return home / "live" / f"{trace_id}.json"
+
+
+class InFlightPublisher:
+    """In the traced process: a daemon thread that publishes `recorder`'s open spans to `path`."""
+
+    def __init__(self, recorder: Any, path: Path, interval_s: float = INTERVAL_S):
+        self.recorder, self.path, self.interval = recorder, path, interval_s
+        self._stop = threading.Event()
+        self._last: Any = None
+        self._thread = threading.Thread(target=self._run, name="llmtrace-inflight", daemon=True)
+
+    def start(self) -> "InFlightPublisher":
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:
+            return self  # nowhere to publish: follow sees finished spans only
+        self._thread.start()
+        return self
+
+    def _snapshot(self) -> list[list[Any]]:
+        with self.recorder._lock:
+            spans = list(self.recorder._open.values())
+        return [[getattr(s, f) for f in _FIELDS] for s in spans]
+
+    def publish(self) -> None:
+        rows = self._snapshot()
+        if rows == self._last:
+            return
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(rows, f)
+        os.replace(tmp, self.path)
+        self._last = rows
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.publish()
+            except Exception:  # a full disk or a vanished folder must not disturb the run
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+def read_in_flight(home: Path, trace_id: str, run_id: str | None = None) -> list[Span]:
+    """The open spans of a running trace (of its run's file when split), as running Spans; [] when none."""
+    try:
+        rows = json.loads(live_path(home, run_id or trace_id).read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for row in rows:
+        try:
+            span = Span(**dict(zip(_FIELDS, row)))
+        except TypeError:
+            continue
+        if span.trace_id == trace_id:
+            span.status = Status.RUNNING.value
+            out.append(span)
+    return out

@@ -1,0 +1,110 @@
+"""`show --follow` on a terminal (a pseudo-terminal): the tree grows while the run goes on, the span
+in flight is marked, and when the trace ends the final tree is printed as `show` prints it. The run
+is held at the scripted server (an event), never timed."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import threading
+
+from conftest import AGENTS, HANG, ROOT, run_cli, server_env
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class Pty:
+    """A command on a pseudo-terminal of a given size; its screen output, escape codes removed, read on a thread."""
+
+    def __init__(self, args: list[str], env: dict[str, str], rows: int = 40, cols: int = 120):
+        import fcntl
+        import struct
+        import termios
+
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=str(ROOT), close_fds=True)
+        os.close(slave)
+        self.master, self.text, self._cond = master, "", threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                ready, _, _ = select.select([self.master], [], [], 1.0)
+                if not ready:
+                    if self.proc.poll() is not None:
+                        break
+                    continue
+                data = os.read(self.master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            with self._cond:
+                self.text += _ANSI.sub("", data.decode("utf-8", "replace")).replace("\r", "")
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, needle: str) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: needle in self.text, HANG)
+
+
+def test_follow_shows_the_span_in_flight_then_the_final_tree(mock_server, arrivals, llmtrace_home):
+    server = mock_server()
+    watch = arrivals(server)
+    gate = watch.hold(1)  # the second call waits at the server until the test has seen it in flight
+    env = {**os.environ, **server_env(server), "PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    run = subprocess.Popen([sys.executable, "-m", "llmtrace", "run", "-q", "--no-cache", str(AGENTS / "slow_agent.py"), "3"],
+                           env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.wait_for(2)  # the held request has arrived: one call done, one in flight
+        follow = Pty([sys.executable, "-m", "llmtrace", "show", "--follow"], env)
+        assert follow.wait_for("in flight"), follow.text
+        assert follow.wait_for("following"), follow.text
+        live = follow.text
+        assert "slow_agent.py" in live and "running" in live
+        assert re.search(r"LLM gpt-4o-mini\s+⏳ in flight", live), live  # the held call, marked
+        assert "1 span in flight" in live
+        assert live.count("LLM gpt-4o-mini-2024-07-18") >= 1  # the finished first call, from the store
+        gate.set()
+        out, err = run.communicate(timeout=HANG)
+        assert run.returncode == 0, err
+        assert follow.proc.wait(timeout=HANG) == 0
+        assert follow.wait_for("step 2")  # the final tree, as show prints it
+    finally:
+        gate.set()
+        if run.poll() is None:
+            run.kill()
+    final = follow.text[follow.text.rindex("slow_agent.py"):]
+    shown = run_cli("show", "--no-pager").stdout
+    assert [line.rstrip() for line in final.strip().splitlines()] == [line.rstrip() for line in shown.strip().splitlines()]
+
+
+def test_follow_without_a_running_trace_is_a_clear_error(llmtrace_home):
+    r = run_cli("show", "--follow")
+    assert r.code == 2 and "no trace is running" in r.stderr and "Traceback" not in r.stderr
+    assert run_cli("show", "--follow", "--json").code == 2
+
+
+def test_ls_watch_shows_new_traces_until_ctrl_c(mock_server, llmtrace_home):
+    import signal
+
+    server = mock_server()
+    env = {**os.environ, **server_env(server), "PYTHONUNBUFFERED": "1", "TERM": "xterm-256color"}
+    watch = Pty([sys.executable, "-m", "llmtrace", "ls", "--watch"], env)
+    assert watch.wait_for("no traces yet"), watch.text
+    assert run_cli("run", "-q", "--name", "watched-run", str(AGENTS / "one_call.py"), "hi", env=server_env(server)).code == 0
+    assert watch.wait_for("watched-run"), watch.text  # the next refresh lists it
+    watch.proc.send_signal(signal.SIGINT)
+    assert watch.proc.wait(timeout=HANG) == 0
+    assert "Traceback" not in watch.text
+    r = run_cli("ls", "--watch")  # not a terminal
+    assert r.code == 2 and "needs a terminal" in r.stderr
