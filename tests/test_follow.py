@@ -5,56 +5,11 @@ is held at the scripted server (an event), never timed."""
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
-import threading
 
-from conftest import AGENTS, HANG, ROOT, run_cli, server_env
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-class Pty:
-    """A command on a pseudo-terminal of a given size; its screen output, escape codes removed, read on a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str], rows: int = 40, cols: int = 120):
-        import fcntl
-        import struct
-        import termios
-
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=str(ROOT), close_fds=True)
-        os.close(slave)
-        self.master, self.text, self._cond = master, "", threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                ready, _, _ = select.select([self.master], [], [], 1.0)
-                if not ready:
-                    if self.proc.poll() is not None:
-                        break
-                    continue
-                data = os.read(self.master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            with self._cond:
-                self.text += _ANSI.sub("", data.decode("utf-8", "replace")).replace("\r", "")
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_for(self, needle: str) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: needle in self.text, HANG)
-
+from conftest import AGENTS, HANG, ROOT, Pty, run_cli, server_env
 
 def test_follow_shows_the_span_in_flight_then_the_final_tree(mock_server, arrivals, llmtrace_home):
     server = mock_server()

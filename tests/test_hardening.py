@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import AGENTS, HANG, ROOT, default_sigint, last_trace, run_cli, server_env
+from conftest import AGENTS, HANG, ROOT, Pty, default_sigint, last_trace, run_cli, server_env
 
 
 def _popen_run(args, env):
@@ -34,7 +34,14 @@ def test_eight_runs_at_once_share_store_and_cache(llmtrace_home, mock_server, ar
     procs = [_popen_run(["--name", f"run{i}", str(AGENTS / "slow_agent.py"), str(steps), f"p{i % 4 if i < 4 else i}"], env)
              for i in range(8)]
     readers_ok = 0
+    follow = None
     try:
+        # `show --follow` on a terminal, following one of the eight while they all write: it shows an open
+        # span (requests from the 60th wait at the server), then, when that run ends, its final tree.
+        assert seen.wait_for(61)
+        follow = Pty([sys.executable, "-m", "llmtrace", "show", "--follow"],
+                     {**os.environ, **env, "TERM": "xterm-256color", "PYTHONUNBUFFERED": "1"})
+        assert follow.wait_for("in flight"), follow.text
         while any(p.poll() is None for p in procs):  # ls and show keep working while they write
             ls = run_cli("ls", "--json")
             show = run_cli("show", "last")
@@ -49,6 +56,7 @@ def test_eight_runs_at_once_share_store_and_cache(llmtrace_home, mock_server, ar
         readers_read_twice.set()
     outs = [p.communicate(timeout=HANG) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [e[-500:] for _, e in outs]
+    assert follow.proc.wait(timeout=HANG) == 0 and follow.wait_for(f"step {steps - 1}"), follow.text[-2000:]
     assert not any("locked" in err for _, err in outs)
     assert readers_ok >= 2
     db = sqlite3.connect(llmtrace_home / "traces.db")
