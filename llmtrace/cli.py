@@ -610,6 +610,51 @@ def cost(
 
 
 @app.command()
+def diff(
+    trace_a: str = typer.Argument(..., metavar="A", help="The first trace: id, prefix, or last / last~1 …"),
+    trace_b: str = typer.Argument("last", metavar="B", help="The second trace (default: last)."),
+    context: int = typer.Option(1, "--context", "-U", min=0, help="Unchanged lines shown around each change."),
+    exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when a step differs (as git diff --exit-code), 0 when none does."),
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare two traces step by step: LLM and tool calls aligned (insertions and deletions shown as
+    such), what changed in each — prompt messages, response or tool calls, parameters, tool arguments
+    and results — as a unified diff, and the totals' deltas. Unchanged steps take one line.
+
+    Example: llmtrace diff last~1 last
+    """
+    from llmtrace.compare import compare, totals_delta
+    from llmtrace.store.queries import get_spans, get_trace, resolve_trace_id
+
+    db = _open_store(write=False)
+    a = get_trace(db, resolve_trace_id(db, trace_a))
+    b = get_trace(db, resolve_trace_id(db, trace_b))
+    changes = compare(get_spans(db, a.id), get_spans(db, b.id), context)
+    deltas = totals_delta(a, b)
+    differs = any(c.op != "same" for c in changes)
+    if as_json:
+        def side(step: Any) -> Any:
+            return None if step is None else {"span_id": step.span.id, "kind": step.span.kind, "name": step.span.name,
+                                              "what": step.key}
+        for d in deltas.values():
+            if isinstance(d["delta"], float):
+                d["a"], d["b"], d["delta"] = _money(d["a"]), _money(d["b"]), _money(d["delta"])
+        print(json.dumps({"a": a.id, "b": b.id, "totals": deltas, "differs": differs,
+                          "steps": [{"op": c.op, "a": side(c.a), "b": side(c.b), "changes": c.diffs} for c in changes]},
+                         indent=2, ensure_ascii=False))
+    else:
+        from llmtrace.render.diff import diff_lines
+        from llmtrace.render.stream import print_lines, silence_stdout
+
+        try:
+            print_lines(_stdout(), diff_lines(a, b, changes, deltas))
+        except BrokenPipeError:
+            silence_stdout()
+    if exit_code and differs:
+        raise typer.Exit(1)
+
+
+@app.command()
 def tag(
     trace: str = typer.Argument(..., help="Trace id, unique prefix, or last."),
     tags: Optional[List[str]] = typer.Argument(None, help="key=value pairs to set."),
