@@ -150,6 +150,9 @@ def run(
     otlp_header: Optional[List[str]] = typer.Option(None, "--otlp-header", metavar="NAME=VALUE", help="Send this header with the OTLP requests (repeatable; added to OTEL_EXPORTER_OTLP_HEADERS). MLflow needs x-mlflow-experiment-id=ID."),
     project: Optional[str] = typer.Option(None, "--project", help="Project the trace belongs to in OTLP backends (Phoenix's project); stored as the tag project=NAME. Default: the `project` tag, LLMTRACE_PROJECT, or the script's name."),
     retries: int = typer.Option(4, "--retries", min=0, max=20, help="Retries after a failed call (429, 5xx, timeouts, dropped connections): 4 means up to 5 attempts; 0 turns retrying off."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0, envvar="LLMTRACE_MAX_COST", metavar="USD", help="Budget: once the run's LLM calls have cost this much, the next call is not sent and raises llmtrace.BudgetExceeded in the script (cache hits cost nothing). Also LLMTRACE_MAX_COST."),
+    max_calls: Optional[int] = typer.Option(None, "--max-calls", min=0, envvar="LLMTRACE_MAX_CALLS", metavar="N", help="Budget: LLM calls sent to the provider; the next one raises llmtrace.BudgetExceeded. Also LLMTRACE_MAX_CALLS."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=0, envvar="LLMTRACE_MAX_TOKENS", metavar="N", help="Budget: tokens in + out; once spent, the next call raises llmtrace.BudgetExceeded. Also LLMTRACE_MAX_TOKENS."),
     split: bool = typer.Option(False, "--split", help="One trace per top-level invocation (each chain.invoke, agent run or bare SDK call at the top), all sharing the run's id and tags: for a script that answers many questions or serves requests. See them with `llmtrace ls --run ID`."),
 ) -> None:
     """Run SCRIPT exactly as `python SCRIPT ARGS…` would, recording every LangChain and OpenAI step.
@@ -197,39 +200,119 @@ def run(
         print(f"llmtrace: warning: --split does not stream to OTLP yet (OTEL_EXPORTER_OTLP_ENDPOINT is set); {hint}",
               file=sys.stderr)
         otlp_url = None
-    db = _open_store()
+    opts = runner.RunOptions(
+        script_arg, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
+        cache_ttl_s=ttl_s, cache_size_mb=cache_size,
+        semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
+        retries=retries, cache_mode=cache_mode, children=not no_children, otlp_url=otlp_url, otlp_headers=otlp_headers,
+        split=split, max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens,
+    )
+    _launch(opts, _find_mock_script(script, mock_script) if mock else None, quiet)
+
+
+def _launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None = None,
+            after: Any = None) -> None:
+    """Run `opts` under a new trace (with the --mock server when given its reply script), print the
+    summary (then `after()`), and exit as the script did."""
+    from llmtrace import runner
     from llmtrace.ids import new_trace_id
     from llmtrace.redact import Redactor
     from llmtrace.store.writer import StoreWriter
 
-    trace_id = trace_id or new_trace_id()
-    if db.execute("SELECT 1 FROM traces WHERE id = ?", (trace_id,)).fetchone():
-        raise UserError(f"a trace with id {trace_id} already exists")
+    db = _open_store()
+    opts.trace_id = opts.trace_id or new_trace_id()
+    if db.execute("SELECT 1 FROM traces WHERE id = ?", (opts.trace_id,)).fetchone():
+        raise UserError(f"a trace with id {opts.trace_id} already exists")
     writer = StoreWriter(db, Redactor.from_environ())
-    env: dict[str, str] = {}
+    env = dict(env or {})
     server = None
-    if mock:
+    if mock_script is not None:
         from llmtrace.mock import MockServer
 
-        server = MockServer(_find_mock_script(script, mock_script)).start()
-        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key",
-               "ANTHROPIC_BASE_URL": server.anthropic_base_url, "ANTHROPIC_API_KEY": "llmtrace-mock-key"}
+        server = MockServer(mock_script).start()
+        env.update({"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key",
+                    "ANTHROPIC_BASE_URL": server.anthropic_base_url, "ANTHROPIC_API_KEY": "llmtrace-mock-key"})
+        opts.mock_url = server.base_url
+
+    def report(trace: Any) -> None:
+        if not quiet:
+            _report(db, trace)
+        if after is not None:
+            after()
+
     try:
-        opts = runner.RunOptions(
-            script_arg, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
-            cache_ttl_s=ttl_s, cache_size_mb=cache_size,
-            semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
-            retries=retries, cache_mode=cache_mode, children=not no_children,
-            mock_url=server.base_url if server is not None else None, otlp_url=otlp_url, otlp_headers=otlp_headers,
-            split=split,
-        )
-        trace, code = runner.run(opts, writer, extra_env=env, report=None if quiet else functools.partial(_report, db))
+        trace, code = runner.run(opts, writer, extra_env=env, report=report)
     finally:
         if server is not None:
             server.stop()
     if code < 0:  # the script died of a signal: so does this process, as under python
         runner.die_of(-code)
     raise typer.Exit(code)
+
+
+@app.command(epilog="Arguments after -- replace the recorded ones: llmtrace replay last -- --city Oslo. " + EXIT_CODES_HELP)
+def replay(
+    trace: str = typer.Argument(..., help="The trace to replay: id, any unique prefix, or last / last~1 …"),
+    args: Optional[List[str]] = typer.Argument(None, help="Arguments for the script instead of the recorded ones (after --)."),
+    script: Optional[Path] = typer.Option(None, "--script", help="Run this script (say, an edited copy) instead of the recorded one."),
+    live_after_divergence: bool = typer.Option(False, "--live-after-divergence", help="When a request differs from the recording, report it and send it and every later call to the provider (needs an API key, or --mock) instead of stopping."),
+    with_failures: bool = typer.Option(False, "--with-failures", help="Replay the recorded failed attempts (retries) and failures as they happened, without the waits; by default each call gets its final answer."),
+    mock: bool = typer.Option(False, "--mock", help="Live calls (after a divergence) go to the built-in scripted server."),
+    mock_script: Optional[Path] = typer.Option(None, "--mock-script", help="Reply script for --mock (JSON or YAML)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the new trace (default: the replayed one's)."),
+    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag the new trace: key=value (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't print the summary when the script ends."),
+) -> None:
+    """Run a trace's script again with every LLM and embedding call answered from that trace's recorded
+    responses, in order: no network, no API key, $0. Works on an imported trace.
+
+    The first request that differs from the recording is reported (which call, and a diff of the
+    request) and raises llmtrace.ReplayDiverged there, unless --live-after-divergence. The replay is a
+    new trace tagged replay_of=ID: compare them with `llmtrace diff ID last`.
+
+    Example: llmtrace replay last ; llmtrace replay 3f2a --script agent_edited.py
+    """
+    from llmtrace import runner
+    from llmtrace.capture.replay import ReplaySource
+    from llmtrace.store.queries import get_spans, get_trace, resolve_trace_id
+
+    db = _open_store(write=False)
+    t = get_trace(db, resolve_trace_id(db, trace))
+    spans = get_spans(db, t.id, payloads=True)
+    db.close()
+    if script is not None:
+        script_arg = str(script)
+    elif t.script and os.path.isfile(t.script):
+        typed = t.argv[0] if t.argv else ""  # argv[0] as it was typed, when it still names the script from here
+        script_arg = typed if typed and os.path.isfile(typed) and os.path.samefile(typed, t.script) else t.script
+    else:
+        raise UserError(f"the recorded script {t.script or '(none)'} is not on this machine: give --script PATH")
+    problem = runner.check_script(script_arg)
+    if problem is not None:
+        runner.print_syntax_error(problem)
+        raise typer.Exit(int(ExitCode.ERROR))
+    env: dict[str, str] = {}
+    if not mock:
+        if live_after_divergence and not (os.environ.get("OPENAI_API_KEY") or os.environ.get("ANTHROPIC_API_KEY")):
+            raise UserError("--live-after-divergence needs an API key (OPENAI_API_KEY) for the live calls, or --mock")
+        for sdk in ("OPENAI", "ANTHROPIC"):  # no key: the clients still construct, and nothing can reach a provider
+            if not os.environ.get(f"{sdk}_API_KEY"):
+                env[f"{sdk}_API_KEY"] = "llmtrace-replay-no-key"
+                env[f"{sdk}_BASE_URL"] = "http://127.0.0.1:9/v1" if sdk == "OPENAI" else "http://127.0.0.1:9"
+    source = ReplaySource(spans, live_after_divergence=live_after_divergence, with_failures=with_failures)
+    tags = {**t.tags, **parse_tags(tag), "replay_of": t.id}
+
+    def after() -> None:
+        what = f"replay of {t.id[:8]}: {source.answered} of {fmt_calls(len(source.calls))} answered from the recording"
+        _stderr().print(what + (", then it diverged" if source.diverged else ""), style="yellow" if source.diverged else "")
+
+    opts = runner.RunOptions(script_arg, list(args) if args else list(t.argv[1:]), None, name or t.name, tags,
+                             cache=False, replay=source)
+    _launch(opts, _find_mock_script(Path(script_arg), mock_script) if mock else None, quiet, env, after)
+
+
+def fmt_calls(n: int) -> str:
+    return f"{n:,} recorded call{'s' if n != 1 else ''}"
 
 
 @app.command()

@@ -22,3 +22,13 @@ class UserError(Exception):
     def __init__(self, message: str, code: ExitCode = ExitCode.USAGE):
         super().__init__(message)
         self.code = code
+
+
+class BudgetExceeded(RuntimeError):
+    """Raised at the call site inside a script run with `llmtrace run --max-cost/--max-calls/--max-tokens`
+    once the run has spent its budget: the LLM call was not sent. `from llmtrace import BudgetExceeded`."""
+
+
+class ReplayDiverged(RuntimeError):
+    """Raised at the call site by `llmtrace replay` when the script makes a request the recording does
+    not hold (the first one that differs): nothing was sent. `from llmtrace import ReplayDiverged`."""

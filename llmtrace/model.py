@@ -20,6 +20,7 @@ class Status(str, enum.Enum):
     OK = "ok"
     ERROR = "error"
     INTERRUPTED = "interrupted"
+    OVER_BUDGET = "over-budget"  # a run --max-… budget refused an LLM call
     KILLED = "killed"  # never stored: derived when a running trace's process is gone
 
 

@@ -31,6 +31,10 @@ class RunOptions:
     otlp_url: str | None = None  # stream spans live to this OTLP/HTTP endpoint too
     otlp_headers: dict[str, str] = field(default_factory=dict)  # sent with every OTLP request
     split: bool = False  # one trace per top-level invocation, sharing this run's id
+    max_cost: float | None = None  # budgets: the next LLM call past one of them is refused (BudgetExceeded)
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    replay: Any = None  # capture.replay.ReplaySource: answer LLM calls from a recorded trace (cache off)
 
 
 def _mock_aliases(mock_url: str | None) -> dict[str, str]:
@@ -42,6 +46,7 @@ def _mock_aliases(mock_url: str | None) -> dict[str, str]:
 
 
 def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
+    from llmtrace.capture.budget import Budget, Limits
     from llmtrace.capture.cache import CacheSettings, open_cache
     from llmtrace.capture.retry import RetryPolicy
     from llmtrace.capture.wire import WireSettings
@@ -52,8 +57,12 @@ def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
         size_limit_bytes=opts.cache_size_mb << 20, threshold=opts.semantic_threshold,
         embedding_model=opts.embedding_model,
     )
-    cache = open_cache(cs, quiet=quiet)
+    cache = open_cache(cs, quiet=quiet) if opts.replay is None else None
+    budget = None
+    limits = Limits(opts.max_cost, opts.max_calls, opts.max_tokens)
+    if limits.any():
+        budget = Budget(limits)
     return WireSettings(
         cache=cache, retry=RetryPolicy.from_env(opts.retries), semantic=cs if (opts.semantic_cache and cache) else None,
-        url_aliases=_mock_aliases(opts.mock_url), cache_mode=opts.cache_mode,
+        url_aliases=_mock_aliases(opts.mock_url), cache_mode=opts.cache_mode, budget=budget, replay=opts.replay,
     )

@@ -180,7 +180,10 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
 
     from llmtrace import capture
 
-    capture.install(recorder, wire_settings(opts))
+    settings = wire_settings(opts)
+    if settings.budget is not None:  # it sums what finished calls cost
+        exporters.append(settings.budget)
+    capture.install(recorder, settings)
     if opts.children:
         from llmtrace import children
         from llmtrace.home import home
@@ -214,6 +217,9 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
                     print(f"llmtrace: warning: could not settle the run's traces ({e})", file=sys.stderr)
             trace.end_us = now_us()
             trace.status, trace.exit_code, trace.error, trace.traceback = status, code, error, stack
+            stopped = settings.budget.stopped if settings.budget is not None else None
+            if stopped and status in (Status.OK.value, Status.ERROR.value):  # the budget is why it ended
+                trace.status, trace.error = Status.OVER_BUDGET.value, error or stopped
             try:
                 writer.finish_trace(trace)
             except Exception as e:

@@ -47,6 +47,8 @@ class WireSettings:
     # "replay": the n-th identical request of a run gets the n-th recorded answer (default);
     # "reuse": every identical request gets the first recorded answer, also within a run.
     cache_mode: str = "replay"
+    budget: Any = None  # capture.budget.Budget: refuses calls once the run has spent its limits
+    replay: Any = None  # capture.replay.ReplaySource: `llmtrace replay` answers calls from a trace
 
 
 _settings = WireSettings()
@@ -284,6 +286,8 @@ class _Call:
         self.body_finished = False
         self.sse = False
         self.returned_ok = False
+        self.refusal: BaseException | None = None  # raised at the call site instead of sending (replay divergence)
+        self.replay_failures: list[dict[str, Any]] = []
         self.t0 = time.perf_counter()
 
     # -- cache ------------------------------------------------------------------------------------
@@ -304,6 +308,16 @@ class _Call:
 
     def lookup(self, vector: list[float] | None = None) -> dict[str, Any] | None:
         """The recorded answer for this call's slot, or None on a miss."""
+        if _settings.replay is not None:
+            answer = _settings.replay.answer(self.endpoint.kind, self.endpoint.name, self.body)
+            if isinstance(answer, BaseException):
+                self.refusal = answer
+                return None
+            if answer is None:  # after a divergence, with --live-after-divergence
+                return None
+            self.hit, self.replay_failures = answer.entry, answer.failures
+            self.span.cache_hit = "replay"
+            return answer.entry
         cache = _settings.cache
         if cache is None:
             return None
@@ -349,7 +363,7 @@ class _Call:
             request = client._build_request(self.options, retries_taken=0)
         httpx = sys.modules[type(request).__module__.split(".")[0]]
         headers = [*entry["headers"], ["x-llmtrace-cache", "hit"]]
-        if entry["sse"] or self.stream:
+        if entry["sse"] or (self.stream and entry["status"] < 400):  # an error answer is read whole
             _, _, replay = _stream_classes(httpx)
             return httpx.Response(entry["status"], headers=headers, stream=replay(list(entry["parts"])), request=request)
         return httpx.Response(entry["status"], headers=headers, content=b"".join(entry["parts"]), request=request)
@@ -373,6 +387,26 @@ class _Call:
                 cache.semantic_add(params_key(self.body, self.base_url()), self.vector, self.key)
         except Exception as e:  # a full or broken cache must not break the call
             _cache_failed(e)
+
+    def admit(self, hit: dict[str, Any] | None) -> None:
+        """Before anything is sent: a replay divergence or a spent budget raises here, at the call site."""
+        if self.refusal is not None:
+            raise self.refusal
+        if hit is None and _settings.budget is not None:
+            _settings.budget.admit()
+
+    def replayed(self, client: Any, hit: dict[str, Any]) -> Any:
+        """The recorded answer as a response; its recorded failed attempts (--with-failures) and a recorded
+        final failure raise as the SDK raises them."""
+        for failure in self.replay_failures:
+            self.before()
+            self.attempt_failed(client._make_status_error_from_response(self.replay_response(failure)))
+        if self.replay_failures:
+            self.before()
+        response = self.replay_response(hit)
+        if response.status_code >= 400:
+            raise client._make_status_error_from_response(response)
+        return response
 
     # -- the response body (a Sink for the tee) ---------------------------------------------------
     def on_response(self, response: Any) -> None:
@@ -550,8 +584,9 @@ def _wrap_request_sync(orig: Any) -> Any:
             return orig(self, cast_to, options, *args, **kwargs)
         token = _active.set(call)
         try:
+            call.admit(hit)
             if hit is not None:
-                result = self._process_response(cast_to=cast_to, options=call.options, response=call.replay_response(hit),
+                result = self._process_response(cast_to=cast_to, options=call.options, response=call.replayed(self, hit),
                                                 stream=bool(kwargs.get("stream")), stream_cls=kwargs.get("stream_cls"))
             else:
                 budget, options = call.send_plan()
@@ -601,9 +636,10 @@ def _wrap_request_async(orig: Any) -> Any:
             return await orig(self, cast_to, options, *args, **kwargs)
         token = _active.set(call)
         try:
+            call.admit(hit)
             if hit is not None:
                 result = await self._process_response(
-                    cast_to=cast_to, options=call.options, response=call.replay_response(hit),
+                    cast_to=cast_to, options=call.options, response=call.replayed(self, hit),
                     stream=bool(kwargs.get("stream")), stream_cls=kwargs.get("stream_cls"),
                 )
             else:

@@ -33,9 +33,12 @@ def run_summary(trace: Trace, parts: Any = None) -> Text:
     text.append(f"{fmt.count(t.input_tokens)} in / {fmt.count(t.output_tokens)} out tokens · ")
     text.append(fmt.money(t.cost, t.unpriced_calls))
     if t.cache_hits:
-        text.append(f" · {t.cache_hits:,} replayed from the cache (saved {fmt.money(t.cost_saved)})")
+        source = "the recorded trace" if "replay_of" in trace.tags else "the cache"
+        text.append(f" · {t.cache_hits:,} replayed from {source} (saved {fmt.money(t.cost_saved)})")
     if t.retries:
         text.append(f" · {t.retries} {'retry' if t.retries == 1 else 'retries'}")
+    if trace.status == "over-budget" and trace.error:
+        text.append(f"\n  stopped: {trace.error}", style=STATUS_STYLE.get(trace.status, ""))
     if parts is not None:
         text.append(f"\n  see them: llmtrace ls --run {sid}")
     else:

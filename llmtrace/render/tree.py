@@ -12,7 +12,8 @@ from llmtrace.ids import short_id
 from llmtrace.model import Feedback, Span, Status, Trace
 from llmtrace.render import fmt
 
-STATUS_STYLE = {"ok": "green", "error": "bold red", "running": "yellow", "interrupted": "magenta", "killed": "bold red"}
+STATUS_STYLE = {"ok": "green", "error": "bold red", "running": "yellow", "interrupted": "magenta", "killed": "bold red",
+                "over-budget": "bold magenta"}
 
 _PLUMBING_PREFIXES = ("Runnable", "ChatPromptTemplate", "PromptTemplate", "MessagesPlaceholder")
 _PLUMBING_SUFFIXES = ("OutputParser", "Parser", "PromptTemplate")
@@ -139,7 +140,7 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
         if span.cached_tokens:
             text.append(f" ({span.cached_tokens:,} cached)")
         if span.cache_hit:
-            how = "replayed" if span.cache_hit == "exact" else f"replayed ({span.cache_hit})"
+            how = {"exact": "replayed", "replay": "replayed from the trace"}.get(span.cache_hit, f"replayed ({span.cache_hit})")
             text.append(f"  {how}, saved {fmt.money(span.cost_saved)}", style="cyan")
         else:
             text.append("  ").append_text(_money(span))

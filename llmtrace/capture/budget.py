@@ -1,0 +1,77 @@
+"""Run budgets (`run --max-cost USD --max-calls N --max-tokens N`): stop a runaway agent at a known point.
+
+Before an LLM call is sent, `admit()` checks what the run has spent; once a limit is reached the call
+is not sent and BudgetExceeded is raised at the call site, in the script. Calls answered from the
+cache or a replay cost nothing and count for nothing. Spending is summed from finished spans (this
+is also an exporter), so `--max-cost` stops within one call of its limit; calls llmtrace cannot
+price count toward --max-calls and --max-tokens only, said once on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+
+from llmtrace.errors import BudgetExceeded
+from llmtrace.model import Span
+
+
+@dataclass
+class Limits:
+    max_cost: float | None = None
+    max_calls: int | None = None
+    max_tokens: int | None = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.max_cost, self.max_calls, self.max_tokens))
+
+
+class Budget:
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.calls = 0  # calls sent (admitted)
+        self.tokens = 0
+        self.cost = 0.0
+        self.stopped: str | None = None  # why, once a call was refused
+        self._lock = threading.Lock()
+        self._unpriced_said = False
+
+    def spent(self) -> str:
+        return f"{self.calls:,} LLM call{'s' if self.calls != 1 else ''}, {self.tokens:,} tokens, ${self.cost:.6f}"
+
+    def _reached(self) -> str | None:
+        lim = self.limits
+        if lim.max_calls is not None and self.calls >= lim.max_calls:
+            return f"--max-calls {lim.max_calls}"
+        if lim.max_tokens is not None and self.tokens >= lim.max_tokens:
+            return f"--max-tokens {lim.max_tokens:,}"
+        if lim.max_cost is not None and self.cost >= lim.max_cost:
+            return "--max-cost $" + f"{lim.max_cost:.6f}".rstrip("0").rstrip(".")
+        return None
+
+    def admit(self) -> None:
+        """A call is about to be sent: count it, or refuse it (raises BudgetExceeded)."""
+        with self._lock:
+            reached = self._reached()
+            if reached is None:
+                self.calls += 1
+                return
+            message = f"llmtrace budget {reached} reached after {self.spent()}: this call was not sent"
+            self.stopped = self.stopped or message
+        raise BudgetExceeded(message)
+
+    # An exporter: the recorder hands it every finished span (cost already stamped).
+    def write_span(self, span: Span) -> None:
+        if span.kind not in ("llm", "embedding") or span.cache_hit:
+            return
+        with self._lock:
+            self.tokens += (span.input_tokens or 0) + (span.output_tokens or 0)
+            if span.cost is not None:
+                self.cost += span.cost
+                return
+            say = self.limits.max_cost is not None and span.status != "error" and not self._unpriced_said
+            self._unpriced_said = self._unpriced_said or say
+        if say:
+            print(f"llmtrace: warning: --max-cost cannot be enforced for calls to {span.model or span.model_requested} "
+                  "(no price known); they count toward --max-calls and --max-tokens only", file=sys.stderr)
