@@ -181,13 +181,16 @@ def run(
     if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
         runner.print_syntax_error(problem)
         raise typer.Exit(int(ExitCode.ERROR))
-    from llmtrace.export import otlp as otlp_mod
+    otlp_url, otlp_headers = None, {}
+    wants_otlp = otlp or otlp_header or any(os.environ.get(f"OTEL_EXPORTER_OTLP_{v}ENDPOINT") for v in ("", "TRACES_"))
+    if wants_otlp:  # the exporter (urllib, protobuf) is not imported by a run that does not stream
+        from llmtrace.export import otlp as otlp_mod
 
-    otlp_url = otlp_mod.endpoint(otlp)
-    otlp_headers = otlp_mod.headers(otlp_header)
+        otlp_url = otlp_mod.endpoint(otlp)
+        otlp_headers = otlp_mod.headers(otlp_header)
     if otlp_header and not otlp_url:
         raise UserError("--otlp-header needs an OTLP endpoint: pass --otlp URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
-    if otlp_url and not otlp_mod.available():
+    if otlp_url and not otlp_mod.available():  # (otlp_url is set only where otlp_mod was imported)
         if otlp:
             raise UserError(otlp_mod.INSTALL_HINT)
         print(f"llmtrace: warning: OTEL_EXPORTER_OTLP_ENDPOINT is set but {otlp_mod.INSTALL_HINT}; not streaming spans",

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import tenacity
+if TYPE_CHECKING:
+    import tenacity
 
 RETRY_STATUSES = {408, 409, 429}
 NEVER_CODES = {"insufficient_quota", "context_length_exceeded", "invalid_api_key"}
@@ -87,6 +88,7 @@ def describe(error: BaseException) -> dict[str, Any]:
 
 def make_retrying(policy: RetryPolicy, on_sleep: Callable[[float], None], *, is_async: bool) -> Any:
     """A tenacity Retrying (or AsyncRetrying); `on_sleep(seconds)` hears each wait before it happens."""
+    import tenacity  # here, not at the top: a run whose calls never fail does not pay for importing it
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
