@@ -18,6 +18,7 @@ import json
 import math
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,20 @@ class ResponseCache:
             sqlite_cache_size=512, sqlite_mmap_size=0,
         )
 
+        # Answers are written behind the call, by a thread of this process, in batches; `close()` waits
+        # for them (every entry is on disk before the run ends). Until written, `get` finds them here.
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._queue: Any = None
+        self._thread: threading.Thread | None = None
+        self._owner = os.getpid()
+        self._lock = threading.Lock()
+        self._warned = False
+
     def get(self, key: str) -> dict[str, Any] | None:
         """The recorded answer {status, headers, parts, sse}, or None (missing, damaged or expired)."""
-        entry = self.store.get(("r", key))
+        entry = self._pending.get(key)
+        if entry is None:
+            entry = self.store.get(("r", key))
         if not isinstance(entry, dict) or entry.get("v") != VERSION:
             return None
         ttl = self.settings.ttl_s
@@ -97,9 +109,60 @@ class ResponseCache:
 
     def set(self, key: str, status: int, headers: list[list[str]], parts: list[bytes], sse: bool) -> None:
         entry = {"v": VERSION, "status": status, "headers": headers, "parts": parts, "sse": sse, "stored_s": clock.now()}
+        if os.getpid() != self._owner:  # a fork child: the writer thread stayed in the parent
+            self._write([(key, entry)])
+            return
+        with self._lock:
+            if self._thread is None:
+                import queue
+
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._run, name="llmtrace-cache-writer", daemon=True)
+                self._thread.start()
+            self._pending[key] = entry
+        self._queue.put((key, entry))
+
+    def _write(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         # diskcache's own expiry (real time) only reclaims space; `get` decides what has expired.
         expire = None if self.settings.ttl_s is None else self.settings.ttl_s + 60
-        self.store.set(("r", key), entry, expire=expire)
+        with self.store.transact():  # one commit for a batch
+            for key, entry in items:
+                self.store.set(("r", key), entry, expire=expire)
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            items = [self._queue.get()]
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in items
+            items = [i for i in items if i is not None]
+            if items:
+                try:
+                    self._write(items)
+                except Exception as e:  # a full or broken cache must not break the run: those answers go uncached
+                    if not self._warned:
+                        self._warned = True
+                        print(f"llmtrace: warning: could not write to the response cache ({type(e).__name__}: {e})",
+                              file=sys.stderr)
+                with self._lock:
+                    for key, entry in items:
+                        if self._pending.get(key) is entry:
+                            del self._pending[key]
+            if stop:
+                return
+
+    def flush(self) -> None:
+        """Wait until every answer handed to `set` is on disk."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and os.getpid() == self._owner:
+            self._queue.put(None)
+            thread.join()
 
     # -- semantic ---------------------------------------------------------------------------------
     def semantic_candidates(self, pkey: str) -> list[tuple[list[float], str]]:
@@ -113,6 +176,7 @@ class ResponseCache:
             self.store.set(("s", pkey), entries[-2000:], expire=self.settings.ttl_s)
 
     def close(self) -> None:
+        self.flush()
         self.store.close()
 
 
