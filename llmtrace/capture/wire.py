@@ -26,7 +26,7 @@ import time
 from array import array
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from llmtrace.capture import endpoints
 from llmtrace.capture.endpoints import Endpoint
@@ -518,6 +518,34 @@ class _Call:
         if self.own and self.body_finished and _recorder is not None:
             _recorder.end_span(self.span)
 
+    def with_retries(self, budget: int, attempt: Callable[[], Any]) -> Any:
+        """attempt(), retried per the policy. The first attempt runs bare: the retry machinery (a
+        tenacity Retrying) is built only when it fails, and is handed that failure as its attempt 1."""
+        try:
+            return attempt()
+        except Exception as e:
+            failed = [e]
+
+        def again() -> Any:
+            if failed:
+                raise failed.pop()
+            return attempt()
+
+        return self.retrying(budget)(again)
+
+    async def with_retries_async(self, budget: int, attempt: Callable[[], Any]) -> Any:
+        try:
+            return await attempt()
+        except Exception as e:
+            failed = [e]
+
+        async def again() -> Any:
+            if failed:
+                raise failed.pop()
+            return await attempt()
+
+        return await self.retrying(budget)(again)
+
     def retrying(self, budget: int) -> Any:
         from llmtrace.capture.retry import make_retrying
 
@@ -599,7 +627,7 @@ def _wrap_request_sync(orig: Any) -> Any:
                         call.attempt_failed(e)
                         raise
 
-                result = attempt() if budget is None else call.retrying(budget)(attempt)
+                result = attempt() if budget is None else call.with_retries(budget, attempt)
         except BaseException as e:
             call.failed(e)
             raise
@@ -653,7 +681,7 @@ def _wrap_request_async(orig: Any) -> Any:
                         call.attempt_failed(e)
                         raise
 
-                result = await (attempt() if budget is None else call.retrying(budget)(attempt))
+                result = await (attempt() if budget is None else call.with_retries_async(budget, attempt))
         except BaseException as e:
             call.failed(e)
             raise
