@@ -13,7 +13,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
+import time
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 _PROVIDERS = {"openai": "openai", "azure": "azure", "anthropic": "anthropic", "google": "google"}
 
@@ -69,6 +73,88 @@ def _genai_price(model: str, provider: str | None, input_tokens: int, output_tok
         return None
 
 
+# --- flat prices remembered across runs ---------------------------------------------------------------
+# Importing genai-prices loads its whole price table (~0.2 s): most of what `llmtrace run` adds to a
+# short script. A model with one flat price per token kind (no tiers) is priced by three numbers,
+# learnt from genai-prices the first time a day and kept in <home>/price-units.json, keyed by the
+# installed genai-prices data; later runs price such calls without importing it. The three numbers
+# are kept only when they reproduce genai-prices' own result for this call and for a probe with
+# cached tokens; anything else (tiers, unknown models) is asked of genai-prices each time.
+
+_UNKNOWN = object()
+_units_lock = threading.Lock()
+
+
+def _data_stamp() -> str | None:
+    """Which genai-prices data is installed (its file's size and time), without importing it."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("genai_prices")
+        if spec is None or spec.origin is None:
+            return None
+        st = os.stat(Path(spec.origin).parent / "data.py")
+        return f"{st.st_size}-{st.st_mtime_ns}"
+    except (OSError, ImportError, ValueError):
+        return None
+
+
+def _units_path() -> Path:
+    from llmtrace.home import home
+
+    return home() / "price-units.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _units() -> dict[str, Any]:
+    """The remembered flat prices for today's genai-prices data ({} when none or stale)."""
+    try:
+        data = json.loads(_units_path().read_text())
+    except (OSError, ValueError):
+        data = None
+    stamp = (_data_stamp(), time.strftime("%Y-%m-%d"))
+    if not isinstance(data, dict) or data.get("stamp") != list(stamp) or not isinstance(data.get("models"), dict):
+        return {"stamp": list(stamp), "models": {}}
+    return data
+
+
+def _linear(units: list[float], input_tokens: int, output_tokens: int, cached: int) -> float:
+    inp, cache_read, out = units
+    return round(((input_tokens - cached) * inp + cached * cache_read + output_tokens * out) / 1e6, 12)
+
+
+def _learn(model: str, provider: str | None, input_tokens: int, output_tokens: int, cached: int, price: float) -> None:
+    """Remember this model's flat prices when three numbers reproduce genai-prices exactly."""
+    try:
+        from genai_prices import Usage, calc_price
+
+        pid = _PROVIDERS.get((provider or "").lower())
+        mp = calc_price(Usage(input_tokens=1, output_tokens=1), model, provider_id=pid).model_price
+        fields = {k: v for k, v in vars(mp).items() if v is not None}
+        if not all(isinstance(v, Decimal) for v in fields.values()):
+            return  # tiers, or prices that depend on more than the token counts
+        units = [float(mp.input_mtok or 0), float(mp.cache_read_mtok if mp.cache_read_mtok is not None else mp.input_mtok or 0),
+                 float(mp.output_mtok or 0)]
+        probe = _genai_price(model, provider, 10_000, 1_000, 4_000)
+        for got, want in ((_linear(units, input_tokens, output_tokens, cached), price),
+                          (_linear(units, 10_000, 1_000, 4_000), probe)):
+            if want is None or abs(got - want) > 1e-12 * max(1.0, abs(want)):
+                return
+    except Exception:
+        return
+    with _units_lock:
+        table = _units()
+        table["models"][f"{provider or ''}/{model}"] = units
+        try:
+            path = _units_path()
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(table))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+
 def cost(
     model: str | None, provider: str | None, input_tokens: int | None, output_tokens: int | None, cached: int | None = 0
 ) -> float | None:
@@ -79,4 +165,10 @@ def cost(
     override = _from_override(model, input_tokens, output_tokens, cached)
     if override is not None:
         return override
-    return _genai_price(model, provider, input_tokens, output_tokens, cached)
+    units = _units()["models"].get(f"{provider or ''}/{model}", _UNKNOWN)
+    if units is not _UNKNOWN:
+        return _linear(units, input_tokens, output_tokens, cached)
+    price = _genai_price(model, provider, input_tokens, output_tokens, cached)
+    if price is not None:
+        _learn(model, provider, input_tokens, output_tokens, cached, price)
+    return price

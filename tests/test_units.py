@@ -233,3 +233,28 @@ def test_cache_size_limit_evicts(tmp_path):
     assert 0 < kept < 400 and cache.store.volume() < 2 * 256 * 1024
     assert cache.get(keys[-1]) is not None  # the least recently stored went first
     cache.close()
+
+
+def test_flat_prices_are_remembered_so_later_runs_need_not_import_genai_prices(llmtrace_home):
+    import subprocess
+    import sys
+
+    code = ("import sys; from llmtrace import pricing; "
+            "print(pricing.cost('gpt-4o-mini-2024-07-18', 'openai', 1234, 56, 100), "
+            "pricing.cost('gemini-2.5-pro', 'google', 300000, 10, 0) is not None, 'genai_prices' in sys.modules)")
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        return float(out[0]), out[1], out[2]
+
+    first = run()
+    units = json.loads((llmtrace_home / "price-units.json").read_text())
+    assert list(units["models"]) == ["openai/gpt-4o-mini-2024-07-18"]  # the tiered model is not kept
+    from genai_prices import Usage, calc_price
+
+    exact = float(calc_price(Usage(input_tokens=1234, output_tokens=56, cache_read_tokens=100), "gpt-4o-mini-2024-07-18",
+                             provider_id="openai").total_price)
+    assert first[0] == pytest.approx(exact, rel=1e-12) and first[1] == "True"
+    code = code.replace(", pricing.cost('gemini-2.5-pro', 'google', 300000, 10, 0) is not None", ", True")
+    second = run()
+    assert second == (first[0], "True", "False")  # same price, genai-prices never imported
