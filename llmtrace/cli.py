@@ -18,12 +18,13 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-try:  # typer ≥ 0.20 vendors click
+try:  # typer ≥ 0.26 vendors click
     from typer._click import exceptions as click_exc
-except ImportError:  # pragma: no cover - older typer on click
+except ImportError:  # pragma: no cover - typer < 0.26, on click (its own dependency)
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
 from llmtrace import __version__, timespec
+from llmtrace.cli_values import Typer
 from llmtrace.errors import ExitCode, UserError
 
 EXIT_CODES_HELP = (
@@ -32,7 +33,7 @@ EXIT_CODES_HELP = (
     "4 trace store cannot be opened or written; 5 OTLP endpoint unreachable or refusing."
 )
 
-app = typer.Typer(
+app = Typer(  # typer.Typer, converting plain option values without pydantic on typer ≥ 0.29: see cli_values
     help="Record what your LangChain agents did and what it cost, in one local SQLite file.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
@@ -980,7 +981,7 @@ def import_(
     _stderr().print(done + (f", skipped {len(here):,} already here" if here else ""))
 
 
-cache_app = typer.Typer(help="Inspect or clear the response cache.", no_args_is_help=True)
+cache_app = Typer(help="Inspect or clear the response cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="The cache folder (default: LLMTRACE_HOME/cache).")]
 

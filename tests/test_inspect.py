@@ -182,13 +182,15 @@ def test_inspect_commands_end_to_end(llmtrace_home, math_runs):
 
 
 def test_read_commands_do_not_import_langchain(llmtrace_home):
+    """Nor pydantic: typer ≥ 0.29 would load it to convert option values (0.1 s a command), see cli_values."""
     assert run_cli("run", str(AGENTS / "behaves_like_python.py")).code == 0
     probe = (
         "import sys, runpy\n"
-        "for argv in (['ls'], ['show', 'last'], ['cost'], ['--help'], ['ls', '--json']):\n"
+        "for argv in (['ls'], ['show', 'last'], ['cost'], ['--help'], ['ls', '--json'], ['ls', '-n', '5', '--min-cost', '0.5'],\n"
+        "             ['tag', 'last', 'env=dev'], ['feedback', 'last', '--score', '3'], ['show', '--help']):\n"
         "    sys.argv = ['llmtrace', *argv]\n"
         "    try:\n        runpy.run_module('llmtrace', run_name='__main__')\n    except SystemExit:\n        pass\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'langchain', 'langchain_core', 'langchain_openai', 'openai', 'langgraph', 'genai_prices', 'tiktoken'})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'langchain', 'langchain_core', 'langchain_openai', 'openai', 'langgraph', 'genai_prices', 'tiktoken', 'pydantic'})\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
