@@ -229,6 +229,7 @@ def test_cache_size_limit_evicts(tmp_path):
     keys = [request_key({"model": "m", "messages": [{"role": "user", "content": str(i)}]}, "u") for i in range(400)]
     for k in keys:
         cache.set(k, 200, [["content-type", "application/json"]], [b'{"choices": [{"message": {"content": "%s"}}]}' % (b"x" * 4000)], False)
+    cache.flush()  # answers are written behind the calls: all on disk (and evicted) once flushed
     kept = sum(cache.get(k) is not None for k in keys)
     assert 0 < kept < 400 and cache.store.volume() < 2 * 256 * 1024
     assert cache.get(keys[-1]) is not None  # the least recently stored went first
