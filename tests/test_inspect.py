@@ -185,7 +185,7 @@ def test_read_commands_do_not_import_langchain(llmtrace_home):
     assert run_cli("run", str(AGENTS / "behaves_like_python.py")).code == 0
     probe = (
         "import sys, runpy\n"
-        "for argv in (['ls'], ['show', 'last'], ['cost'], ['--help'], ['ls', '--json']):\n"
+        "for argv in (['ls'], ['show', 'last'], ['cost'], ['--help'], ['ls', '--json'], ['view', 'last', '-o', '/dev/null']):\n"
         "    sys.argv = ['llmtrace', *argv]\n"
         "    try:\n        runpy.run_module('llmtrace', run_name='__main__')\n    except SystemExit:\n        pass\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'langchain', 'langchain_core', 'langchain_openai', 'openai', 'langgraph', 'genai_prices', 'tiktoken'})\n"
