@@ -16,14 +16,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_cache, bench_overhead, bench_record, bench_scale, bench_soak, bench_writers  # noqa: E402
+from bench import bench_cache, bench_overhead, bench_record, bench_scale, bench_soak, bench_view, bench_writers  # noqa: E402
 
 
 def table(r: dict[str, dict[str, float]]) -> str:
     rec, ovh, cache, scale, wr, soak = r["record"], r["overhead"], r["cache"], r["scale"], r["writers"], r["soak"]
+    view = r["view"]
     plain, nocache, cached = soak["python"], soak["llmtrace --no-cache"], soak["llmtrace (cache on)"]
 
     def ok(value: float, target: float, lower_is_better: bool = True) -> str:
+        if value != value:  # NaN: not measured (no browser here)
+            return "not measured"
         good = value <= target if lower_is_better else value >= target
         return "met" if good else "**missed**"
 
@@ -43,6 +46,9 @@ def table(r: dict[str, dict[str, float]]) -> str:
         ("`llmtrace cost --since 30d --by model` on the same store", f"{scale['cost_30d_by_model_s']:.3f} s", "≤ 0.5 s", ok(scale["cost_30d_by_model_s"], 0.5), "bench_scale.py"),
         (f"`llmtrace show` of a {scale['big_trace_spans']:,.0f}-span trace", f"{scale['show_big_s']:.3f} s", "≤ 1 s", ok(scale["show_big_s"], 1), "bench_scale.py"),
         (f"`llmtrace show` of a {scale['long_trace_spans']:,.0f}-span trace ({scale['long_trace_steps']:,.0f} top-level steps, folded)", f"{scale['show_long_s']:.3f} s", "≤ 1 s", ok(scale["show_long_s"], 1), "bench_scale.py"),
+        (f"`llmtrace view` of a {view['spans']:,.0f}-span trace: HTML file size (written in {view['write_s']:.2f} s)", f"{view['html_mb']:.2f} MB", "≤ 3 MB", ok(view["html_mb"], 3), "bench_view.py"),
+        ("  … opened in headless Chromium: parsed, drawn and laid out (page clock; wall time from Playwright)", f"{view['load_s']:.3f} s ({view['load_wall_s']:.3f} s)", "≤ 1 s", ok(view["load_s"], 1), "bench_view.py"),
+        ("  … in the page: a search across its spans / the all-spans toggle", f"{view['search_ms']:.0f} / {view['toggle_all_ms']:.0f} ms", "—", "", "bench_view.py"),
         (f"`llmtrace export` of the {scale['long_trace_spans']:,.0f}-span trace: peak RSS", f"{scale['export_long_peak_mb']:.1f} MB", "—", "", "bench_scale.py"),
         (f"Soak, {cached['calls']:,.0f} calls: RSS growth from the 2,000th call, untraced / --no-cache / cache on", f"{plain['rss_growth_mb']:.1f} / {nocache['rss_growth_mb']:.1f} / {cached['rss_growth_mb']:.1f} MB", "≤ 5 MB", ok(max(nocache["rss_max_mb"] - nocache["rss_base_mb"], cached["rss_max_mb"] - cached["rss_base_mb"]), 5), "bench_soak.py"),
         ("Soak: µs per call, first ÷ last checkpoint (cache on)", f"{cached['us_first']:.0f} / {cached['us_last']:.0f}", "flat", "", "bench_soak.py"),
@@ -64,7 +70,7 @@ def main() -> None:
     t0 = time.time()
     results = {}
     for name, mod in (("record", bench_record), ("overhead", bench_overhead), ("cache", bench_cache),
-                      ("writers", bench_writers), ("scale", bench_scale), ("soak", bench_soak)):
+                      ("writers", bench_writers), ("scale", bench_scale), ("view", bench_view), ("soak", bench_soak)):
         print(f"running {name} …", file=sys.stderr, flush=True)
         results[name] = mod.measure(a.quick)
     md = table(results)

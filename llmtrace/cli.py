@@ -742,6 +742,55 @@ def diff(
 
 
 @app.command()
+def view(
+    trace: str = typer.Argument("last", help="Trace id, any unique prefix of it, or last / last~1 / last~2 …"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the page here (default: llmtrace-<id>.html in the current folder; - for stdout)."),
+    open_page: bool = typer.Option(False, "--open", help="Open the page in your web browser, when this machine has one."),
+    steps: int = typer.Option(10, "--steps", min=1, help="As in show: a trace with more than twice this many top-level steps keeps the first and the last this many (the rest are counted)."),
+    every_step: bool = typer.Option(False, "--all", help="Keep every top-level step of a long run. (LangChain plumbing is always in the page: its \"all spans\" box shows it.)"),
+) -> None:
+    """Write a trace as one self-contained HTML page: the tree, a waterfall, each span's messages, tool
+    arguments and results, tokens, cost and raw JSON, and search.
+
+    Nothing is loaded from the network: it opens offline and travels as an e-mail attachment. It holds
+    the prompts and answers as the store does (secrets redacted), so the file is owner-only (0600).
+
+    Example: llmtrace view last --open ; llmtrace view 3f9a2c1e -o bug-report.html
+    """
+    from llmtrace.render.html import render_html
+    from llmtrace.store.queries import get_folded_spans, get_spans, get_trace, load_payloads, resolve_trace_id
+
+    if open_page and output == "-":
+        raise UserError("--open needs a file: drop -o -")
+    db = _open_store(write=False)
+    t = get_trace(db, resolve_trace_id(db, trace))
+    folded = None if every_step else get_folded_spans(db, t.id, steps)
+    if folded is None:
+        page = render_html(t, get_spans(db, t.id, payloads=True))
+    else:
+        load_payloads(db, folded.head + folded.tail)
+        page = render_html(t, folded.head, tail=folded.tail, hidden=folded.hidden)
+    if output == "-":
+        sys.stdout.buffer.write(page.encode("utf-8"))
+        sys.stdout.flush()
+        return
+    path = Path(output or f"llmtrace-{t.id[:8]}.html")
+    with _private_file(path) as f:
+        f.write(page)
+    _stderr().print(f"wrote {path} ({len(page.encode('utf-8')) / 1024:,.0f} kB)", markup=False)
+    if open_page:
+        import webbrowser
+
+        try:  # a browser to open pages on: a desktop session, or one named in $BROWSER
+            browser = webbrowser.get()
+            usable = os.environ.get("BROWSER") or sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        except webbrowser.Error:
+            browser, usable = None, False
+        if not (usable and browser is not None and browser.open(path.resolve().as_uri())):
+            _stderr().print(f"no web browser to open it here: open {path} in one", markup=False)
+
+
+@app.command()
 def tag(
     trace: str = typer.Argument(..., help="Trace id, unique prefix, or last."),
     tags: Optional[List[str]] = typer.Argument(None, help="key=value pairs to set."),

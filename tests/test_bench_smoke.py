@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from conftest import ROOT, run_cli
 
 sys.path.insert(0, str(ROOT))
@@ -32,3 +34,15 @@ def test_generated_store_is_readable(tmp_path, monkeypatch):
     shown = run_cli("show", big[:8], "--all")
     assert shown.code == 0 and shown.stdout.count("multiply(") >= 100
     assert "gpt-4o-mini-2024-07-18" in run_cli("cost", "--since", "90d").stdout
+
+
+def test_view_bench_runs():
+    from bench import bench_view, browser
+
+    why = browser.missing()
+    if why:
+        if browser.in_ci():
+            pytest.fail(f"the view bench needs a browser in CI: {why}")
+        pytest.skip(why)
+    r = bench_view.measure(quick=True)
+    assert 0 < r["html_mb"] < 1 and r["load_s"] > 0 and r["search_hits"] > 0

@@ -187,7 +187,8 @@ def test_read_commands_do_not_import_langchain(llmtrace_home):
     probe = (
         "import sys, runpy\n"
         "for argv in (['ls'], ['show', 'last'], ['cost'], ['--help'], ['ls', '--json'], ['ls', '-n', '5', '--min-cost', '0.5'],\n"
-        "             ['tag', 'last', 'env=dev'], ['feedback', 'last', '--score', '3'], ['show', '--help']):\n"
+        "             ['tag', 'last', 'env=dev'], ['feedback', 'last', '--score', '3'], ['show', '--help'],\n"
+        "             ['view', 'last', '-o', '/dev/null'], ['diff', 'last', 'last'], ['show', '--timeline']):\n"
         "    sys.argv = ['llmtrace', *argv]\n"
         "    try:\n        runpy.run_module('llmtrace', run_name='__main__')\n    except SystemExit:\n        pass\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'langchain', 'langchain_core', 'langchain_openai', 'openai', 'langgraph', 'genai_prices', 'tiktoken', 'pydantic'})\n"

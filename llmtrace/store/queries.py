@@ -324,6 +324,18 @@ def get_spans(db: sqlite3.Connection, trace_id: str, *, payloads: bool = False) 
     return list(iter_spans(db, trace_id, payloads=payloads))
 
 
+def load_payloads(db: sqlite3.Connection, spans: list[Span]) -> None:
+    """Fill in the request and response of spans read without them (a long run's folded steps)."""
+    by_id = {s.id: s for s in spans}
+    ids = list(by_id)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for sid, request, response in db.execute(
+            f"SELECT span_id, request, response FROM payloads WHERE span_id IN ({','.join('?' * len(chunk))})", chunk
+        ):
+            by_id[sid].request, by_id[sid].response = _loads(request), _loads(response)
+
+
 def find_span(db: sqlite3.Connection, trace_id: str, ref: str) -> Span:
     """The span of a trace whose id (dashes ignored) starts or ends with `ref`, with its payloads.
 
