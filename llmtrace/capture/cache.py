@@ -125,9 +125,9 @@ class ResponseCache:
     def _write(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         # diskcache's own expiry (real time) only reclaims space; `get` decides what has expired.
         expire = None if self.settings.ttl_s is None else self.settings.ttl_s + 60
-        with self.store.transact():  # one commit for a batch
-            for key, entry in items:
-                self.store.set(("r", key), entry, expire=expire)
+        # One commit an entry: inside one transaction diskcache's size-limit culling can evict the batch's own entries.
+        for key, entry in items:
+            self.store.set(("r", key), entry, expire=expire)
 
     def _run(self) -> None:
         import queue
