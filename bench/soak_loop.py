@@ -34,7 +34,10 @@ def spool_bytes() -> int:
 kind, calls, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 llm = ChatOpenAI(model="gpt-4o-mini", max_retries=0)
 if kind == "agent":
-    from langchain_classic.agents import AgentExecutor, create_openai_tools_agent
+    try:
+        from langchain_classic.agents import AgentExecutor, create_openai_tools_agent
+    except ImportError:  # LangChain 0.3
+        from langchain.agents import AgentExecutor, create_openai_tools_agent
     from math_agent import exponentiate, multiply, prompt
 
     executor = AgentExecutor(agent=create_openai_tools_agent(llm, [multiply, exponentiate], prompt),

@@ -6,7 +6,10 @@ Against OpenAI:              OPENAI_API_KEY=sk-… llmtrace run sample_agents/ma
 
 import sys
 
-from langchain_classic.agents import AgentExecutor, create_openai_tools_agent
+try:
+    from langchain_classic.agents import AgentExecutor, create_openai_tools_agent
+except ImportError:  # LangChain 0.3: the classic agents are still in langchain itself
+    from langchain.agents import AgentExecutor, create_openai_tools_agent
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI

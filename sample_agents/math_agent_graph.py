@@ -5,7 +5,13 @@ Run it traced and offline:   llmtrace run --mock sample_agents/math_agent_graph.
 
 import sys
 
-from langchain.agents import create_agent
+try:
+    from langchain.agents import create_agent
+except ImportError:  # LangChain 0.3: the same agent graph is LangGraph's create_react_agent
+    from langgraph.prebuilt import create_react_agent
+
+    def create_agent(model, tools, system_prompt=None):
+        return create_react_agent(model, tools, prompt=system_prompt)
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 

@@ -237,7 +237,9 @@ def test_insufficient_quota_is_not_retried(llmtrace_home, mock_server):
 def test_stream_broken_after_first_chunk_is_not_retried(llmtrace_home, mock_server):
     server = mock_server({"faults": [{"cut_after": 2}, 200]})
     r = run_cli("run", "--no-cache", str(AGENTS / "one_call.py"), "hello", "--stream", env={**server_env(server), **FAST})
-    assert r.code == 1 and "APIConnectionError" in r.stderr
+    # The error as the script sees it under python: newer openai/langchain-openai wrap the cut in an
+    # APIConnectionError subclass, older ones (the 0.3 line) let httpx's RemoteProtocolError through.
+    assert r.code == 1 and ("APIConnectionError" in r.stderr or "RemoteProtocolError" in r.stderr), r.stderr
     assert server.stats.requests == 1  # the stream had begun: retrying would repeat what the caller saw
     _, spans = last_trace(llmtrace_home)
     llm = next(s for s in spans if s.kind == "llm")

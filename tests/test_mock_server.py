@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import importlib.util
 import json
 import struct
 import time
@@ -21,6 +22,34 @@ from llmtrace.mock.schema import instance_of
 
 def client(server: MockServer, **kw) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0, **kw)
+
+
+def parse(c: openai.OpenAI, **kw):
+    """chat.completions.parse; older openai SDKs (the 0.3 line's) have it under client.beta only."""
+    completions = c.chat.completions
+    return (completions.parse if hasattr(completions, "parse") else c.beta.chat.completions.parse)(**kw)
+
+
+def text_of(message) -> str:
+    """message.text: a property on langchain-core 1.x, a method on late 0.3 releases, absent before."""
+    text = getattr(message, "text", None)
+    if text is not None:
+        return text if isinstance(text, str) else text()
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(b if isinstance(b, str) else b.get("text", "") for b in message.content
+                   if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text"))
+
+
+# The Responses API: openai >= 1.66; ChatOpenAI(use_responses_api=True): langchain-openai >= 0.3.9.
+needs_responses = pytest.mark.skipif(importlib.util.find_spec("openai.resources.responses") is None,
+                                     reason="the installed openai SDK has no Responses API (openai >= 1.66)")
+
+
+def _chat_openai_responses() -> bool:
+    from langchain_openai import ChatOpenAI
+
+    return "use_responses_api" in ChatOpenAI.model_fields
 
 
 def test_tool_calls_parallel_and_templates(mock_server):
@@ -134,7 +163,8 @@ def test_script_files_json_and_yaml(tmp_path):
 def test_stream_cut_midway(mock_server):
     server = mock_server({"faults": [{"cut_after": 2}], "replies": [{"content": "one two three four"}]})
     seen = []
-    with pytest.raises(openai.APIConnectionError):
+    # older SDKs (the 0.3 line) let httpx's RemoteProtocolError through instead
+    with pytest.raises((openai.APIConnectionError, httpx.RemoteProtocolError)):
         for ch in client(server).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):
             seen.append(ch)
     assert len(seen) == 2
@@ -284,16 +314,16 @@ def test_structured_output_chat_completions(mock_server):
         {"content": "plain text"},
     ]})
     c = client(server)
-    r = c.chat.completions.parse(model="m", messages=[{"role": "user", "content": "Inception facts"}], response_format=Movie)
+    r = parse(c, model="m", messages=[{"role": "user", "content": "Inception facts"}], response_format=Movie)
     movie = r.choices[0].message.parsed
     assert (movie.title, movie.genres, movie.studio.name) == ("Inception", [Genre.scifi], "Legendary")
     assert server.stats.bodies[-1]["response_format"]["type"] == "json_schema"
     # no json/content in the matching rule: a minimal instance generated from the schema ($defs, enum, anyOf, minItems)
-    movie = c.chat.completions.parse(model="m", messages=[{"role": "user", "content": "any film"}], response_format=Movie).choices[0].message.parsed
+    movie = parse(c, model="m", messages=[{"role": "user", "content": "any film"}], response_format=Movie).choices[0].message.parsed
     assert movie == Movie(title="example", year=1, rating=1.0, released=True, genres=[], cast=["example"],
                           studio=Studio(name="example", founded=1), sequel_of=Studio(name="example", founded=1))
     # content is used verbatim
-    person = c.chat.completions.parse(model="m", messages=[{"role": "user", "content": "verbatim"}], response_format=Person).choices[0].message.parsed
+    person = parse(c, model="m", messages=[{"role": "user", "content": "verbatim"}], response_format=Person).choices[0].message.parsed
     assert person == Person(name="Verb", age=2)
     # json_object with no schema → {}
     r = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], response_format={"type": "json_object"})
@@ -303,8 +333,8 @@ def test_structured_output_chat_completions(mock_server):
 
 
 def test_structured_output_with_the_default_script_is_generated(mock_server):
-    person = client(mock_server()).chat.completions.parse(
-        model="m", messages=[{"role": "user", "content": "x"}], response_format=Person).choices[0].message.parsed
+    person = parse(client(mock_server()), model="m", messages=[{"role": "user", "content": "x"}],
+                   response_format=Person).choices[0].message.parsed
     assert person == Person(name="example", age=1)
 
 
@@ -353,6 +383,7 @@ RESPONSES_SCRIPT = {"replies": [
 R_WEATHER = {"type": "function", "name": "get_weather", "parameters": WEATHER_TOOL["function"]["parameters"], "strict": False}
 
 
+@needs_responses
 def test_responses_create_and_parse(mock_server):
     from openai.types.responses import Response
 
@@ -381,6 +412,7 @@ def test_responses_create_and_parse(mock_server):
     assert json.loads(forced.output[0].arguments) == {"city": "example", "days": 3}
 
 
+@needs_responses
 def test_responses_stream_events_and_usage(mock_server):
     from openai.types.responses import ResponseStreamEvent
     from pydantic import TypeAdapter
@@ -415,6 +447,7 @@ def test_responses_stream_events_and_usage(mock_server):
     assert final.usage.input_tokens > 0 and final.usage.output_tokens == 7  # 26 characters, ~4 a token
 
 
+@needs_responses
 def test_responses_faults(mock_server):
     server = mock_server({"faults": [{"status": 429, "retry_after": 0.01}, {"cut_after": 3}, "drop"], "replies": [{"content": "a b c d e f"}]})
     c = client(server)
@@ -431,27 +464,30 @@ def test_responses_faults(mock_server):
     assert server.stats.as_dict()["usage"]["output_tokens"] == 3  # only the whole reply counts
 
 
+@needs_responses
 def test_langchain_chat_openai_responses_api(mock_server):
+    if not _chat_openai_responses():
+        pytest.skip("the installed langchain-openai has no use_responses_api (langchain-openai >= 0.3.9)")
     from langchain_core.messages import HumanMessage, ToolMessage
     from langchain_openai import ChatOpenAI
 
     server = mock_server(RESPONSES_SCRIPT)
     llm = ChatOpenAI(model="gpt-4o-mini", base_url=server.base_url, api_key="k", max_retries=0, use_responses_api=True)
     replies = [llm.invoke("hello")]
-    assert replies[0].text == "one two three"
+    assert text_of(replies[0]) == "one two three"
     chunks = list(llm.stream("hello"))
     streamed = chunks[0]
     for ch in chunks[1:]:
         streamed = streamed + ch
     replies.append(streamed)
-    assert streamed.text == "one two three" and streamed.usage_metadata == replies[0].usage_metadata
+    assert text_of(streamed) == "one two three" and streamed.usage_metadata == replies[0].usage_metadata
     bound = llm.bind_tools([R_WEATHER])
     ask = bound.invoke("weather in Berlin?")
     replies.append(ask)
     assert [(t["name"], t["args"]) for t in ask.tool_calls] == [("get_weather", {"city": "Berlin"})]
     answer = bound.invoke([HumanMessage("weather in Berlin?"), ask, ToolMessage("sunny", tool_call_id=ask.tool_calls[0]["id"])])
     replies.append(answer)
-    assert answer.text == "It is sunny after 1 result."
+    assert text_of(answer) == "It is sunny after 1 result."
     result = llm.with_structured_output(Person, include_raw=True).invoke("Tell me about Ada")
     replies.append(result["raw"])
     assert result["parsed"] == Person(name="Ada", age=36)
@@ -516,6 +552,7 @@ def test_whole_replies_leave_in_one_write(mock_server):
     assert len(writes) == 2  # one per reply: status line, headers and body together
 
 
+@needs_responses
 def test_usage_sums_for_tests(mock_server):
     server = mock_server({"replies": [{"content": "four words right here"}]})
     c = client(server)
@@ -600,20 +637,20 @@ def test_chat_anthropic_against_the_messages_route(mock_server, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     llm = langchain_anthropic.ChatAnthropic(model="claude-haiku-4-5", max_retries=0)
     replies = [llm.invoke("hello")]
-    assert replies[0].text == "hello from claude" and replies[0].response_metadata["model_name"] == "claude-haiku-4-5"
+    assert text_of(replies[0]) == "hello from claude" and replies[0].response_metadata.get("model_name", replies[0].response_metadata.get("model")) == "claude-haiku-4-5"
     chunks = list(llm.stream("hello"))
     streamed = chunks[0]
     for ch in chunks[1:]:
         streamed = streamed + ch
     replies.append(streamed)
-    assert streamed.text == "hello from claude" and streamed.usage_metadata["output_tokens"] == replies[0].usage_metadata["output_tokens"]
+    assert text_of(streamed) == "hello from claude" and streamed.usage_metadata["output_tokens"] == replies[0].usage_metadata["output_tokens"]
     tools = [{"name": "get_weather", "description": "Weather in a city.", "input_schema": WEATHER_TOOL["function"]["parameters"]}]
     ask = llm.bind_tools(tools).invoke("weather in Berlin?")
     replies.append(ask)
     assert [(t["name"], t["args"]) for t in ask.tool_calls] == [("get_weather", {"city": "Berlin"})]
     answer = llm.bind_tools(tools).invoke([HumanMessage("weather in Berlin?"), ask, ToolMessage("sunny", tool_call_id=ask.tool_calls[0]["id"])])
     replies.append(answer)
-    assert answer.text == "It is sunny."
+    assert text_of(answer) == "It is sunny."
     for method in ("function_calling", "json_schema"):
         out = llm.with_structured_output(Person, method=method, include_raw=True).invoke("Tell me about Ada")
         replies.append(out["raw"])

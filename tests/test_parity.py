@@ -42,6 +42,23 @@ class Case:
     stdin: str = ""
     exit: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    needs: str = ""  # a feature the installed LangChain/openai may lack (see _missing): skipped without it
+
+
+def _missing(feature: str) -> str | None:
+    """Why the installed versions cannot run a script that uses `feature`, or None when they can."""
+    if feature == "openai-responses":  # the Responses API: openai >= 1.66
+        import importlib.util
+
+        if importlib.util.find_spec("openai.resources.responses") is None:
+            return "the installed openai SDK has no Responses API (openai >= 1.66)"
+    elif feature == "chatopenai-responses":  # ChatOpenAI(use_responses_api=True): langchain-openai >= 0.3.9
+        from langchain_openai import ChatOpenAI
+
+        if "use_responses_api" not in ChatOpenAI.model_fields:
+            return "the installed langchain-openai has no use_responses_api (langchain-openai >= 0.3.9)"
+        return _missing("openai-responses")
+    return None
 
 
 CORPUS: dict[str, Case] = {
@@ -49,7 +66,8 @@ CORPUS: dict[str, Case] = {
     "structured_json_schema": Case("with_structured_output(Pydantic), default json_schema method, and include_raw"),
     "structured_function_calling": Case('with_structured_output(..., method="function_calling") in a prompt chain'),
     "structured_json_mode": Case('with_structured_output(dict schema, method="json_mode")'),
-    "responses_api_chat": Case("ChatOpenAI(use_responses_api=True): invoke, stream, bind_tools + one tool round"),
+    "responses_api_chat": Case("ChatOpenAI(use_responses_api=True): invoke, stream, bind_tools + one tool round",
+                               needs="chatopenai-responses"),
     "rag_inmemory": Case("OpenAIEmbeddings + InMemoryVectorStore.from_texts + retriever + LCEL chain, 2 questions"),
     "langgraph_toolnode": Case("LangGraph StateGraph + ToolNode + tools_condition, math tools, stream_mode=updates"),
     "create_agent_math": Case("langchain.agents.create_agent with the math tools"),
@@ -66,7 +84,7 @@ CORPUS: dict[str, Case] = {
     "subprocess_child": Case("subprocess.run([sys.executable, worker.py]): the child makes 2 calls"),
     "sdk_chat": Case("openai SDK chat.completions.create"),
     "sdk_stream": Case("openai SDK streamed chat completion, every chunk printed"),
-    "sdk_responses": Case("openai SDK responses.create, plain and stream=True"),
+    "sdk_responses": Case("openai SDK responses.create, plain and stream=True", needs="openai-responses"),
     "sdk_embeddings": Case("openai SDK embeddings.create, one text and a batch"),
     "sampling_loop": Case("5 x ChatOpenAI(temperature=1).invoke(same prompt), different samples"),
     "classic_math_agent": Case("classic math AgentExecutor (streams its model calls), intermediate steps"),
@@ -136,6 +154,9 @@ def _server(name: str) -> MockServer:
 def test_parity(name: str, llmtrace_home: Path) -> None:
     case = CORPUS[name]
     script = f"tests/parity/{name}.py"
+    reason = _missing(case.needs) if case.needs else None
+    if reason:
+        pytest.skip(reason)
 
     # 1. plain python: the reference. A failure here is a bug in the corpus, not in llmtrace.
     server = _server(name)

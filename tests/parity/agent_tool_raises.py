@@ -1,6 +1,9 @@
 """A classic AgentExecutor whose tool raises: the exception propagates and the script dies with a traceback."""
 
-from langchain_classic.agents import AgentExecutor, create_openai_tools_agent
+try:
+    from langchain_classic.agents import AgentExecutor, create_openai_tools_agent
+except ImportError:  # LangChain 0.3: the classic agents are still in langchain itself
+    from langchain.agents import AgentExecutor, create_openai_tools_agent
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI

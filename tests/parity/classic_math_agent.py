@@ -1,6 +1,9 @@
 """The classic math AgentExecutor (create_openai_tools_agent): its model calls stream by default."""
 
-from langchain_classic.agents import AgentExecutor, create_openai_tools_agent
+try:
+    from langchain_classic.agents import AgentExecutor, create_openai_tools_agent
+except ImportError:  # LangChain 0.3: the classic agents are still in langchain itself
+    from langchain.agents import AgentExecutor, create_openai_tools_agent
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI

@@ -16,6 +16,17 @@ except ImportError:
     ChatAnthropic = None
 
 
+def text_of(message):
+    """message.text: a property on langchain-core 1.x, a method on late 0.3 releases, absent before."""
+    text = getattr(message, "text", None)
+    if text is not None:
+        return text if isinstance(text, str) else text()
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(b if isinstance(b, str) else b.get("text", "") for b in message.content
+                   if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text"))
+
+
 class HouseChatModel(BaseChatModel):
     """An in-house model: answers by rule, counts tokens by words."""
 
@@ -46,7 +57,7 @@ for name, model in [("openai", ChatOpenAI(model="gpt-4o-mini", temperature=0)), 
     for question in ["What is special about octopuses?", "Why do we trace programs?"]:
         message = (prompt | model).invoke({"question": question})
         u = message.usage_metadata or {}
-        print(f"{name}: {message.text} [tokens {u.get('input_tokens', 0) > 0} {u.get('output_tokens', 0) > 0}]")
+        print(f"{name}: {text_of(message)} [tokens {u.get('input_tokens', 0) > 0} {u.get('output_tokens', 0) > 0}]")
     print(f"{name} chain:", (prompt | model | StrOutputParser()).invoke({"question": "What is a span?"}))
     chunks = list((prompt | model).stream({"question": "Why do we trace programs?"}))
-    print(f"{name} stream: {len(chunks)} chunks, text {''.join(c.text for c in chunks)!r}")
+    print(f"{name} stream: {len(chunks)} chunks, text {''.join(text_of(c) for c in chunks)!r}")

@@ -5,6 +5,17 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 
+def text_of(message):
+    """message.text: a property on langchain-core 1.x, a method on late 0.3 releases, absent before."""
+    text = getattr(message, "text", None)
+    if text is not None:
+        return text if isinstance(text, str) else text()
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(b if isinstance(b, str) else b.get("text", "") for b in message.content
+                   if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text"))
+
+
 @tool
 def get_word_length(word: str) -> int:
     """Return the number of letters in a word."""
@@ -14,16 +25,16 @@ def get_word_length(word: str) -> int:
 llm = ChatOpenAI(model="gpt-4o-mini", use_responses_api=True, temperature=0)
 
 reply = llm.invoke("Tell me a one-line joke about penguins.")
-print("invoke:", reply.text)
+print("invoke:", text_of(reply))
 print("invoke usage:", reply.usage_metadata["input_tokens"] > 0, reply.usage_metadata["output_tokens"] > 0)
 
 n = 0
 text = []
 for chunk in llm.stream("Name three colours of the rainbow."):
     n += 1
-    if chunk.text:
-        text.append(chunk.text)
-        print(f"stream chunk {n}: {chunk.text!r}")
+    if text_of(chunk):
+        text.append(text_of(chunk))
+        print(f"stream chunk {n}: {text_of(chunk)!r}")
 print("stream chunks:", n, "text:", repr("".join(text)))
 
 with_tools = llm.bind_tools([get_word_length])
@@ -36,4 +47,4 @@ for call in ai.tool_calls:
     print("tool result:", result.content)
     messages.append(result)
 final = with_tools.invoke(messages)
-print("final:", final.text)
+print("final:", text_of(final))
