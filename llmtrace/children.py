@@ -119,7 +119,10 @@ def start_from_env() -> None:
     options = dict(spec["options"])
     options["cache_dir"] = Path(options["cache_dir"]) if options.get("cache_dir") else None
     opts = RunOptions(script="", **options)
-    _start(spec["trace_id"], Path(spec["spool_dir"]), wire_settings(opts, quiet=True), Redactor.from_environ())
+    settings = wire_settings(opts, quiet=True)
+    if settings.cache is not None:  # a worker can be ended (Pool.terminate) before a writer thread had its turn
+        settings.cache.write_behind = False
+    _start(spec["trace_id"], Path(spec["spool_dir"]), settings, Redactor.from_environ())
 
 
 def _after_fork() -> None:

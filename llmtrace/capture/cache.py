@@ -92,6 +92,7 @@ class ResponseCache:
         self._queue: Any = None
         self._thread: threading.Thread | None = None
         self._owner = os.getpid()
+        self.write_behind = True  # off in child processes: a Pool worker may be ended before a thread could write
         self._lock = threading.Lock()
         self._warned = False
 
@@ -109,7 +110,7 @@ class ResponseCache:
 
     def set(self, key: str, status: int, headers: list[list[str]], parts: list[bytes], sse: bool) -> None:
         entry = {"v": VERSION, "status": status, "headers": headers, "parts": parts, "sse": sse, "stored_s": clock.now()}
-        if os.getpid() != self._owner:  # a fork child: the writer thread stayed in the parent
+        if not self.write_behind or os.getpid() != self._owner:  # a child process (a fork's writer stayed in the parent)
             self._write([(key, entry)])
             return
         with self._lock:
