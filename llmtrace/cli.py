@@ -425,7 +425,7 @@ def ls(
     min_duration: Optional[str] = typer.Option(None, "--min-duration", help="Only traces that ran at least this long: 90s, 5min, 2h."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Keep the list on screen, refreshed every second, until Ctrl-C (needs a terminal)."),
     run_ref: Optional[str] = typer.Option(None, "--run", metavar="ID", help="Only the traces of this `run --split` run (its id, or any of its traces' ids), with the run's own record."),
-    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many traces to list."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1_000_000_000, help="How many traces to list."),
     as_json: JsonFlag = False,
 ) -> None:
     """List recent traces, newest first.
@@ -644,7 +644,7 @@ def cost(
     since: SinceOpt = None,
     until: UntilOpt = None,
     by: str = typer.Option("model", "--by", help="Group by: model, day, trace, run (a `run --split` run's traces together), name, or tag:KEY."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0, help="With --by trace or run: the costliest this many (default 20; 0 for all)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0, max=1_000_000_000, help="With --by trace or run: the costliest this many (default 20; 0 for all)."),
     as_json: JsonFlag = False,
 ) -> None:
     """What LLM calls cost, grouped by model, day, trace, run, trace name or a tag.
