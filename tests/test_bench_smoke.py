@@ -32,3 +32,16 @@ def test_generated_store_is_readable(tmp_path, monkeypatch):
     shown = run_cli("show", big[:8], "--all")
     assert shown.code == 0 and shown.stdout.count("multiply(") >= 100
     assert "gpt-4o-mini-2024-07-18" in run_cli("cost", "--since", "90d").stdout
+
+
+def test_peers_bench_runs():
+    """Three rows of the peer comparison, tiny sizes, no peer venv (those are a full run's)."""
+    from bench import bench_peers
+
+    r = bench_peers.measure(quick=True, calls=2, rounds=1, only=("llmtrace-hit",))
+    rows = r["rows"]
+    assert set(rows) == {"python", "llmtrace-miss", "llmtrace-hit"}
+    for row in ("llmtrace-miss", "llmtrace-hit"):
+        assert rows[row]["loop_llm_spans"] == [3] and rows[row]["agent_llm_spans"] == [8], row
+    assert rows["llmtrace-hit"]["loop_hits"] == [3]
+    assert "every call a hit" in bench_peers.report(r)
