@@ -3,6 +3,11 @@
     python bench/run_all.py                 # full run (~5 minutes on 2 cores), prints the table
     python bench/run_all.py --write docs/benchmarks.md
     python bench/run_all.py --quick         # a smoke run with small sizes (seconds)
+    python bench/run_all.py --only peers --write docs/benchmarks.md   # one bench; only its section is rewritten
+
+The main table (between `<!-- results -->` markers) needs every bench but `peers`; the comparison
+with other tracers (bench_peers.py, ~10 minutes and two venvs on its first run) has its own section
+between `<!-- peers -->` markers. `--write` rewrites the sections whose benches ran and keeps the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +21,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_cache, bench_overhead, bench_record, bench_scale, bench_soak, bench_view, bench_writers  # noqa: E402
+from bench import (  # noqa: E402
+    bench_cache,
+    bench_overhead,
+    bench_peers,
+    bench_record,
+    bench_scale,
+    bench_soak,
+    bench_view,
+    bench_writers,
+)
+
+BENCHES = {"record": bench_record, "overhead": bench_overhead, "cache": bench_cache, "writers": bench_writers,
+           "scale": bench_scale, "view": bench_view, "soak": bench_soak, "peers": bench_peers}
+MAIN = ("record", "overhead", "cache", "writers", "scale", "view", "soak")
 
 
 def table(r: dict[str, dict[str, float]]) -> str:
@@ -62,26 +80,55 @@ def table(r: dict[str, dict[str, float]]) -> str:
     return "\n".join(out)
 
 
+def replace_section(text: str, marker: str, body: str) -> str:
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    if start not in text:
+        return f"{text.rstrip()}\n\n{start}\n{body}\n{end}\n"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Run llmtrace's benchmarks.")
-    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    ap.add_argument("--write", type=Path, help="write the markdown table into this file (between the markers)")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run (bench_peers: llmtrace's rows only)")
+    ap.add_argument("--only", help=f"comma-separated benches to run, of: {', '.join(BENCHES)}")
+    ap.add_argument("--write", type=Path, help="write the markdown tables into this file (between the markers)")
+    ap.add_argument("--peers-calls", type=int, help="bench_peers: LLM calls in the loop (default 1,000)")
+    ap.add_argument("--peers-rounds", type=int, help="bench_peers: interleaved rounds (default 3)")
     a = ap.parse_args()
+    names = [n.strip() for n in a.only.split(",")] if a.only else list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        ap.error(f"unknown bench {', '.join(unknown)}; there are: {', '.join(BENCHES)}")
     t0 = time.time()
     results = {}
-    for name, mod in (("record", bench_record), ("overhead", bench_overhead), ("cache", bench_cache),
-                      ("writers", bench_writers), ("scale", bench_scale), ("view", bench_view), ("soak", bench_soak)):
+    for name in names:
         print(f"running {name} …", file=sys.stderr, flush=True)
-        results[name] = mod.measure(a.quick)
-    md = table(results)
+        if name == "peers":
+            results[name] = bench_peers.measure(a.quick, calls=a.peers_calls, rounds=a.peers_rounds)
+        else:
+            results[name] = BENCHES[name].measure(a.quick)
+    options = [o for o in sys.argv[1:] if o != "--write" and not o.endswith(".md")]
+    command = f"`python bench/run_all.py {' '.join(options)}`".replace(" `", "`")
     stamp = (f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, Python {platform.python_version()}, "
-             f"{'quick' if a.quick else 'full'} run in {time.time() - t0:.0f} s: `python bench/run_all.py{' --quick' if a.quick else ''}`")
-    print(md + "\n\n" + stamp)
+             f"{'quick' if a.quick else 'full'} run in {time.time() - t0:.0f} s: {command}")
+    sections = {}
+    if all(n in results for n in MAIN):
+        sections["results"] = table(results)
+    if "peers" in results:
+        sections["peers"] = bench_peers.report(results["peers"])
+    if not sections:  # a subset of the main table's benches: their raw figures
+        sections = {}
+        print("\n".join(f"{n}: {results[n]}" for n in results))
+    for body in sections.values():
+        print(body + "\n")
+    print(stamp)
     if a.write:
-        text = a.write.read_text() if a.write.exists() else "<!-- results -->\n<!-- /results -->\n"
-        head, _, rest = text.partition("<!-- results -->")
-        _, _, tail = rest.partition("<!-- /results -->")
-        a.write.write_text(f"{head}<!-- results -->\n{md}\n\n{stamp}\n<!-- /results -->{tail}")
+        text = a.write.read_text() if a.write.exists() else ""
+        for marker, body in sections.items():
+            text = replace_section(text, marker, f"{body}\n\n{stamp}")
+        a.write.write_text(text)
 
 
 if __name__ == "__main__":

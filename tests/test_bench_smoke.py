@@ -46,3 +46,16 @@ def test_view_bench_runs():
         pytest.skip(why)
     r = bench_view.measure(quick=True)
     assert 0 < r["html_mb"] < 1 and r["load_s"] > 0 and r["search_hits"] > 0
+
+
+def test_peers_bench_runs():
+    """Three rows of the peer comparison, tiny sizes, no peer venv (those are a full run's)."""
+    from bench import bench_peers
+
+    r = bench_peers.measure(quick=True, calls=2, rounds=1, only=("llmtrace-hit",))
+    rows = r["rows"]
+    assert set(rows) == {"python", "llmtrace-miss", "llmtrace-hit"}
+    for row in ("llmtrace-miss", "llmtrace-hit"):
+        assert rows[row]["loop_llm_spans"] == [3] and rows[row]["agent_llm_spans"] == [8], row
+    assert rows["llmtrace-hit"]["loop_hits"] == [3]
+    assert "every call a hit" in bench_peers.report(r)
