@@ -37,7 +37,7 @@ class MemoryExporter:
 
 
 class Splitter(Protocol):
-    """`run --split`: gives each top-level span a trace of its own (see runner.SplitTraces)."""
+    """`run --split`: gives each top-level span a trace of its own (see split.SplitTraces)."""
 
     def begin(self, root: Span) -> str: ...
 
