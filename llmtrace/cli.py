@@ -307,16 +307,14 @@ def replay(
     tags = {**t.tags, **parse_tags(tag), "replay_of": t.id}
 
     def after() -> None:
-        what = f"replay of {t.id[:8]}: {source.answered} of {fmt_calls(len(source.calls))} answered from the recording"
+        from llmtrace.render.fmt import plural
+
+        what = f"replay of {t.id[:8]}: {source.answered} of {plural(len(source.calls), 'recorded call')} answered from the recording"
         _stderr().print(what + (", then it diverged" if source.diverged else ""), style="yellow" if source.diverged else "")
 
     opts = runner.RunOptions(script_arg, list(args) if args else list(t.argv[1:]), None, name or t.name, tags,
                              cache=False, replay=source)
     _launch(opts, _find_mock_script(Path(script_arg), mock_script) if mock else None, quiet, env, after)
-
-
-def fmt_calls(n: int) -> str:
-    return f"{n:,} recorded call{'s' if n != 1 else ''}"
 
 
 @app.command()

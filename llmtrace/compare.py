@@ -92,6 +92,12 @@ def _diff(a: list[str], b: list[str], context: int) -> list[str]:
     return [line for line in difflib.unified_diff(a, b, lineterm="", n=context) if not line.startswith(("---", "+++"))]
 
 
+def section_diffs(a: dict[str, list[str]], b: dict[str, list[str]], context: int = 1) -> dict[str, list[str]]:
+    """Section → unified diff lines, for the sections (in order of appearance) whose lines differ."""
+    return {name: _diff(a.get(name, []), b.get(name, []), context)
+            for name in dict.fromkeys([*a, *b]) if a.get(name, []) != b.get(name, [])}
+
+
 def compare(spans_a: list[Span], spans_b: list[Span], context: int = 1) -> list[Change]:
     a, b = steps(spans_a), steps(spans_b)
     out: list[Change] = []
@@ -99,9 +105,7 @@ def compare(spans_a: list[Span], spans_b: list[Span], context: int = 1) -> list[
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
             for x, y in zip(a[i1:i2], b[j1:j2]):
-                diffs = {name: _diff(x.sections.get(name, []), y.sections.get(name, []), context)
-                         for name in dict.fromkeys([*x.sections, *y.sections])
-                         if x.sections.get(name, []) != y.sections.get(name, [])}
+                diffs = section_diffs(x.sections, y.sections, context)
                 out.append(Change("changed" if diffs else "same", x, y, diffs))
         else:  # replace, delete, insert: steps of another kind stay whole on each side
             out += [Change("removed", x, None) for x in a[i1:i2]]

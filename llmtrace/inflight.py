@@ -43,9 +43,7 @@ class InFlightPublisher:
         return self
 
     def _snapshot(self) -> list[list[Any]]:
-        with self.recorder._lock:
-            spans = list(self.recorder._open.values())
-        return [[getattr(s, f) for f in _FIELDS] for s in spans]
+        return [[getattr(s, f) for f in _FIELDS] for s in self.recorder.open_spans()]
 
     def publish(self) -> None:
         rows = self._snapshot()

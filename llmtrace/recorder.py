@@ -106,10 +106,14 @@ class Recorder:
         if self.splitter is not None and span.parent_id is None:
             self.splitter.end(span)
 
+    def open_spans(self) -> list[Span]:
+        """The spans started and not yet ended, at this moment."""
+        with self._lock:
+            return list(self._open.values())
+
     def close_open(self, status: str, message: str) -> int:
         """End every span still open (the run is over): returns how many there were."""
-        with self._lock:
-            spans = sorted(self._open.values(), key=lambda s: s.start_us, reverse=True)
+        spans = sorted(self.open_spans(), key=lambda s: s.start_us, reverse=True)
         for span in spans:
             span.error_message = message
             self.end_span(span, status=status)

@@ -25,7 +25,6 @@ class SplitTraces:
         self.finisher: Any = None  # the span exporter that finishes a trace after its spans (the spool)
         self._traces: dict[str, Trace] = {}  # open top-level span id → its trace
         self._lock = threading.Lock()
-        self.count = 0
         self._warned = False
 
     def begin(self, root: Span) -> str:
@@ -41,7 +40,6 @@ class SplitTraces:
             return run.id
         with self._lock:
             self._traces[root.id] = trace
-            self.count += 1
         return trace.id
 
     def end(self, root: Span) -> None:

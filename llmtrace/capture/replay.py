@@ -68,7 +68,7 @@ def _key(body: dict[str, Any]) -> str:
 
 def request_diff(expected: dict[str, Any], actual: dict[str, Any], name: str) -> list[str]:
     """A short unified diff of two request bodies, section by section (messages, parameters, tools)."""
-    from llmtrace.compare import _diff, step
+    from llmtrace.compare import section_diffs, step
 
     def sections(body: dict[str, Any]) -> dict[str, list[str]]:
         kind = "embedding" if name.endswith("embeddings") else "llm"
@@ -76,12 +76,9 @@ def request_diff(expected: dict[str, Any], actual: dict[str, Any], name: str) ->
         return step(Span(id="", trace_id="", parent_id=None, kind=kind, name=name, start_us=0, inputs=inputs,
                          request=body, model_requested=body.get("model"))).sections
 
-    a, b = sections(expected), sections(actual)
     out: list[str] = []
-    for section in dict.fromkeys([*a, *b]):
-        if a.get(section, []) != b.get(section, []):
-            out.append(f"{section}:")
-            out += [f"  {line}" for line in _diff(a.get(section, []), b.get(section, []), 1)]
+    for section, lines in section_diffs(sections(expected), sections(actual)).items():
+        out += [f"{section}:", *[f"  {line}" for line in lines]]
     return out or ["(the bodies differ in a field the diff does not show)"]
 
 

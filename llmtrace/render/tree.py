@@ -126,6 +126,10 @@ def _call(text: Text, name: str, args: object, limit: int, on_path: bool) -> Non
     text.append(call, style="cyan")
 
 
+_KIND_LABEL = {"llm": ("LLM ", "bold blue"), "embedding": ("embedding ", "bold blue"), "tool": ("tool ", "bold magenta"),
+               "retriever": ("retriever ", "bold yellow")}
+
+
 def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Text:
     """One span's line; `on_path`: it failed or holds a span that did (its name in red); `step`: the
     number of a top-level step (then a chain shows its input too)."""
@@ -134,7 +138,7 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
     name_style = "red" if on_path else ""
     text = Text()
     if span.kind == "llm":
-        text.append("LLM ", style="bold blue")
+        text.append(*_KIND_LABEL["llm"])
         text.append(span.model or span.model_requested or span.name, style=name_style)
         text.append(f"  {fmt.count(span.input_tokens)} in / {fmt.count(span.output_tokens)} out")
         if span.cached_tokens:
@@ -157,7 +161,7 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
             text.append("  → ")
             text.append(fmt.short_json(out["content"], 160), style="green")
     elif span.kind == "embedding":
-        text.append("embedding ", style="bold blue")
+        text.append(*_KIND_LABEL["embedding"])
         text.append(span.model or span.model_requested or span.name, style=name_style)
         text.append(f"  {fmt.count(span.input_tokens)} in")
         if span.cache_hit:
@@ -170,14 +174,14 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
             text.append(f"  → {fmt.plural(out['vectors'], 'vector')}" + (f" × {out['dimensions']}" if out.get("dimensions") else ""),
                         style="green")
     elif span.kind == "tool":
-        text.append("tool ", style="bold magenta")
+        text.append(*_KIND_LABEL["tool"])
         _call(text, span.name, span.inputs, 70, on_path)
         if span.status != Status.ERROR.value:
             text.append(" → ")
             text.append(fmt.short_json(span.outputs, 60), style="green")
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
     elif span.kind == "retriever":
-        text.append("retriever ", style="bold yellow")
+        text.append(*_KIND_LABEL["retriever"])
         query = span.inputs.get("query") if isinstance(span.inputs, dict) else span.inputs
         _call(text, span.name, query, 70, on_path)
         if isinstance(span.outputs, list):
@@ -197,10 +201,6 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
     elif span.status not in (Status.OK.value,):
         text.append(f"  [{span.status}]", style=STATUS_STYLE.get(span.status, ""))
     return text
-
-
-_KIND_LABEL = {"llm": ("LLM ", "bold blue"), "embedding": ("embedding ", "bold blue"), "tool": ("tool ", "bold magenta"),
-               "retriever": ("retriever ", "bold yellow")}
 
 
 def _in_flight_label(span: Span, step: int | None) -> Text:
