@@ -332,3 +332,15 @@ class Pty:
     def wait_for(self, needle: str) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: needle in self.text, HANG)
+
+
+def need_browser(who: str) -> None:
+    """Skip when no headless browser can start here (bench/browser.py says why); on CI (CI=true) fail:
+    `who` names what needs it ("the view tests need")."""
+    from bench import browser
+
+    why = browser.missing()
+    if why:
+        if browser.in_ci():
+            pytest.fail(f"{who} a browser in CI: {why}")
+        pytest.skip(why)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
-from conftest import ROOT, run_cli
+from conftest import ROOT, need_browser, run_cli
 
 sys.path.insert(0, str(ROOT))
 
@@ -37,13 +35,9 @@ def test_generated_store_is_readable(tmp_path, monkeypatch):
 
 
 def test_view_bench_runs():
-    from bench import bench_view, browser
+    from bench import bench_view
 
-    why = browser.missing()
-    if why:
-        if browser.in_ci():
-            pytest.fail(f"the view bench needs a browser in CI: {why}")
-        pytest.skip(why)
+    need_browser("the view bench needs")
     r = bench_view.measure(quick=True)
     assert 0 < r["html_mb"] < 1 and r["load_s"] > 0 and r["search_hits"] > 0
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import CACHE_KEY, ROOT, run_cli, use_home
+from conftest import CACHE_KEY, ROOT, need_browser, run_cli, use_home
 
 sys.path.insert(0, str(ROOT))
 from bench import browser as chromium  # noqa: E402
@@ -22,11 +22,7 @@ from llmtrace.render.tree import layout  # noqa: E402
 
 @pytest.fixture(scope="module")
 def browser():
-    why = chromium.missing()
-    if why:
-        if chromium.in_ci():
-            pytest.fail(f"the view tests need a browser in CI: {why}")
-        pytest.skip(why)
+    need_browser("the view tests need")
     with chromium.chromium() as b:
         yield b
 
