@@ -4,7 +4,7 @@ The runner puts the trace id, the spool folder and the cache/retry settings in L
 prepends a folder holding a `sitecustomize.py` to PYTHONPATH, so any Python child (a `spawn` or
 `forkserver` multiprocessing worker, `subprocess.run([sys.executable, …])`) starts recording
 before its own code runs. A `fork` child re-arms in `os.register_at_fork`. Each child writes only
-to a spool file of its own (`<trace>.<pid>.jsonl`): nothing is lost when it exits or is killed,
+to a spool file of its own (`<trace>.<pid>.spool`): nothing is lost when it exits or is killed,
 and the parent loads those files into the store when the run ends. Its spans hang under the
 LangChain run that was current where it was forked, or at the top of the trace.
 

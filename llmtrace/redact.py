@@ -38,9 +38,41 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _KEY_FRAGMENTS = ("key", "secret", "passw", "authoriz", "credential", "token", "bearer", "cookie")
 
 
+_KEY_FRAGMENTS_B = tuple(f.encode() for f in _KEY_FRAGMENTS)
+_GITHUB_SHAPE_B = re.compile(rb"gh[pousr]_")
+_CONTAINERS = (dict, list, tuple)
+
+
 def has_key_fragment(text: str) -> bool:
     low = text.lower()
     return any(f in low for f in _KEY_FRAGMENTS)
+
+
+_checked_names: set[str] = set()  # field names seen and found to name no credential
+
+
+def has_secret_key(value: Any) -> bool:
+    """Whether a JSON-like value has a credential-named field anywhere (a superset of what
+    `Redactor.obj` blanks: the field's value is not looked at). Names already found harmless are
+    remembered, so a dict of known names costs one set comparison."""
+    stack = [value]
+    pop, push, checked = stack.pop, stack.append, _checked_names
+    while stack:
+        x = pop()
+        if isinstance(x, dict):
+            if not x.keys() <= checked:
+                for k in x.keys() - checked:
+                    if not isinstance(k, str) or is_secret_key(k):
+                        return True
+                    if len(checked) < 10_000:
+                        checked.add(k)
+            x = x.values()
+        elif not isinstance(x, (list, tuple)):
+            continue
+        for y in x:
+            if y.__class__ in _CONTAINERS or isinstance(y, _CONTAINERS):
+                push(y)
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -53,6 +85,7 @@ class Redactor:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._secret_bytes: tuple[bytes, ...] = ()
         for s in secrets or ():
             self.add_secret(s)
 
@@ -71,6 +104,7 @@ class Redactor:
             # Longest first so a secret that contains another is replaced whole.
             alts = sorted(self._secrets, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(a) for a in alts))
+            self._secret_bytes = tuple(a.encode("utf-8", "surrogatepass") for a in alts)
 
     def text(self, s: str) -> str:
         pattern = self._pattern
@@ -80,6 +114,17 @@ class Redactor:
             if prefix in s:
                 s = shape.sub(REDACTED, s)
         return s
+
+    def may_change(self, blob: bytes, values: Any) -> bool:
+        """False when redaction is sure to change nothing: `blob` (the values' strings as UTF-8, as
+        marshal writes them) holds no known secret and no key shape, and no field of `values` is named
+        like a credential. A cheap test, so that the encoding of a clean span can wait."""
+        if any(s in blob for s in self._secret_bytes):
+            return True
+        if b"sk-" in blob or b"Bearer " in blob or b"AKIA" in blob or _GITHUB_SHAPE_B.search(blob):
+            return True
+        low = blob.lower()
+        return any(f in low for f in _KEY_FRAGMENTS_B) and has_secret_key(values)
 
     def obj(self, value: Any) -> Any:
         """Copy of a JSON-like value with credential-named fields blanked (text is scrubbed later)."""

@@ -109,7 +109,7 @@ def test_sigkill_keeps_finished_spans_and_shows_killed(llmtrace_home, mock_serve
     # Every call whose span had ended is on disk: at least every step the script printed, and
     # at most one fewer than the requests the server answered (one may have been in flight).
     assert len(finished) >= 5 + printed and server.stats.requests - len(finished) <= 1
-    assert not list((llmtrace_home / "spool").glob("*.jsonl"))  # the spool was loaded and removed
+    assert not list((llmtrace_home / "spool").glob("*.spool"))  # the spool was loaded and removed
     assert trace.totals.llm_calls == len(spans)
     r = run_cli("ls")
     assert r.code == 0 and "killed" in r.stdout

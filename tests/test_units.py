@@ -187,7 +187,7 @@ def test_spool_written_at_span_end_and_recovered_after_a_kill(tmp_path):
     import subprocess as sp
     import sys
 
-    from llmtrace.store.spool import SpoolingWriter, spool_dir
+    from llmtrace.store.spool import SpoolingWriter, read_records, spool_dir
 
     home = tmp_path / "home"
     db = open_store(home / "traces.db")
@@ -201,15 +201,69 @@ def test_spool_written_at_span_end_and_recovered_after_a_kill(tmp_path):
         spool.write_span(Span(id=f"s{i}", trace_id="killed-trace", parent_id=None, kind="llm", name="x", start_us=i,
                               end_us=i + 1, status="ok", inputs={"prompt": "super-secret-value-1"}))
     # The bytes are in the file (the kernel's page cache) already, with no flush or close.
-    lines = (spool_dir(home) / "killed-trace.jsonl").read_bytes().rstrip(b"\0").decode().splitlines()
-    assert len(lines) == 3 and "super-secret-value-1" not in "".join(lines)
-    torn = b'[["s9", "killed-trace"'  # the append the kill cut short
-    spool.file._map[spool.file._offset : spool.file._offset + len(torn)] = torn
+    spool.write_span(Span(id="s3", trace_id="killed-trace", parent_id=None, kind="llm", name="x", start_us=3,
+                          end_us=4, status="ok", inputs={"prompt": "nothing to hide"}))
+    data = (spool_dir(home) / "killed-trace.spool").read_bytes()
+    records = read_records(data)
+    # Spans holding a secret are redacted before they are written; a clean one is kept as a snapshot.
+    assert [tag for tag, _ in records] == [b"J", b"J", b"J", b"M"]
+    assert b"super-secret-value-1" not in data and b"REDACTED" in data
+    torn = records[-1][1][: len(records[-1][1]) // 2]  # the append the kill cut short: a record half written
+    spool.file.append_record(b"M", torn + b"\0" * (len(records[-1][1]) - len(torn)))
     db.close()
     db2 = open_store(home / "traces.db")  # what any later command does
-    assert [r[0] for r in db2.execute("SELECT id FROM spans ORDER BY id")] == ["s0", "s1", "s2"]
-    assert not (spool_dir(home) / "killed-trace.jsonl").exists()
+    assert [r[0] for r in db2.execute("SELECT id FROM spans ORDER BY id")] == ["s0", "s1", "s2", "s3"]
+    assert not (spool_dir(home) / "killed-trace.spool").exists()
     assert json.loads(db2.execute("SELECT inputs FROM spans WHERE id = 's0'").fetchone()[0]) == {"prompt": "[REDACTED]"}
+
+
+def test_a_spool_written_by_an_earlier_version_is_still_recovered(tmp_path):
+    from llmtrace.store.spool import spool_dir
+    from llmtrace.store.writer import RowEncoder
+
+    home = tmp_path / "home"
+    db = open_store(home / "traces.db")
+    StoreWriter(db, Redactor()).start_trace(Trace(id="old-run", name="k", start_us=1, pid=2 ** 22 + 7))
+    db.close()
+    rows = [RowEncoder(Redactor()).rows(Span(id=f"s{i}", trace_id="old-run", parent_id=None, kind="llm", name="x",
+                                                start_us=i, end_us=i + 1, status="ok", inputs={"i": i})) for i in range(2)]
+    spool_dir(home).mkdir(parents=True)
+    (spool_dir(home) / "old-run.jsonl").write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows) + b"\0" * 64)
+    db2 = open_store(home / "traces.db")
+    assert [r[0] for r in db2.execute("SELECT id FROM spans ORDER BY id")] == ["s0", "s1"]
+    assert not list(spool_dir(home).iterdir())
+
+
+@pytest.mark.parametrize("fields", [
+    {"inputs": {"messages": [{"role": "user", "content": "héllo \ud800 ✓"}]}, "outputs": {"content": ""}},
+    {"inputs": {"s": {1, 2}, "b": b"\xff bytes"}, "metadata": {"params": {"max_tokens": 5}, "n": [1.5, None, True]}},
+    {"outputs": 0, "tool_calls": [], "metadata": {}, "error_message": "boom"},
+    {"request": {"model": "m", "messages": []}, "response": {"usage": {"prompt_tokens": 3}}},
+])
+def test_a_span_snapshot_encodes_to_exactly_the_rows_of_the_direct_path(fields):
+    from llmtrace.store.writer import RowEncoder
+
+    enc = RowEncoder(Redactor({"super-secret-value-1"}))
+    span = Span(id="s", trace_id="t", parent_id=None, kind="llm", name="x", start_us=1, end_us=2, status="ok", **fields)
+    blob = enc.snapshot(span)
+    assert blob is not None
+    assert enc.snapshot_rows(blob) == enc.rows(span)
+
+
+@pytest.mark.parametrize("fields", [
+    {"inputs": {"prompt": "say super-secret-value-1"}},
+    {"metadata": {"client": {"api_key": "abc"}}},
+    {"outputs": "sk-abcdefghijklmnopqrstuvwxyz"},
+    {"error_message": "401: Bearer abcdefghijklmnopqrstuvwx"},
+    {"response": {"t": "ghp_abcdefghijklmnopqrstuvwxyz0123456789"}},
+    {"inputs": {"x": object()}},
+])
+def test_a_span_with_anything_to_redact_is_never_snapshotted(fields):
+    from llmtrace.store.writer import RowEncoder
+
+    enc = RowEncoder(Redactor({"super-secret-value-1"}))
+    span = Span(id="s", trace_id="t", parent_id=None, kind="llm", name="x", start_us=1, end_us=2, status="ok", **fields)
+    assert enc.snapshot(span) is None
 
 
 def test_pricing_cached_tokens_and_unknown_models():

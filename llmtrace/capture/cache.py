@@ -27,6 +27,7 @@ from llmtrace import clock
 
 _IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
 VERSION = 2  # 2: entries are HTTP answers, keys carry `stream` and the occurrence
+_LINGER_S = 0.05  # answers written behind the calls are committed together, at most this late
 
 
 @dataclass
@@ -84,6 +85,10 @@ class ResponseCache:
             # Bounded memory in long runs: a 2 MiB page cache and no memory map (diskcache's defaults,
             # 32 MiB and 64 MiB, fill up as the cache grows and count against the script's RSS).
             sqlite_cache_size=512, sqlite_mmap_size=0,
+            # No culling inside `set`: entries are written in batches, one transaction each, and culled
+            # after the commit (`_write`). Inside a transaction the file has not shrunk yet, so a culling
+            # `set` would go on evicting, the batch's own new entries included.
+            cull_limit=0,
         )
 
         # Answers are written behind the call, by a thread of this process, in batches; `close()` waits
@@ -94,13 +99,14 @@ class ResponseCache:
         self._owner = os.getpid()
         self.write_behind = True  # off in child processes: a Pool worker may be ended before a thread could write
         self._lock = threading.Lock()
+        self._flushing = threading.Event()  # ends the linger at once
         self._warned = False
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The recorded answer {status, headers, parts, sse}, or None (missing, damaged or expired)."""
         entry = self._pending.get(key)
         if entry is None:
-            entry = self.store.get(("r", key))
+            entry = self.store.get("r:" + key)
         if not isinstance(entry, dict) or entry.get("v") != VERSION:
             return None
         ttl = self.settings.ttl_s
@@ -126,15 +132,20 @@ class ResponseCache:
     def _write(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         # diskcache's own expiry (real time) only reclaims space; `get` decides what has expired.
         expire = None if self.settings.ttl_s is None else self.settings.ttl_s + 60
-        # One commit an entry: inside one transaction diskcache's size-limit culling can evict the batch's own entries.
-        for key, entry in items:
-            self.store.set(("r", key), entry, expire=expire)
+        # One commit a batch (a commit costs more than an entry), then the least recently stored go
+        # until the cache is within its size limit, one transaction at a time.
+        with self.store.transact():
+            for key, entry in items:
+                self.store.set("r:" + key, entry, expire=expire)
+        self.store.cull()
 
     def _run(self) -> None:
         import queue
 
         while True:
             items = [self._queue.get()]
+            if items[0] is not None:
+                self._flushing.wait(_LINGER_S)  # let answers gather: one commit for many
             while True:
                 try:
                     items.append(self._queue.get_nowait())
@@ -163,22 +174,31 @@ class ResponseCache:
             thread, self._thread = self._thread, None
         if thread is not None and os.getpid() == self._owner:
             self._queue.put(None)
+            self._flushing.set()
             thread.join()
+            self._flushing.clear()
 
     # -- semantic ---------------------------------------------------------------------------------
     def semantic_candidates(self, pkey: str) -> list[tuple[list[float], str]]:
-        value = self.store.get(("s", pkey))
+        value = self.store.get("s:" + pkey)
         return value if isinstance(value, list) else []
 
     def semantic_add(self, pkey: str, vector: list[float], key: str) -> None:
         with self.store.transact():
             entries = self.semantic_candidates(pkey)
             entries.append((vector, key))
-            self.store.set(("s", pkey), entries[-2000:], expire=self.settings.ttl_s)
+            self.store.set("s:" + pkey, entries[-2000:], expire=self.settings.ttl_s)
 
     def close(self) -> None:
         self.flush()
         self.store.close()
+
+
+def _is_answer(key: Any) -> bool:
+    # Keys are plain strings, "r:<request hash>.<n>" (answers) and "s:<params hash>" (semantic index):
+    # diskcache stores a str key as it is; a tuple key was pickled on every get and set. Caches written
+    # before hold ("r", …) tuples: no longer looked up, still counted, cleared and evicted.
+    return (isinstance(key, str) and key.startswith("r:")) or (isinstance(key, tuple) and key[:1] == ("r",))
 
 
 def stats(directory: Path) -> tuple[int, int]:
@@ -186,7 +206,7 @@ def stats(directory: Path) -> tuple[int, int]:
     import diskcache
 
     with diskcache.Cache(str(directory)) as c:
-        return sum(1 for k in c.iterkeys() if isinstance(k, tuple) and k[0] == "r"), c.volume()
+        return sum(1 for k in c.iterkeys() if _is_answer(k)), c.volume()
 
 
 def clear(directory: Path, older_than_s: float | None) -> int:
@@ -194,13 +214,13 @@ def clear(directory: Path, older_than_s: float | None) -> int:
 
     with diskcache.Cache(str(directory)) as c:
         if older_than_s is None:
-            n = sum(1 for k in c.iterkeys() if isinstance(k, tuple) and k[0] == "r")
+            n = sum(1 for k in c.iterkeys() if _is_answer(k))
             c.clear()
             return n
         cutoff = clock.now() - older_than_s
         n = 0
         for k in list(c.iterkeys()):
-            if isinstance(k, tuple) and k[0] == "r":
+            if _is_answer(k):
                 entry = c.get(k)
                 if not isinstance(entry, dict) or entry.get("stored_s", 0) < cutoff:
                     n += c.delete(k)

@@ -1,24 +1,31 @@
 """Durable, cheap span recording: an append-only spool file plus a group-committing writer thread.
 
-A finished span is appended to `<home>/spool/<trace-id>.jsonl` in the thread that ended it. The
+A finished span is appended to `<home>/spool/<trace-id>.spool` in the thread that ended it. The
 file is memory-mapped (shared), so appending is a memory copy with no system call and no release
 of the GIL, yet the bytes belong to the kernel's page cache at once: a kill of the process cannot
 lose them. The file grows in steps; unused space is zero bytes. A
 writer thread copies spans into SQLite in batches, one commit per batch, so `ls` and `show` see a
 running trace within milliseconds. When the run finishes, the spool file is removed. A spool left
 behind by a killed run is loaded into the store by the next llmtrace command (`recover`).
+
+What the thread that ended a span writes is as little as makes the span safe: a marshal snapshot
+of its values when nothing in them needs redacting (the common case, a few microseconds), else its
+encoded and redacted rows as JSON (the old way, ~100 µs for an LLM call). The writer thread turns a
+snapshot into rows. Records are framed: a tag byte (`M` snapshot, `J` JSON rows), a 4-byte length,
+the data. Spools of earlier versions (`<trace>.jsonl`, one JSON line a span) still load.
 """
 
 from __future__ import annotations
 
 import json
+import marshal
 import mmap
 import os
 import queue
 import sqlite3
+import struct
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +36,31 @@ _STOP = object()
 _BATCH = 2048
 _INITIAL_BYTES = 1 << 20
 _SEGMENT_BYTES = 2 << 20
-_LINGER_S = 0.005  # how stale the SQLite copy of a running trace may be
+# How stale the SQLite copy of a running trace may be. One commit for the spans of 50 ms, not one a
+# span: a commit costs the writer thread ~100 µs, CPU the traced program could use (bench/bench_record.py).
+_LINGER_S = 0.05
+
+
+_HEAD = struct.Struct("<cI")  # tag, length
+_SNAPSHOT, _JSON = b"M", b"J"
+SUFFIXES = (".spool", ".jsonl")  # .jsonl: written by earlier versions
 
 
 def spool_dir(home: Path) -> Path:
     return home / "spool"
+
+
+def read_records(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (tag, data) records of a spool file's bytes, up to the first one a kill cut short."""
+    out, at, end = [], 0, len(data)
+    while at + _HEAD.size <= end:
+        tag, length = _HEAD.unpack_from(data, at)
+        at += _HEAD.size
+        if tag not in (_SNAPSHOT, _JSON) or at + length > end:
+            break
+        out.append((tag, data[at : at + length]))
+        at += length
+    return out
 
 
 class SpoolFile:
@@ -51,7 +78,11 @@ class SpoolFile:
         self.closed = False
 
     def append(self, row: Any) -> None:
-        data = (encode_json(row) + "\n").encode("utf-8", "replace")
+        """Append a span's encoded rows."""
+        self.append_record(_JSON, encode_json(row).encode("utf-8", "replace"))
+
+    def append_record(self, tag: bytes, payload: bytes) -> None:
+        data = _HEAD.pack(tag, len(payload)) + payload
         with self._lock:
             if self.closed:
                 return
@@ -100,6 +131,7 @@ class SpoolingWriter:
     def __init__(self, writer: StoreWriter, directory: Path, trace_id: str):
         self.writer = writer
         self.redactor = writer.redactor
+        self.snapshot, self._snapshot_rows = writer.encoder.snapshot, writer.encoder.snapshot_rows
         self.directory, self.trace_id = directory, trace_id
         self._segment = 0
         self.file = SpoolFile(self._segment_path(0))
@@ -107,19 +139,24 @@ class SpoolingWriter:
         self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failed = False
+        self._closing = threading.Event()  # ends the linger at once: a run's end does not wait for it
         self._thread = threading.Thread(target=self._run, name="llmtrace-writer", daemon=True)
         self._thread.start()
 
     def _segment_path(self, n: int) -> Path:
-        return self.directory / (f"{self.trace_id}.jsonl" if n == 0 else f"{self.trace_id}.s{n}.jsonl")
+        return self.directory / (f"{self.trace_id}.spool" if n == 0 else f"{self.trace_id}.s{n}.spool")
 
     # The Recorder calls this in the thread that ended the span.
     def write_span(self, span: Span) -> None:
-        # Encoded (and redacted) once: the spool line and the SQLite rows are the same values.
-        row = self.writer.rows(span)
+        blob = self.snapshot(span)
+        if blob is not None:  # safe on disk as it is: the writer thread encodes it
+            tag, item, data = _SNAPSHOT, blob, blob
+        else:  # encoded (and redacted) here: the spool record and the SQLite rows are the same values
+            item = self.writer.rows(span)
+            tag, data = _JSON, encode_json(item).encode("utf-8", "replace")
         with self._lock:  # file order = queue order, so a segment's marker follows its last row
-            self.file.append(row)
-            self._queue.put(row)
+            self.file.append_record(tag, data)
+            self._queue.put(item)
             if self.file._offset >= _SEGMENT_BYTES:
                 full = self.file
                 self._segment += 1
@@ -136,7 +173,7 @@ class SpoolingWriter:
         while not stop:
             batch = [self._queue.get()]
             if batch[0] is not _STOP:
-                time.sleep(_LINGER_S)  # let a burst gather: one commit for many spans
+                self._closing.wait(_LINGER_S)  # let a burst gather: one commit for many spans
             while len(batch) < _BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -147,10 +184,10 @@ class SpoolingWriter:
                 batch = [b for b in batch if b is not _STOP]
             done = [b.path for b in batch if isinstance(b, _SegmentDone)]
             ended = [b.trace for b in batch if isinstance(b, _TraceDone)]
-            rows = [b for b in batch if not isinstance(b, (_SegmentDone, _TraceDone))]
-            if rows:
+            items = [b for b in batch if not isinstance(b, (_SegmentDone, _TraceDone))]
+            if items:
                 try:
-                    self.writer.write_rows(rows)
+                    self.writer.write_rows([self._snapshot_rows(b) if isinstance(b, bytes) else b for b in items])
                 except Exception as e:  # the spool still has them; the next command loads them
                     if not self._failed:
                         print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
@@ -168,6 +205,7 @@ class SpoolingWriter:
     def close(self) -> None:
         """Write everything still queued, then remove the spool if the store has it all."""
         self._queue.put(_STOP)
+        self._closing.set()
         self._thread.join(timeout=60)
         with self._lock:
             self.file.close()
@@ -186,7 +224,7 @@ class ChildSpool:
         from llmtrace.store.writer import RowEncoder
 
         self.rows = RowEncoder(redactor).rows
-        self.file = SpoolFile(directory / f"{trace_id}.{os.getpid()}.jsonl")
+        self.file = SpoolFile(directory / f"{trace_id}.{os.getpid()}.spool")
 
     def write_span(self, span: Span) -> None:
         self.file.append(self.rows(span))
@@ -197,19 +235,33 @@ class ChildSpool:
 
 def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
     from llmtrace.redact import Redactor
+    from llmtrace.store.writer import RowEncoder
 
+    redactor = redactor or Redactor()
+    encoder = RowEncoder(redactor)
     rows = []
-    text = path.read_bytes().rstrip(b"\x00").decode("utf-8", "replace")  # zeros: space never written
-    for line in text.splitlines():
+    data = path.read_bytes().rstrip(b"\x00")  # zeros: space never written
+    if path.suffix == ".jsonl":  # an earlier version's spool: one JSON line a span
+        records = [(_JSON, line) for line in data.splitlines()]
+    else:
+        records = read_records(data)
+    for tag, payload in records:
         try:
-            values, payload = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by the kill
-        rows.append((values, payload))
+            if tag == _SNAPSHOT:
+                rows.append(encoder.snapshot_rows(payload))
+            else:
+                values, row_payload = json.loads(payload.decode("utf-8", "replace"))
+                rows.append((values, row_payload))
+        except (ValueError, TypeError, EOFError):
+            continue  # a record cut short by the kill
     if rows:
-        StoreWriter(db, redactor or Redactor()).write_rows(rows)
+        StoreWriter(db, redactor).write_rows(rows)
     path.unlink(missing_ok=True)
     return len(rows)
+
+
+def _spools(directory: Path, pattern: str) -> list[Path]:
+    return [p for suffix in SUFFIXES for p in directory.glob(pattern + suffix)]
 
 
 def load_children(db: sqlite3.Connection, directory: Path, trace_id: str, redactor: Any = None) -> int:
@@ -217,7 +269,7 @@ def load_children(db: sqlite3.Connection, directory: Path, trace_id: str, redact
     from llmtrace.store.queries import pid_alive
 
     total = 0
-    for path in directory.glob(f"{trace_id}.*.jsonl"):
+    for path in _spools(directory, f"{trace_id}.*"):
         pid = path.name.split(".")[1]
         if pid.isdigit() and pid_alive(int(pid)):
             continue  # a child that outlives the run: the next command loads it
@@ -232,7 +284,7 @@ def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> in
     from llmtrace.store.queries import pid_alive
 
     total = 0
-    for path in directory.glob("*.jsonl"):
+    for path in _spools(directory, "*"):
         trace_id, _, rest = path.name.partition(".")
         child_pid = rest.split(".")[0] if rest.count(".") == 1 else ""
         if child_pid.isdigit() and pid_alive(int(child_pid)):
