@@ -1,6 +1,6 @@
 """`python -m llmtrace` entry point."""
 
-from llmtrace.cli import main
+from llmtrace.entry import main
 
 if __name__ == "__main__":
     main()

@@ -5,13 +5,10 @@ Heavy modules (LangChain, openai, genai-prices) are imported only inside `run`.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import sqlite3
 import sys
 import time
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, List, Optional
@@ -24,6 +21,8 @@ except ImportError:  # pragma: no cover - typer < 0.26, on click (its own depend
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
 from llmtrace import __version__, timespec
+from llmtrace import cli_run
+from llmtrace.cli_run import find_mock_script, open_cli_store, parse_tags, plain_style, stderr_console
 from llmtrace.cli_values import Typer
 from llmtrace.errors import ExitCode, UserError
 
@@ -43,6 +42,14 @@ app = Typer(  # typer.Typer, converting plain option values without pydantic on 
 )
 
 
+def _stdout() -> Any:
+    from rich.console import Console
+
+    # Piped output is not squeezed into 80 columns: tables stay whole for grep, files and less -S.
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, width=200 if wide else None, **plain_style())
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"llmtrace {__version__}")
@@ -54,75 +61,6 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Record what your LangChain agents did and what it cost, in one local SQLite file."""
-
-
-def _plain() -> dict[str, Any]:
-    """NO_COLOR (https://no-color.org, any non-empty value): no ANSI styles at all, not even bold or dim,
-    even on a terminal or with FORCE_COLOR. Rich's own no_color keeps those; no colour system drops every style."""
-    if os.environ.get("NO_COLOR"):
-        return {"no_color": True, "color_system": None}
-    return {}
-
-
-def _stderr() -> Any:
-    from rich.console import Console
-
-    # Wrapped at the terminal's width on a terminal only: files and CI logs get whole lines.
-    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty(), **_plain())
-
-
-def _stdout() -> Any:
-    from rich.console import Console
-
-    # Piped output is not squeezed into 80 columns: tables stay whole for grep, files and less -S.
-    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(highlight=False, width=200 if wide else None, **_plain())
-
-
-def parse_tags(values: list[str] | None) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for raw in values or []:
-        key, sep, value = raw.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"bad tag {raw!r}: expected key=value")
-        tags[key.strip()] = value.strip()
-    return tags
-
-
-def _open_store(write: bool = True) -> Any:
-    from llmtrace.store import open_store
-
-    return open_store(write=write)
-
-
-def _find_mock_script(script: Path, explicit: Path | None) -> Any:
-    from llmtrace.mock import Script
-
-    candidates = [explicit] if explicit else [script.with_suffix(s) for s in (".mock.json", ".mock.yaml", ".mock.yml")]
-    for path in candidates:
-        if path is not None and path.is_file():
-            try:
-                return Script.load(path)
-            except (ValueError, OSError) as e:
-                raise UserError(f"bad mock script {path}: {e}") from None
-    if explicit:
-        raise UserError(f"no such mock script: {explicit}")
-    return Script()
-
-
-def _report(db: Any, trace: Any) -> None:
-    """The run summary on stderr (totals re-read from the store)."""
-    from llmtrace.render.summary import run_summary
-    from llmtrace.store.queries import get_trace, run_parts
-
-    parts = None
-    try:
-        trace = get_trace(db, trace.id)
-        if trace.run_id:
-            parts = run_parts(db, trace.id)
-    except Exception:
-        pass
-    _stderr().print(run_summary(trace, parts))
 
 
 @app.command(
@@ -162,96 +100,13 @@ def run(
 
     The script sees its trace id in LLMTRACE_TRACE_ID. When it ends, a summary goes to stderr.
     """
-    script = Path(script_arg)
-    if cache_mode not in ("replay", "reuse"):
-        raise UserError(f"bad --cache-mode {cache_mode!r}: use replay or reuse")
-    tags = parse_tags(tag)
-    if project is not None:
-        if not project.strip():
-            raise UserError("bad --project '': give a name")
-        tags["project"] = project.strip()
-    ttl_s = timespec.parse_duration(cache_ttl) if cache_ttl else None
-    if trace_id is not None:
-        try:
-            trace_id = str(uuid.UUID(trace_id))
-        except ValueError:
-            raise UserError(f"bad --trace-id {trace_id!r}: expected a UUID") from None
-    from llmtrace import runner
-
-    problem = runner.check_script(script_arg)
-    if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
-        runner.print_syntax_error(problem)
-        raise typer.Exit(int(ExitCode.ERROR))
-    otlp_url, otlp_headers = None, {}
-    wants_otlp = otlp or otlp_header or any(os.environ.get(f"OTEL_EXPORTER_OTLP_{v}ENDPOINT") for v in ("", "TRACES_"))
-    if wants_otlp:  # the exporter (urllib, protobuf) is not imported by a run that does not stream
-        from llmtrace.export import otlp as otlp_mod
-
-        otlp_url = otlp_mod.endpoint(otlp)
-        otlp_headers = otlp_mod.headers(otlp_header)
-    if otlp_header and not otlp_url:
-        raise UserError("--otlp-header needs an OTLP endpoint: pass --otlp URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
-    if otlp_url and not otlp_mod.available():  # (otlp_url is set only where otlp_mod was imported)
-        if otlp:
-            raise UserError(otlp_mod.INSTALL_HINT)
-        print(f"llmtrace: warning: OTEL_EXPORTER_OTLP_ENDPOINT is set but {otlp_mod.INSTALL_HINT}; not streaming spans",
-              file=sys.stderr)
-        otlp_url = None
-    if split and otlp_url:
-        hint = "send the traces afterwards with `llmtrace export --otlp`"
-        if otlp:
-            raise UserError(f"--split does not stream to OTLP yet: drop --otlp and {hint}")
-        print(f"llmtrace: warning: --split does not stream to OTLP yet (OTEL_EXPORTER_OTLP_ENDPOINT is set); {hint}",
-              file=sys.stderr)
-        otlp_url = None
-    opts = runner.RunOptions(
-        script_arg, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
-        cache_ttl_s=ttl_s, cache_size_mb=cache_size,
-        semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
-        retries=retries, cache_mode=cache_mode, children=not no_children, otlp_url=otlp_url, otlp_headers=otlp_headers,
-        split=split, max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens,
+    cli_run.start_run(
+        script_arg, args, mock=mock, mock_script=mock_script, trace_id=trace_id, name=name, tag=tag, quiet=quiet,
+        no_cache=no_cache, cache_mode=cache_mode, no_children=no_children, cache_dir=cache_dir, cache_ttl=cache_ttl,
+        cache_size=cache_size, semantic_cache=semantic_cache, semantic_threshold=semantic_threshold,
+        embedding_model=embedding_model, otlp=otlp, otlp_header=otlp_header, project=project, retries=retries,
+        max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens, split=split,
     )
-    _launch(opts, _find_mock_script(script, mock_script) if mock else None, quiet)
-
-
-def _launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None = None,
-            after: Any = None) -> None:
-    """Run `opts` under a new trace (with the --mock server when given its reply script), print the
-    summary (then `after()`), and exit as the script did."""
-    from llmtrace import runner
-    from llmtrace.ids import new_trace_id
-    from llmtrace.redact import Redactor
-    from llmtrace.store.writer import StoreWriter
-
-    db = _open_store()
-    opts.trace_id = opts.trace_id or new_trace_id()
-    if db.execute("SELECT 1 FROM traces WHERE id = ?", (opts.trace_id,)).fetchone():
-        raise UserError(f"a trace with id {opts.trace_id} already exists")
-    writer = StoreWriter(db, Redactor.from_environ())
-    env = dict(env or {})
-    server = None
-    if mock_script is not None:
-        from llmtrace.mock import MockServer
-
-        server = MockServer(mock_script).start()
-        env.update({"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key",
-                    "ANTHROPIC_BASE_URL": server.anthropic_base_url, "ANTHROPIC_API_KEY": "llmtrace-mock-key"})
-        opts.mock_url = server.base_url
-
-    def report(trace: Any) -> None:
-        if not quiet:
-            _report(db, trace)
-        if after is not None:
-            after()
-
-    try:
-        trace, code = runner.run(opts, writer, extra_env=env, report=report)
-    finally:
-        if server is not None:
-            server.stop()
-    if code < 0:  # the script died of a signal: so does this process, as under python
-        runner.die_of(-code)
-    raise typer.Exit(code)
 
 
 @app.command(epilog="Arguments after -- replace the recorded ones: llmtrace replay last -- --city Oslo. " + EXIT_CODES_HELP)
@@ -280,7 +135,7 @@ def replay(
     from llmtrace.capture.replay import ReplaySource
     from llmtrace.store.queries import get_spans, get_trace, resolve_trace_id
 
-    db = _open_store(write=False)
+    db = open_cli_store(write=False)
     t = get_trace(db, resolve_trace_id(db, trace))
     spans = get_spans(db, t.id, payloads=True)
     db.close()
@@ -310,11 +165,11 @@ def replay(
         from llmtrace.render.fmt import plural
 
         what = f"replay of {t.id[:8]}: {source.answered} of {plural(len(source.calls), 'recorded call')} answered from the recording"
-        _stderr().print(what + (", then it diverged" if source.diverged else ""), style="yellow" if source.diverged else "")
+        stderr_console().print(what + (", then it diverged" if source.diverged else ""), style="yellow" if source.diverged else "")
 
     opts = runner.RunOptions(script_arg, list(args) if args else list(t.argv[1:]), None, name or t.name, tags,
                              cache=False, replay=source)
-    _launch(opts, _find_mock_script(Path(script_arg), mock_script) if mock else None, quiet, env, after)
+    cli_run.launch(opts, find_mock_script(Path(script_arg), mock_script) if mock else None, quiet, env, after)
 
 
 @app.command()
@@ -437,7 +292,7 @@ def ls(
         raise UserError(f"bad --status {status!r}: use one of {', '.join(s.value for s in Status)}")
     s, u = _period(since, until)
     min_us = int(timespec.parse_duration(min_duration, option="--min-duration") * 1e6) if min_duration else None
-    db = _open_store(write=False)
+    db = open_cli_store(write=False)
     run_id = None
     if run_ref is not None:
         part = get_trace(db, resolve_trace_id(db, run_ref))
@@ -460,7 +315,7 @@ def ls(
     if not traces:
         filtered = any([since, until, status, name, error is not None, tag, min_score is not None, max_score is not None,
                         grep is not None, model, min_cost is not None, min_duration, run_ref])
-        _stderr().print("no traces match" if filtered else "no traces yet: record one with `llmtrace run SCRIPT`")
+        stderr_console().print("no traces match" if filtered else "no traces yet: record one with `llmtrace run SCRIPT`")
         return
     from llmtrace.render.tables import trace_table
 
@@ -493,7 +348,7 @@ def show(
         raise UserError("--span, --json, --traceback, --grep and --timeline go one at a time")
     if follow and (span is not None or as_json or traceback or grep is not None):
         raise UserError("--follow goes with the tree or --timeline, not with --span, --json, --traceback or --grep")
-    db = _open_store(write=False)
+    db = open_cli_store(write=False)
     if follow:
         t = get_trace(db, _follow(db, None if trace == "last" else resolve_trace_id(db, trace)))
     else:
@@ -523,7 +378,7 @@ def show(
 
         hits = matching_spans(db, t.id, grep)
         if not hits:
-            _stderr().print(f"no span of {t.id[:8]} holds {grep!r}")
+            stderr_console().print(f"no span of {t.id[:8]} holds {grep!r}")
             raise typer.Exit(1)
         every = get_spans(db, t.id)
         by_id = {x.id: x for x in every}
@@ -533,7 +388,7 @@ def show(
                 keep.add(sid)
                 sid = by_id[sid].parent_id
         shown = [x for x in every if x.id in keep]
-        _stderr().print(f"{len(hits):,} of {len(every):,} spans hold {grep!r}")
+        stderr_console().print(f"{len(hits):,} of {len(every):,} spans hold {grep!r}")
     folded = None if show_all or shown is not None else get_folded_spans(db, t.id, steps)
     # Drawing a tree makes no garbage cycles, and the collector would walk every loaded span again at each
     # of its passes (a third of the time of `--all` on 200,000 spans): it is off until the tree is out.
@@ -628,7 +483,7 @@ def _print_tracebacks(db: Any, trace: Any) -> None:
     if trace.traceback:
         blocks.append(("── script ──", trace.traceback))
     if not blocks:
-        _stderr().print("no traceback in this trace")
+        stderr_console().print("no traceback in this trace")
         return
     try:
         sys.stdout.write("\n".join(f"{header}\n{str(body).rstrip()}\n" for header, body in blocks))
@@ -654,7 +509,7 @@ def cost(
     if limit is not None and by not in ("trace", "run"):
         raise UserError("--limit goes with --by trace or --by run")
     s, u = _period(since, until)
-    rows = cost_report(_open_store(write=False), s, u, by)
+    rows = cost_report(open_cli_store(write=False), s, u, by)
     rest: list[Any] = []
     if by in ("trace", "run"):
         keep = 20 if limit is None else limit
@@ -666,7 +521,7 @@ def cost(
                 "ttft_us": None if r.ttft_us is None else round(r.ttft_us)} for r in rows]
         print(json.dumps({"since_us": s, "until_us": u, "by": by, "rows": out, "more": len(rest)}, indent=2))
         if more:
-            _stderr().print(more)
+            stderr_console().print(more)
         return
     from llmtrace.render import fmt
     from llmtrace.render.tables import cost_table
@@ -674,7 +529,7 @@ def cost(
     period = f"since {fmt.local_time(s)[:16]}" if s is not None else "all time"
     if u is not None:
         period += f" until {fmt.local_time(u)[:16]}"
-    err = _stderr()
+    err = stderr_console()
     if not rows:
         err.print(f"no LLM calls {period}")
         return
@@ -711,7 +566,7 @@ def diff(
     from llmtrace.compare import compare, totals_delta
     from llmtrace.store.queries import get_spans, get_trace, resolve_trace_id
 
-    db = _open_store(write=False)
+    db = open_cli_store(write=False)
     a = get_trace(db, resolve_trace_id(db, trace_a))
     b = get_trace(db, resolve_trace_id(db, trace_b))
     changes = compare(get_spans(db, a.id), get_spans(db, b.id), context)
@@ -760,7 +615,7 @@ def view(
 
     if open_page and output == "-":
         raise UserError("--open needs a file: drop -o -")
-    db = _open_store(write=False)
+    db = open_cli_store(write=False)
     t = get_trace(db, resolve_trace_id(db, trace))
     folded = None if every_step else get_folded_spans(db, t.id, steps)
     if folded is None:
@@ -775,7 +630,7 @@ def view(
     path = Path(output or f"llmtrace-{t.id[:8]}.html")
     with _private_file(path) as f:
         f.write(page)
-    _stderr().print(f"wrote {path} ({len(page.encode('utf-8')) / 1024:,.0f} kB)", markup=False)
+    stderr_console().print(f"wrote {path} ({len(page.encode('utf-8')) / 1024:,.0f} kB)", markup=False)
     if open_page:
         import webbrowser
 
@@ -785,7 +640,7 @@ def view(
         except webbrowser.Error:
             browser, usable = None, False
         if not (usable and browser is not None and browser.open(path.resolve().as_uri())):
-            _stderr().print(f"no web browser to open it here: open {path} in one", markup=False)
+            stderr_console().print(f"no web browser to open it here: open {path} in one", markup=False)
 
 
 @app.command()
@@ -804,11 +659,11 @@ def tag(
     parsed = parse_tags(tags)
     if not parsed and not remove:
         raise UserError("nothing to do: give key=value tags or --remove KEY")
-    db = _open_store()
+    db = open_cli_store()
     tid = resolve_trace_id(db, trace)
     keys = list(dict.fromkeys(remove or []))
     edit.retag(db, tid, parsed, keys)
-    _stderr().print(f"tagged {tid[:8]}: " + " ".join([*(f"{k}={v}" for k, v in parsed.items()), *(f"-{k}" for k in keys)]))
+    stderr_console().print(f"tagged {tid[:8]}: " + " ".join([*(f"{k}={v}" for k, v in parsed.items()), *(f"-{k}" for k in keys)]))
 
 
 @app.command()
@@ -824,10 +679,10 @@ def feedback(
     from llmtrace.store import edit
     from llmtrace.store.queries import resolve_trace_id
 
-    db = _open_store()
+    db = open_cli_store()
     tid = resolve_trace_id(db, trace)
     edit.add_feedback(db, tid, score, comment)
-    _stderr().print(f"feedback {score:+d} recorded for {tid[:8]}")
+    stderr_console().print(f"feedback {score:+d} recorded for {tid[:8]}")
 
 
 @app.command()
@@ -839,10 +694,10 @@ def rm(traces: List[str] = typer.Argument(..., help="Trace ids, prefixes, or las
     from llmtrace.store import edit
     from llmtrace.store.queries import resolve_trace_id
 
-    db = _open_store()
+    db = open_cli_store()
     ids = list(dict.fromkeys(resolve_trace_id(db, t) for t in traces))
     n = edit.delete_traces(db, ids)
-    _stderr().print(f"deleted {n} trace{'s' if n != 1 else ''}")
+    stderr_console().print(f"deleted {n} trace{'s' if n != 1 else ''}")
 
 
 @app.command()
@@ -858,21 +713,21 @@ def prune(
     from llmtrace.store import edit
 
     cutoff = timespec.parse_time(older_than, option="--older-than", bare_m=False)
-    db = _open_store()
+    db = open_cli_store()
     c = edit.count_prunable(db, cutoff)
     if c.traces == 0:
-        _stderr().print(f"no traces started before {fmt.local_time(cutoff)[:16]}")
+        stderr_console().print(f"no traces started before {fmt.local_time(cutoff)[:16]}")
         return
     what = (f"would delete {fmt.plural(c.traces, 'trace')} ({fmt.plural(c.spans, 'span')}), "
             f"oldest {fmt.local_time(c.oldest_us)[:10]}, newest {fmt.local_time(c.newest_us)[:10]}")
     if not yes and not sys.stdin.isatty():
         raise UserError(f"{what}: pass --yes to confirm when not at a terminal")
-    _stderr().print(what)
+    stderr_console().print(what)
     if not yes:
         if not typer.confirm(f"Delete {fmt.plural(c.traces, 'trace')} started before {fmt.local_time(cutoff)[:16]}?", default=False, err=True):
             raise typer.Exit(1)
     deleted = edit.prune(db, cutoff)
-    _stderr().print(f"deleted {deleted} trace{'s' if deleted != 1 else ''}")
+    stderr_console().print(f"deleted {deleted} trace{'s' if deleted != 1 else ''}")
 
 
 def _select_traces(db: Any, traces: list[str] | None, since: str | None, until: str | None) -> list[str]:
@@ -911,7 +766,7 @@ def export(
         raise UserError(f"bad --format {fmt!r}: use json, jsonl or otlp")
     if (otlp_header or project) and fmt != "otlp":
         raise UserError("--otlp-header and --project go with an OTLP export (--otlp URL or --format otlp)")
-    db = _open_store(write=False)
+    db = open_cli_store(write=False)
     ids = _select_traces(db, traces, since, until)
     found = [get_trace(db, i) for i in ids]  # every trace row first (small): a bad id fails before anything is written
     if fmt == "otlp":
@@ -927,7 +782,7 @@ def export(
             request = otlp_mod.build_request([(t, s, otlp_mod.ends_of(s)) for t, s in chunk], project)
             otlp_mod.post(url, request, extra_headers=sent_headers)
             sent += sum(len(s) + 1 for _, s in chunk)
-        _stderr().print(f"sent {len(found)} trace{'s' if len(found) != 1 else ''} ({sent:,} spans) to {url}")
+        stderr_console().print(f"sent {len(found)} trace{'s' if len(found) != 1 else ''} ({sent:,} spans) to {url}")
         return
     # Spans go out as they are read from the store: a 200,000-span trace is never held whole.
     out = _private_file(output) if output else sys.stdout
@@ -955,7 +810,7 @@ def export(
         if output:
             out.close()
     if output:
-        _stderr().print(f"wrote {len(found)} trace{'s' if len(found) != 1 else ''} to {output}")
+        stderr_console().print(f"wrote {len(found)} trace{'s' if len(found) != 1 else ''} to {output}")
 
 
 def _private_file(path: Path) -> Any:
@@ -1010,7 +865,7 @@ def import_(
         if tid in seen:
             raise UserError(f"trace {tid} is in {file} more than once")
         seen.add(tid)
-    db = _open_store()
+    db = open_cli_store()
     # Every id is checked before anything is written: a file is imported whole, or not at all.
     here = set() if replace else jsondoc.existing_ids(db, ids)
     if here and not skip_existing:
@@ -1025,7 +880,7 @@ def import_(
     from llmtrace.render import fmt
 
     done = f"imported {fmt.plural(len(new), 'trace')}" + (f" ({new[0][0].id[:8]})" if len(new) == 1 else "")
-    _stderr().print(done + (f", skipped {len(here):,} already here" if here else ""))
+    stderr_console().print(done + (f", skipped {len(here):,} already here" if here else ""))
 
 
 cache_app = Typer(help="Inspect or clear the response cache.", no_args_is_help=True)
@@ -1054,7 +909,7 @@ def cache_stats(cache_dir: CacheDirOpt = None, as_json: JsonFlag = False) -> Non
             entries, size = rc.stats(directory)
         except Exception as e:
             raise UserError(f"cannot read the cache at {directory}: {e}", ExitCode.STORE) from None
-    db = _open_store()
+    db = open_cli_store()
     hits, saved = db.execute("SELECT count(*), COALESCE(SUM(cost_saved), 0) FROM spans WHERE cache_hit IS NOT NULL").fetchone()
     data = {"directory": str(directory), "entries": entries, "bytes": size, "hits": hits, "saved": saved}
     if as_json:
@@ -1082,18 +937,19 @@ def cache_clear(
     age = timespec.parse_duration(older_than, option="--older-than") if older_than else None
     directory = _cache_dir(cache_dir)
     if not directory.exists():
-        _stderr().print("the cache is empty")
+        stderr_console().print("the cache is empty")
         return
     n = rc.clear(directory, age)
-    _stderr().print(f"removed {n:,} cached response{'s' if n != 1 else ''}")
+    stderr_console().print(f"removed {n:,} cached response{'s' if n != 1 else ''}")
 
 
 def main() -> None:
+    cli_run.guarded(_main)
+
+
+def _main() -> None:
     try:
         rv = app(standalone_mode=False)
-    except UserError as e:
-        print(f"llmtrace: error: {e}", file=sys.stderr)
-        sys.exit(int(e.code))
     except click_exc.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         print(f"llmtrace: error: {e.format_message()}{hint}", file=sys.stderr)
@@ -1103,9 +959,4 @@ def main() -> None:
     except click_exc.ClickException as e:
         print(f"llmtrace: error: {e.format_message()}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
-    except sqlite3.DatabaseError as e:  # damaged file, or locked past the busy timeout
-        print(f"llmtrace: error: the trace store cannot be read or written ({e})", file=sys.stderr)
-        sys.exit(int(ExitCode.STORE))
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -76,7 +76,7 @@ def _genai_price(model: str, provider: str | None, input_tokens: int, output_tok
 # --- flat prices remembered across runs ---------------------------------------------------------------
 # Importing genai-prices loads its whole price table (~0.2 s): most of what `llmtrace run` adds to a
 # short script. A model with one flat price per token kind (no tiers) is priced by three numbers,
-# learnt from genai-prices the first time a day and kept in <home>/price-units.json, keyed by the
+# learnt from genai-prices the first time a day and kept in the user's cache folder (price-units.json), keyed by the
 # installed genai-prices data; later runs price such calls without importing it. The three numbers
 # are kept only when they reproduce genai-prices' own result for this call and for a probe with
 # cached tokens; anything else (tiers, unknown models) is asked of genai-prices each time.
@@ -100,9 +100,14 @@ def _data_stamp() -> str | None:
 
 
 def _units_path() -> Path:
-    from llmtrace.home import home
+    """$LLMTRACE_PRICE_UNITS, else price-units.json in the user's cache folder (not LLMTRACE_HOME: the
+    numbers depend on the installed genai-prices alone, so a new home need not import it again)."""
+    path = os.environ.get("LLMTRACE_PRICE_UNITS")
+    if path:
+        return Path(path).expanduser()
+    import platformdirs
 
-    return home() / "price-units.json"
+    return Path(platformdirs.user_cache_dir("llmtrace", appauthor=False)) / "price-units.json"
 
 
 @functools.lru_cache(maxsize=1)

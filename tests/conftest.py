@@ -37,6 +37,7 @@ SCRUBBED = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "LLMTRACE_PR
 
 def _scrub(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("LLMTRACE_HOME", str(home))
+    monkeypatch.setenv("LLMTRACE_PRICE_UNITS", str(home / "price-units.json"))  # not the user's cache folder
     for var in SCRUBBED:
         monkeypatch.delenv(var, raising=False)
 

@@ -18,7 +18,6 @@ the data. Spools of earlier versions (`<trace>.jsonl`, one JSON line a span) sti
 from __future__ import annotations
 
 import json
-import marshal
 import mmap
 import os
 import queue

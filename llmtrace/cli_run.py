@@ -1,0 +1,260 @@
+"""`llmtrace run`, without typer: the command's work, and a parser for its common forms.
+
+`llmtrace run` is the one command whose start-up is added to the user's program, so it is the one that
+must not pay for typer and click (~40 ms of imports and of building every command's parser). The
+entry point (`llmtrace.entry`) hands `run` arguments it can read plainly — the options below, each
+valid, then the script — to `start_run` directly; anything else (help, a mistake, an option not
+listed) goes to the typer app, which calls the same `start_run`. `tests/test_cli_run.py` holds the
+two parsers to the same result.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from llmtrace import timespec
+from llmtrace.errors import ExitCode, UserError
+
+
+def plain_style() -> dict[str, Any]:
+    """NO_COLOR (https://no-color.org, any non-empty value): no ANSI styles at all, not even bold or dim,
+    even on a terminal or with FORCE_COLOR. Rich's own no_color keeps those; no colour system drops every style."""
+    if os.environ.get("NO_COLOR"):
+        return {"no_color": True, "color_system": None}
+    return {}
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    # Wrapped at the terminal's width on a terminal only: files and CI logs get whole lines.
+    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty(), **plain_style())
+
+
+def parse_tags(values: list[str] | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for raw in values or []:
+        key, sep, value = raw.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"bad tag {raw!r}: expected key=value")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+def open_cli_store(write: bool = True) -> Any:
+    from llmtrace.store import open_store
+
+    return open_store(write=write)
+
+
+def find_mock_script(script: Path, explicit: Path | None) -> Any:
+    from llmtrace.mock import Script
+
+    candidates = [explicit] if explicit else [script.with_suffix(s) for s in (".mock.json", ".mock.yaml", ".mock.yml")]
+    for path in candidates:
+        if path is not None and path.is_file():
+            try:
+                return Script.load(path)
+            except (ValueError, OSError) as e:
+                raise UserError(f"bad mock script {path}: {e}") from None
+    if explicit:
+        raise UserError(f"no such mock script: {explicit}")
+    return Script()
+
+
+def report_run(db: Any, trace: Any) -> None:
+    """The run summary on stderr (totals re-read from the store)."""
+    from llmtrace.render.summary import run_summary
+    from llmtrace.store.queries import get_trace, run_parts
+
+    parts = None
+    try:
+        trace = get_trace(db, trace.id)
+        if trace.run_id:
+            parts = run_parts(db, trace.id)
+    except Exception:
+        pass
+    stderr_console().print(run_summary(trace, parts))
+
+
+def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mock_script: Path | None = None,
+              trace_id: str | None = None, name: str | None = None, tag: list[str] | None = None, quiet: bool = False,
+              no_cache: bool = False, cache_mode: str = "replay", no_children: bool = False,
+              cache_dir: Path | None = None, cache_ttl: str | None = None, cache_size: int = 1024,
+              semantic_cache: bool = False, semantic_threshold: float = 0.95,
+              embedding_model: str = "text-embedding-3-small", otlp: str | None = None,
+              otlp_header: list[str] | None = None, project: str | None = None, retries: int = 4,
+              max_cost: float | None = None, max_calls: int | None = None, max_tokens: int | None = None,
+              split: bool = False) -> None:
+    """`llmtrace run`'s work, its options parsed (the defaults are the command line's)."""
+
+    script = Path(script_arg)
+    if cache_mode not in ("replay", "reuse"):
+        raise UserError(f"bad --cache-mode {cache_mode!r}: use replay or reuse")
+    tags = parse_tags(tag)
+    if project is not None:
+        if not project.strip():
+            raise UserError("bad --project '': give a name")
+        tags["project"] = project.strip()
+    ttl_s = timespec.parse_duration(cache_ttl) if cache_ttl else None
+    if trace_id is not None:
+        try:
+            trace_id = str(uuid.UUID(trace_id))
+        except ValueError:
+            raise UserError(f"bad --trace-id {trace_id!r}: expected a UUID") from None
+    from llmtrace import runner
+
+    problem = runner.check_script(script_arg)
+    if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
+        runner.print_syntax_error(problem)
+        raise SystemExit(int(ExitCode.ERROR))
+    otlp_url, otlp_headers = None, {}
+    wants_otlp = otlp or otlp_header or any(os.environ.get(f"OTEL_EXPORTER_OTLP_{v}ENDPOINT") for v in ("", "TRACES_"))
+    if wants_otlp:  # the exporter (urllib, protobuf) is not imported by a run that does not stream
+        from llmtrace.export import otlp as otlp_mod
+
+        otlp_url = otlp_mod.endpoint(otlp)
+        otlp_headers = otlp_mod.headers(otlp_header)
+    if otlp_header and not otlp_url:
+        raise UserError("--otlp-header needs an OTLP endpoint: pass --otlp URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
+    if otlp_url and not otlp_mod.available():  # (otlp_url is set only where otlp_mod was imported)
+        if otlp:
+            raise UserError(otlp_mod.INSTALL_HINT)
+        print(f"llmtrace: warning: OTEL_EXPORTER_OTLP_ENDPOINT is set but {otlp_mod.INSTALL_HINT}; not streaming spans",
+              file=sys.stderr)
+        otlp_url = None
+    if split and otlp_url:
+        hint = "send the traces afterwards with `llmtrace export --otlp`"
+        if otlp:
+            raise UserError(f"--split does not stream to OTLP yet: drop --otlp and {hint}")
+        print(f"llmtrace: warning: --split does not stream to OTLP yet (OTEL_EXPORTER_OTLP_ENDPOINT is set); {hint}",
+              file=sys.stderr)
+        otlp_url = None
+    opts = runner.RunOptions(
+        script_arg, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
+        cache_ttl_s=ttl_s, cache_size_mb=cache_size,
+        semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
+        retries=retries, cache_mode=cache_mode, children=not no_children, otlp_url=otlp_url, otlp_headers=otlp_headers,
+        split=split, max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens,
+    )
+    launch(opts, find_mock_script(script, mock_script) if mock else None, quiet)
+
+
+
+
+def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None = None,
+            after: Any = None) -> None:
+    """Run `opts` under a new trace (with the --mock server when given its reply script), print the
+    summary (then `after()`), and exit as the script did."""
+    from llmtrace import runner
+    from llmtrace.ids import new_trace_id
+    from llmtrace.redact import Redactor
+    from llmtrace.store.writer import StoreWriter
+
+    db = open_cli_store()
+    opts.trace_id = opts.trace_id or new_trace_id()
+    if db.execute("SELECT 1 FROM traces WHERE id = ?", (opts.trace_id,)).fetchone():
+        raise UserError(f"a trace with id {opts.trace_id} already exists")
+    writer = StoreWriter(db, Redactor.from_environ())
+    env = dict(env or {})
+    server = None
+    if mock_script is not None:
+        from llmtrace.mock import MockServer
+
+        server = MockServer(mock_script).start()
+        env.update({"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key",
+                    "ANTHROPIC_BASE_URL": server.anthropic_base_url, "ANTHROPIC_API_KEY": "llmtrace-mock-key"})
+        opts.mock_url = server.base_url
+
+    def report(trace: Any) -> None:
+        if not quiet:
+            report_run(db, trace)
+        if after is not None:
+            after()
+
+    try:
+        trace, code = runner.run(opts, writer, extra_env=env, report=report)
+    finally:
+        if server is not None:
+            server.stop()
+    if code < 0:  # the script died of a signal: so does this process, as under python
+        runner.die_of(-code)
+    raise SystemExit(code)
+
+
+
+
+def guarded(command: Any) -> None:
+    """Run a command, turning the user's mistakes and a damaged store into one line and an exit code."""
+    try:
+        command()
+    except UserError as e:
+        print(f"llmtrace: error: {e}", file=sys.stderr)
+        sys.exit(int(e.code))
+    except KeyboardInterrupt:  # before the script started (the runner handles Ctrl-C in it)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        sys.exit(0)
+    except sqlite3.DatabaseError as e:  # damaged file, or locked past the busy timeout
+        print(f"llmtrace: error: the trace store cannot be read or written ({e})", file=sys.stderr)
+        sys.exit(int(ExitCode.STORE))
+
+
+# --- the plain parser -----------------------------------------------------------------------------
+# Options read here (each one's typer definition is in cli.run); any other token before the script
+# sends the whole command line to typer.
+_FLAGS = {"-q": "quiet", "--quiet": "quiet", "--no-cache": "no_cache", "--mock": "mock", "--no-children": "no_children",
+          "--split": "split", "--semantic-cache": "semantic_cache"}
+_VALUES = {"--name": "name", "--trace-id": "trace_id", "--cache-dir": "cache_dir", "--cache-ttl": "cache_ttl",
+           "--cache-mode": "cache_mode", "--mock-script": "mock_script", "--tag": "tag", "--retries": "retries",
+           "--project": "project", "--cache-size": "cache_size"}
+_PATHS = {"cache_dir", "mock_script"}
+_ENV_OPTIONS = ("LLMTRACE_MAX_COST", "LLMTRACE_MAX_CALLS", "LLMTRACE_MAX_TOKENS")  # typer reads these
+
+
+def plain_run_args(argv: list[str]) -> dict[str, Any] | None:
+    """`start_run`'s arguments from `llmtrace run ARGV` when the typer app would read it the same way and
+    accept it; None when it should decide (help, an error to report, an option not read here)."""
+    if any(os.environ.get(v) for v in _ENV_OPTIONS):
+        return None
+    kwargs: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("-") or token == "-":
+            break
+        name, sep, value = token.partition("=")
+        if not sep and token in _FLAGS:
+            kwargs[_FLAGS[token]] = True
+            i += 1
+            continue
+        if name not in _VALUES:
+            return None  # --help, --, an option typer knows and this parser does not, a mistake
+        if not sep:
+            if i + 1 >= len(argv):
+                return None
+            value = argv[i + 1]
+            i += 1
+        i += 1
+        key = _VALUES[name]
+        if key == "tag":
+            kwargs.setdefault("tag", []).append(value)
+        elif key in ("retries", "cache_size"):
+            if not value.isdigit():
+                return None
+            number = int(value)
+            if (key == "retries" and number > 20) or (key == "cache_size" and number < 1):
+                return None
+            kwargs[key] = number
+        elif key in _PATHS:
+            kwargs[key] = Path(value)
+        else:
+            kwargs[key] = value
+    if i >= len(argv):
+        return None  # no script: typer says so
+    return {"script_arg": argv[i], "args": argv[i + 1 :], **kwargs}

@@ -1,0 +1,84 @@
+"""`llmtrace run` without typer: the plain parser reads its common forms exactly as the typer app does,
+and leaves everything else (help, mistakes, rarer options) to it."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from llmtrace import cli, cli_run
+from tests.conftest import run_cli
+
+DEFAULTS = {k: p.default for k, p in inspect.signature(cli_run.start_run).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _normal(kwargs: dict) -> dict:
+    out = {**DEFAULTS, **kwargs}
+    for key in ("args", "tag", "otlp_header"):
+        out[key] = list(out.get(key) or [])
+    return out
+
+
+def _typer_reads(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict:
+    seen: dict = {}
+    monkeypatch.setattr(cli_run, "start_run", lambda script_arg, args, **kw: seen.update(script_arg=script_arg, args=args, **kw))
+    cli.app(["run", *argv], standalone_mode=False)
+    return seen
+
+
+PLAIN = [
+    ["a.py"],
+    ["-q", "a.py"],
+    ["--quiet", "--no-cache", "a.py", "x", "--y", "-q", "--", "z"],
+    ["--mock", "--mock-script", "m.json", "a.py"],
+    ["--mock-script=m.yaml", "a.py", "--mock"],
+    ["--tag", "a=1", "--tag=b=2", "--tag", "c=", "a.py"],
+    ["--name", "n1", "--name", "n2", "a.py"],
+    ["--name", "-x", "a.py"],
+    ["--trace-id", "018f0000-0000-7000-8000-000000000000", "a.py"],
+    ["--cache-dir", "/tmp/c", "--cache-ttl", "30m", "--cache-mode", "reuse", "--cache-size", "7", "a.py"],
+    ["--retries", "0", "--retries=20", "a.py"],
+    ["--no-children", "--split", "--semantic-cache", "--project", "p", "a.py"],
+    ["--cache-mode", "bogus", "a.py"],  # valid to both parsers: start_run says it is bad
+    ["a.py", "--help"],  # the script's own --help
+    ["-"],
+]
+TYPER = [
+    [], ["--help"], ["-h"], ["--bogus", "a.py"], ["--", "a.py"], ["--retries", "21", "a.py"], ["--retries", "-1", "a.py"],
+    ["--retries", "x", "a.py"], ["--cache-size", "0", "a.py"], ["--name"], ["-qx", "a.py"], ["--quiet=1", "a.py"],
+    ["--otlp", "http://h", "a.py"], ["--max-calls", "3", "a.py"], ["--semantic-threshold", "0.9", "a.py"],
+]
+
+
+@pytest.mark.parametrize("argv", PLAIN, ids=" ".join)
+def test_the_plain_parser_reads_what_typer_reads(argv, monkeypatch):
+    plain = cli_run.plain_run_args(argv)
+    assert plain is not None
+    assert _normal(plain) == _normal(_typer_reads(argv, monkeypatch))
+
+
+@pytest.mark.parametrize("argv", TYPER, ids=" ".join)
+def test_everything_else_goes_to_typer(argv):
+    assert cli_run.plain_run_args(argv) is None
+
+
+def test_budget_from_the_environment_goes_to_typer(monkeypatch):
+    monkeypatch.setenv("LLMTRACE_MAX_CALLS", "3")
+    assert cli_run.plain_run_args(["a.py"]) is None
+
+
+def test_a_plain_run_loads_neither_typer_nor_click_and_errors_still_read_as_before(tmp_path: Path):
+    script = tmp_path / "who.py"
+    script.write_text("import sys\nprint(sorted(m for m in ('typer', 'click', 'rich') if m in sys.modules))\n")
+    r = run_cli("run", "-q", "--no-cache", str(script))
+    assert r.code == 0 and r.stdout.strip() == "[]", r
+    r = run_cli("run", "--bogus", str(script))
+    assert r.code == 2 and r.stderr.startswith("llmtrace: error: No such option '--bogus'. (see '")
+    assert r.stderr.strip().endswith("llmtrace run --help')")
+    r = run_cli("run", "-q", str(tmp_path / "missing.py"))
+    assert r.code == 3 and r.stderr.strip() == f"llmtrace: error: no such script: {tmp_path / 'missing.py'}"
+    r = run_cli("run", "-q", "--cache-ttl", "soon", str(script))
+    assert r.code == 2 and r.stderr.startswith("llmtrace: error: bad"), r.stderr
