@@ -41,6 +41,14 @@ _KEY_FRAGMENTS = ("key", "secret", "passw", "authoriz", "credential", "token", "
 _KEY_FRAGMENTS_B = tuple(f.encode() for f in _KEY_FRAGMENTS)
 _GITHUB_SHAPE_B = re.compile(rb"gh[pousr]_")
 _CONTAINERS = (dict, list, tuple)
+# The credential patterns that contain "token", written with "_" (the forms "-" and "" do not end in "_tokens").
+_TOKEN_CREDENTIALS = (b"access_token", b"refresh_token", b"auth_token", b"session_token", b"id_token")
+
+
+def _only_count_names(low: bytes) -> bool:
+    """Whether every "token" in `low` belongs to a "…_tokens" name that no credential pattern matches
+    (prompt_tokens, cached_tokens, max_tokens …: every LLM call's usage and parameters)."""
+    return low.count(b"token") == low.count(b"_tokens") and not any(p in low for p in _TOKEN_CREDENTIALS)
 
 
 def has_key_fragment(text: str) -> bool:
@@ -124,7 +132,10 @@ class Redactor:
         if b"sk-" in blob or b"Bearer " in blob or b"AKIA" in blob or _GITHUB_SHAPE_B.search(blob):
             return True
         low = blob.lower()
-        return any(f in low for f in _KEY_FRAGMENTS_B) and has_secret_key(values)
+        hits = [f for f in _KEY_FRAGMENTS_B if f in low]
+        if not hits or (hits == [b"token"] and _only_count_names(low)):
+            return False
+        return has_secret_key(values)
 
     def obj(self, value: Any) -> Any:
         """Copy of a JSON-like value with credential-named fields blanked (text is scrubbed later)."""

@@ -256,6 +256,10 @@ def test_a_span_snapshot_encodes_to_exactly_the_rows_of_the_direct_path(fields):
     {"outputs": "sk-abcdefghijklmnopqrstuvwxyz"},
     {"error_message": "401: Bearer abcdefghijklmnopqrstuvwx"},
     {"response": {"t": "ghp_abcdefghijklmnopqrstuvwxyz0123456789"}},
+    {"response": {"usage": {"prompt_tokens": 3}, "token": "t"}},
+    {"response": {"usage": {"prompt_tokens": 3}, "id_tokens": ["t"]}},
+    {"inputs": {"access-tokens": "t", "total_tokens": 3}},
+    {"metadata": {"params": {"max_tokens": 5}, "x": {"Auth_Token": "t"}}},
     {"inputs": {"x": object()}},
 ])
 def test_a_span_with_anything_to_redact_is_never_snapshotted(fields):
