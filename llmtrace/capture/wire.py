@@ -552,26 +552,40 @@ _replay_requests: dict[tuple[Any, str, str], Any] = {}
 
 
 def _replay_request(client: Any, options: Any) -> Any:
-    """The request a replayed answer hangs on: a plain httpx Request for the call's URL, made once per
-    URL (the SDK's own _build_request, with its headers and body, cost ~0.3 ms a call for nothing)."""
+    """The request a replayed answer hangs on: a plain httpx Request for the call's URL and per-call
+    headers, made once for each (the SDK's own _build_request, with every header and the body, costs
+    ~0.5 ms a call for a request that is never sent)."""
     method = str(getattr(options, "method", "post")).upper()
     url = str(client.base_url).rstrip("/") + "/" + str(options.url).lstrip("/")
-    key = (type(getattr(client, "_client", None)), method, url)
+    # The per-call headers go along: the SDK reads X-Stainless-Raw-Response back from the request to
+    # decide whether the caller asked for the raw response (LangChain does).
+    given = getattr(options, "headers", None)
+    headers = tuple(sorted((k, v) for k, v in given.items() if isinstance(v, str))) if isinstance(given, dict) else ()
+    key = (type(getattr(client, "_client", None)), method, url, headers)
     request = _replay_requests.get(key)
     if request is None:
-        try:
-            roots = [k.__module__.split(".")[0] for k in type(client._client).__mro__]
-            httpx = sys.modules[next(r for r in roots if r not in ("openai", "anthropic", "builtins"))]
-            request = httpx.Request(method, url)
-        except Exception:  # an SDK shaped otherwise: its own request builder
+        httpx = _httpx_of(client)
+        if httpx is not None:
+            request = httpx.Request(method, url, headers=list(headers))
+        else:  # an SDK shaped otherwise: its own request builder
             try:
                 request = client._build_request(options)
             except TypeError:  # pragma: no cover - older signature
                 request = client._build_request(options, retries_taken=0)
-            return request
         if len(_replay_requests) < 256:
             _replay_requests[key] = request
     return request
+
+
+def _httpx_of(client: Any) -> Any:
+    """The httpx module (by whatever name it is installed) the SDK client's HTTP client comes from: the
+    first package in its class's ancestry that has both Request and Response (a wrapper class, such as
+    langchain-openai's, comes first and has neither)."""
+    for k in type(getattr(client, "_client", None)).__mro__:
+        module = sys.modules.get(k.__module__.split(".")[0])
+        if isinstance(getattr(module, "Request", None), type) and isinstance(getattr(module, "Response", None), type):
+            return module
+    return None
 
 
 def _stream_classes(httpx: Any) -> tuple[type, type, type]:

@@ -54,16 +54,18 @@ class JsonEncoder:
         self.redactor = redactor
         self.cap = cap if cap is not None else max_field_bytes()
 
-    def __call__(self, value: Any) -> str | None:
+    def __call__(self, value: Any, clean: bool = False) -> str | None:
+        """`value` as JSON text, redacted (unless `clean`: known to hold nothing to redact) and capped."""
         if value is None:
             return None
         try:
             text = _ENCODER.encode(value)
-            if has_key_fragment(text):  # only then walk the value for credential-named fields
+            if not clean and has_key_fragment(text):  # only then walk the value for credential-named fields
                 text = _ENCODER.encode(self.redactor.obj(value))
         except (ValueError, TypeError, RecursionError) as e:  # circular or pathological structures
             text = json.dumps({"llmtrace_unserialisable": f"{type(e).__name__}: {e}", "repr": repr(value)[:2000]})
-        text = self.redactor.text(text)
+        if not clean:
+            text = self.redactor.text(text)
         if len(text) > self.cap:
             text = json.dumps(
                 {"llmtrace_truncated": True, "bytes": len(text.encode("utf-8", "replace")), "head": text[: self.cap]},
@@ -101,21 +103,23 @@ class RowEncoder:
         return blob
 
     def snapshot_rows(self, blob: bytes) -> tuple[list[Any], list[Any] | None]:
+        """The rows of a `snapshot`: found clean when it was taken, so encoded without redacting again."""
         values, request, response = marshal.loads(blob)
-        return self._rows(list(values), request, response)
+        return self._rows(list(values), request, response, clean=True)
 
-    def _rows(self, values: list[Any], request: Any, response: Any) -> tuple[list[Any], list[Any] | None]:
+    def _rows(self, values: list[Any], request: Any, response: Any,
+              clean: bool = False) -> tuple[list[Any], list[Any] | None]:
         enc = self.encode
         for i in _JSON_INDEXES:
             v = values[i]
             # None and empty containers are stored as NULL; 0, "" and False are values (a tool may return 0).
-            values[i] = None if v is None or v == [] or v == {} else enc(v)
-        if values[_ERROR_INDEX] is not None:
+            values[i] = None if v is None or v == [] or v == {} else enc(v, clean)
+        if values[_ERROR_INDEX] is not None and not clean:
             values[_ERROR_INDEX] = self.redactor.text(values[_ERROR_INDEX])
         values[_STREAMED_INDEX] = int(values[_STREAMED_INDEX])
         if request is None and response is None:
             return values, None
-        return values, [values[_ID_INDEX], enc(request), enc(response)]
+        return values, [values[_ID_INDEX], enc(request, clean), enc(response, clean)]
 
 
 class StoreWriter:
