@@ -7,7 +7,9 @@
 `loop` and `agent` print one JSON line, {"workload", "calls", "loop_s", "loop_cpu_s"}: the wall
 time and the process's CPU time (all its threads) of the loop alone (the warm-up call, interpreter start, imports and the tracer's set-up are outside it), so
 traced − untraced divided by the calls is what a tracer adds to each call. The prompts depend
-only on the call's number, so a second run against the same response cache is all hits.
+only on the call's number, so a second run against the same response cache is all hits. `loop` also
+gives "request_us": the median time of the SDK's request() per call (the exchange with the server, or
+the answer a cache hands back).
 """
 
 import json
@@ -16,6 +18,22 @@ import time
 from pathlib import Path
 
 from langchain_openai import ChatOpenAI
+import openai._base_client as _base
+
+# The time from the SDK's request() to the answer handed back (a live exchange, or a tracer's cached
+# answer), per call: the cache-hit figure of bench_peers. Wrapped after any tracer's own patch.
+_request, _request_us = _base.SyncAPIClient.request, []
+
+
+def _timed_request(self, *args, **kwargs):
+    t = time.perf_counter()
+    try:
+        return _request(self, *args, **kwargs)
+    finally:
+        _request_us.append((time.perf_counter() - t) * 1e6)
+
+
+_base.SyncAPIClient.request = _timed_request
 
 kind = sys.argv[1]
 count = int(sys.argv[2]) if len(sys.argv) > 2 else 1
@@ -47,4 +65,6 @@ else:
     for i in range(count):
         llm.invoke(f"question {i}")
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(json.dumps({"workload": "loop", "calls": count, "loop_s": elapsed, "loop_cpu_s": cpu}), flush=True)
+    timed = sorted(_request_us[1:])  # the warm-up call left out
+    print(json.dumps({"workload": "loop", "calls": count, "loop_s": elapsed, "loop_cpu_s": cpu,
+                      "request_us": timed[len(timed) // 2] if timed else None}), flush=True)

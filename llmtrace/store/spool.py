@@ -4,8 +4,8 @@ A finished span is appended to `<home>/spool/<trace-id>.spool` in the thread tha
 file is memory-mapped (shared), so appending is a memory copy with no system call and no release
 of the GIL, yet the bytes belong to the kernel's page cache at once: a kill of the process cannot
 lose them. The file grows in steps; unused space is zero bytes. A
-writer thread copies spans into SQLite in batches, one commit per batch, so `ls` and `show` see a
-running trace within milliseconds. When the run finishes, the spool file is removed. A spool left
+writer thread copies spans into SQLite in batches, one commit per batch (at most every 50 ms), so
+`ls` and `show` see a running trace within a twentieth of a second. When the run finishes, the spool file is removed. A spool left
 behind by a killed run is loaded into the store by the next llmtrace command (`recover`).
 
 What the thread that ended a span writes is as little as makes the span safe: a marshal snapshot
@@ -63,7 +63,7 @@ def read_records(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 class SpoolFile:
-    """An append-only, memory-mapped file of encoded span rows, one JSON line each."""
+    """An append-only, memory-mapped file of span records (see the module's docstring for their frame)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
