@@ -16,6 +16,8 @@ from llmtrace.model import Span, SpanKind, Status, Trace
 
 
 _PRICED = (SpanKind.LLM.value, SpanKind.EMBEDDING.value)
+_OK, _ERROR, _INTERRUPTED = Status.OK.value, Status.ERROR.value, Status.INTERRUPTED.value
+_pricing: Any = None  # llmtrace.pricing, imported at the first priced span
 
 
 def now_us() -> int:
@@ -85,16 +87,20 @@ class Recorder:
         span.end_us = now_us()
         if error is not None:
             interrupted = isinstance(error, KeyboardInterrupt)
-            span.status = status or (Status.INTERRUPTED.value if interrupted else Status.ERROR.value)
+            span.status = status or (_INTERRUPTED if interrupted else _ERROR)
             span.error_type = type(error).__name__
             span.error_message = str(error)[:4000]
             if not interrupted and error.__traceback__ is not None:
                 span.metadata["traceback"] = stack_text(error)
         else:
-            span.status = status or Status.OK.value
+            span.status = status or _OK
         if span.kind in _PRICED and span.cost is None:
-            from llmtrace import pricing
+            global _pricing
+            pricing = _pricing
+            if pricing is None:
+                from llmtrace import pricing
 
+                _pricing = pricing
             price = pricing.cost(
                 span.model or span.model_requested, span.provider, span.input_tokens, span.output_tokens, span.cached_tokens
             )

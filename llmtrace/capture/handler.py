@@ -12,6 +12,9 @@ from llmtrace.capture.serialize import message_dict, parse_json_maybe, to_jsonab
 from llmtrace.model import Span, SpanKind
 from llmtrace.recorder import Recorder, now_us
 
+# The kinds as the plain strings spans hold (an Enum's .value is a descriptor call).
+_CHAIN, _LLM, _TOOL, _RETRIEVER = (k.value for k in (SpanKind.CHAIN, SpanKind.LLM, SpanKind.TOOL, SpanKind.RETRIEVER))
+
 _PARAM_KEYS = ("model", "model_name", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
                "n", "stream", "reasoning_effort", "response_format", "tool_choice", "parallel_tool_calls")
 
@@ -77,27 +80,28 @@ class TraceHandler(BaseCallbackHandler):
 
 
     # -- helpers --------------------------------------------------------------------------------
-    def _start(self, kind: SpanKind, run_id: UUID, parent_run_id: UUID | None, name: str, inputs: Any,
+    def _start(self, kind: str, run_id: UUID, parent_run_id: UUID | None, name: str, inputs: Any,
                tags: list[str] | None, metadata: dict[str, Any] | None, **fields: Any) -> Span:
         return self.recorder.start_span(
-            span_id=_remember(run_id), kind=kind.value, name=name,
+            span_id=_remember(run_id), kind=kind, name=name,
             parent_id=_sid(parent_run_id), inputs=inputs,
             tags=list(tags or []), metadata=dict(metadata or {}), **fields,
         )
 
     def _end(self, run_id: UUID, outputs: Any = None, error: BaseException | None = None) -> Span | None:
-        span = self.recorder.get_open(_TEXT_IDS.pop(run_id, None) or str(run_id))
+        recorder = self.recorder
+        span = recorder.get_open(_TEXT_IDS.pop(run_id, None) or str(run_id))
         if span is None:
             return None
         if outputs is not None:
             span.outputs = outputs
-        self.recorder.end_span(span, error=error)
+        recorder.end_span(span, error=error)
         return span
 
     # -- chains ---------------------------------------------------------------------------------
     def on_chain_start(self, serialized: dict[str, Any], inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._start(SpanKind.CHAIN, run_id, parent_run_id, _name(serialized, kwargs, "chain"), to_jsonable(inputs), tags, metadata)
+        self._start(_CHAIN, run_id, parent_run_id, _name(serialized, kwargs, "chain"), to_jsonable(inputs), tags, metadata)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if kwargs.get("inputs") is not None:  # streamed runs only know their input at the end
@@ -112,11 +116,11 @@ class TraceHandler(BaseCallbackHandler):
     # -- models ---------------------------------------------------------------------------------
     def _llm_start(self, serialized: dict[str, Any], inputs: Any, run_id: UUID, parent_run_id: UUID | None,
                    tags: list[str] | None, metadata: dict[str, Any] | None, kwargs: dict[str, Any]) -> None:
-        meta = dict(metadata or {})
+        meta = metadata or {}  # _start stores a copy
         params = kwargs.get("invocation_params") or {}
         requested = meta.get("ls_model_name") or params.get("model") or params.get("model_name")
         span = self._start(
-            SpanKind.LLM, run_id, parent_run_id, _name(serialized, kwargs, "llm"), inputs, tags, meta,
+            _LLM, run_id, parent_run_id, _name(serialized, kwargs, "llm"), inputs, tags, meta,
             model_requested=requested, provider=meta.get("ls_provider"),
         )
         span.metadata["params"] = {k: to_jsonable(params[k]) for k in _PARAM_KEYS if k in params}
@@ -144,13 +148,14 @@ class TraceHandler(BaseCallbackHandler):
             span.streamed = True
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        span = self.recorder.get_open(_TEXT_IDS.pop(run_id, None) or str(run_id))
+        recorder = self.recorder
+        span = recorder.get_open(_TEXT_IDS.pop(run_id, None) or str(run_id))
         if span is None:
             return
         try:
             self._fill_llm(span, response)
         finally:
-            self.recorder.end_span(span)
+            recorder.end_span(span)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id, error=error)
@@ -197,7 +202,7 @@ class TraceHandler(BaseCallbackHandler):
                       tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                       inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         args = to_jsonable(inputs) if inputs is not None else parse_json_maybe(input_str)
-        span = self._start(SpanKind.TOOL, run_id, parent_run_id, _name(serialized, kwargs, "tool"), args, tags, metadata)
+        span = self._start(_TOOL, run_id, parent_run_id, _name(serialized, kwargs, "tool"), args, tags, metadata)
         if kwargs.get("tool_call_id"):
             span.metadata["tool_call_id"] = kwargs["tool_call_id"]
         description = (serialized or {}).get("description")
@@ -214,7 +219,7 @@ class TraceHandler(BaseCallbackHandler):
     def on_retriever_start(self, serialized: dict[str, Any], query: str, *, run_id: UUID,
                            parent_run_id: UUID | None = None, tags: list[str] | None = None,
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        span = self._start(SpanKind.RETRIEVER, run_id, parent_run_id, _name(serialized, kwargs, "retriever"), {"query": query},
+        span = self._start(_RETRIEVER, run_id, parent_run_id, _name(serialized, kwargs, "retriever"), {"query": query},
                            tags, metadata)
         _RETRIEVER_TOKENS[run_id] = wire.enter_retriever(span.id, _sid(parent_run_id))
 

@@ -7,15 +7,66 @@ import json
 from typing import Any
 
 _MAX_DEPTH = 32
+_MISSING = object()
+_MESSAGE_ATTRS = ("name", "tool_call_id", "tool_calls")
+# class → for each of _MESSAGE_ATTRS, True when on that class only pydantic's __getattr__ can find it
+# (no field, no class attribute). getattr(msg, "tool_calls", None) on a HumanMessage raises and
+# catches an AttributeError inside pydantic (~5 µs); _message_attrs reads the same places without it.
+_EXTRA_ONLY: dict[type, tuple[bool, ...]] = {}
+
+
+def _extra_only(cls: type) -> tuple[bool, ...]:
+    known = _EXTRA_ONLY.get(cls)
+    if known is not None:
+        return known
+    try:
+        from pydantic import BaseModel
+
+        model = (isinstance(cls, type) and issubclass(cls, BaseModel) and cls.__getattr__ is BaseModel.__getattr__
+                 and cls.__getattribute__ is object.__getattribute__)
+        known = tuple(
+            model and name not in cls.__pydantic_fields__ and name not in (cls.__private_attributes__ or {})
+            and not hasattr(cls, name)
+            for name in _MESSAGE_ATTRS
+        )
+    except Exception:
+        known = (False,) * len(_MESSAGE_ATTRS)
+    if len(_EXTRA_ONLY) < 1024:
+        _EXTRA_ONLY[cls] = known
+    return known
+
+
+def _message_attrs(msg: Any) -> list[Any]:
+    """getattr(msg, attr, None) for each of _MESSAGE_ATTRS, reading what getattr would read."""
+    flags = _extra_only(type(msg))
+    if not any(flags):
+        return [getattr(msg, name, None) for name in _MESSAGE_ATTRS]
+    extra: Any = _MISSING
+    values = []
+    for name, extra_only in zip(_MESSAGE_ATTRS, flags):
+        if not extra_only:
+            values.append(getattr(msg, name, None))
+            continue
+        # The lookup getattr makes: the instance dict, then (pydantic's __getattr__) the extra fields.
+        value = msg.__dict__.get(name, _MISSING)
+        if value is _MISSING:
+            if extra is _MISSING:
+                try:
+                    extra = object.__getattribute__(msg, "__pydantic_extra__")
+                except AttributeError:
+                    extra = None
+            value = extra.get(name) if extra else None
+        values.append(value)
+    return values
 
 
 def message_dict(msg: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"role": getattr(msg, "type", "message"), "content": to_jsonable(getattr(msg, "content", None))}
-    for attr in ("name", "tool_call_id"):
-        value = getattr(msg, attr, None)
-        if value:
-            out[attr] = value
-    tool_calls = getattr(msg, "tool_calls", None)
+    name, tool_call_id, tool_calls = _message_attrs(msg)
+    if name:
+        out["name"] = name
+    if tool_call_id:
+        out["tool_call_id"] = tool_call_id
     if tool_calls:
         out["tool_calls"] = [
             {"name": tc.get("name"), "args": to_jsonable(tc.get("args")), "id": tc.get("id")} for tc in tool_calls

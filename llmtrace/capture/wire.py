@@ -182,9 +182,18 @@ def _langchain_parent() -> str | None:
     return config_parent
 
 
+_SDK_OF: dict[type, str] = {}
+
+
 def _sdk(client: Any) -> str:
     """Which Stainless-built SDK the client belongs to: "openai" or "anthropic"."""
-    return type(client).__module__.split(".", 1)[0]
+    cls = type(client)
+    sdk = _SDK_OF.get(cls)
+    if sdk is None:
+        sdk = cls.__module__.split(".", 1)[0]
+        if len(_SDK_OF) < 256:
+            _SDK_OF[cls] = sdk
+    return sdk
 
 
 def _provider(client: Any) -> str:
@@ -204,6 +213,42 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return repr(value)
+
+
+class _NotPlain(Exception):
+    pass
+
+
+_LEAVES = (str, int, float, bool, type(None))
+
+
+def _plain_copy(value: Any, depth: int = 0) -> Any:
+    """json.loads(json.dumps(value)) for a value made of dicts with str keys, lists, tuples, str, int,
+    float, bool and None only (the usual request body), without the text in between; raises _NotPlain
+    for anything else (the caller then takes the JSON round trip, whose conversions it keeps)."""
+    cls = type(value)
+    if cls in _LEAVES:
+        return value
+    if depth > 64:  # deep or circular: the round trip decides
+        raise _NotPlain
+    if cls is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _NotPlain
+            out[k] = v if type(v) in _LEAVES else _plain_copy(v, depth + 1)
+        return out
+    if cls is list or cls is tuple:
+        return [v if type(v) in _LEAVES else _plain_copy(v, depth + 1) for v in value]
+    raise _NotPlain
+
+
+def _json_copy(body: dict[str, Any]) -> Any:
+    """The body as JSON carries it: a copy of its own, with what JSON cannot hold converted by _json_default."""
+    try:
+        return _plain_copy(body)
+    except _NotPlain:
+        return json.loads(json.dumps(body, default=_json_default))
 
 
 def _given(value: Any) -> bool:
@@ -254,17 +299,18 @@ class _Call:
         if isinstance(extra, dict):
             body.update(extra)
         self.hide_usage = False
-        options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
         if stream and endpoint is endpoints.CHAT and isinstance(options.json_data, dict):
             opts = body.get("stream_options")
             opts = dict(opts) if isinstance(opts, dict) else {}
             if not opts.get("include_usage"):  # usage is asked for; the caller never sees the extra chunk
                 opts["include_usage"] = True
                 body["stream_options"] = opts
+                # The SDK's options are left as they are: the changed ones are a copy.
+                options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
                 options.json_data = {**options.json_data, "stream_options": opts}
                 self.hide_usage = True
         self.options = options
-        self.body = json.loads(json.dumps(body, default=_json_default))
+        self.body = _json_copy(body)
         span = _claim() if endpoint.claims_llm_span else None
         self.own = span is None
         if span is None:
@@ -408,9 +454,20 @@ class _Call:
     def on_response(self, response: Any) -> None:
         """The SDK is about to parse `response` (live or replayed): tee its body into the span."""
         self.status = response.status_code
-        self.headers = [[k, v] for k, v in response.headers.items() if k.lower() not in _DROP_HEADERS]
-        sse = self.sse = response.headers.get("content-type", "").startswith("text/event-stream")
-        encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
+        # One pass over the headers (items() joins repeated ones with ", " as headers.get does).
+        kept: list[list[str]] = []
+        content_type, encoding = "", "identity"
+        for k, v in response.headers.items():
+            low = k.lower()
+            if low not in _DROP_HEADERS:
+                kept.append([k, v])
+                if low == "content-type":
+                    content_type = v
+            elif low == "content-encoding":
+                encoding = v
+        self.headers = kept
+        sse = self.sse = content_type.startswith("text/event-stream")
+        encoded = encoding.lower() not in ("", "identity")
         if hasattr(response, "_content"):  # already read (a non-streamed send)
             self.body_done([response.content], None, True)
             return
@@ -615,11 +672,20 @@ def _event_json(event: bytes) -> Any:
         return None
 
 
+_UNSEEN: Any = object()
+_endpoint_of: dict[tuple[str, str, str], Endpoint | None] = {}  # (sdk, method, url) → its adapter, or None
+
+
 def _begin(client: Any, options: Any, stream: bool) -> "_Call | None":
     """The call to trace, or None when this request is not one llmtrace traces."""
     if _recorder is None or _internal.get() or _active.get() is not None:
         return None
-    endpoint = endpoints.for_path(_sdk(client), str(getattr(options, "method", "")), str(getattr(options, "url", "")))
+    key = (_sdk(client), str(getattr(options, "method", "")), str(getattr(options, "url", "")))
+    endpoint = _endpoint_of.get(key, _UNSEEN)
+    if endpoint is _UNSEEN:
+        endpoint = endpoints.for_path(*key)
+        if len(_endpoint_of) < 1024:
+            _endpoint_of[key] = endpoint
     if endpoint is None:
         return None
     return _Call(client, options, endpoint, stream)
