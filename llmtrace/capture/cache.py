@@ -19,7 +19,6 @@ import math
 import os
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,7 +137,6 @@ class ResponseCache:
         with self.store.transact():
             for key, entry in items:
                 self.store.set("r:" + key, entry, expire=expire)
-                time.sleep(0)  # the GIL to a thread waiting for it (the traced program), entry by entry
         self.store.cull()
 
     def _run(self) -> None:

@@ -25,7 +25,6 @@ import sqlite3
 import struct
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +186,7 @@ class SpoolingWriter:
             items = [b for b in batch if not isinstance(b, (_SegmentDone, _TraceDone))]
             if items:
                 try:
-                    self.writer.write_rows([self._encoded(b) for b in items])
+                    self.writer.write_rows([self._snapshot_rows(b) if isinstance(b, bytes) else b for b in items])
                 except Exception as e:  # the spool still has them; the next command loads them
                     if not self._failed:
                         print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
@@ -201,14 +200,6 @@ class SpoolingWriter:
                     self.writer.finish_trace(trace)
                 except Exception as e:  # left 'running': shown as killed, and finished by the run's end
                     print(f"llmtrace: warning: could not finish trace {trace.id} ({e})", file=sys.stderr)
-
-    def _encoded(self, item: Any) -> Any:
-        if not isinstance(item, bytes):
-            return item
-        # Between spans, the GIL goes to a thread that waits for it (the traced program, its answer
-        # just in): a batch is encoded without holding that thread up for the whole batch.
-        time.sleep(0)
-        return self._snapshot_rows(item)
 
     def close(self) -> None:
         """Write everything still queued, then remove the spool if the store has it all."""
