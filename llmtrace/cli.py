@@ -954,7 +954,7 @@ def _main() -> None:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
         print(f"llmtrace: error: {e.format_message()}{hint}", file=sys.stderr)
         sys.exit(int(ExitCode.USAGE))
-    except click_exc.Abort:
+    except typer.Abort:  # typer ≥ 0.26's vendored click keeps Abort in typer.exceptions, not with the others
         sys.exit(int(ExitCode.INTERRUPTED))
     except click_exc.ClickException as e:
         print(f"llmtrace: error: {e.format_message()}", file=sys.stderr)
