@@ -79,6 +79,32 @@ def die_of(signum: int) -> None:
     os._exit(128 + signum)  # pragma: no cover - only if the signal did not end us
 
 
+_term_handler: Any = None  # the run's SIGTERM handler, which a fork child must not keep
+_fork_hook = False
+
+
+def _ours_in_parent_only(handler: Any) -> None:
+    """A fork child starts with SIGTERM's default action, as under python.
+
+    Kept, our handler would only re-raise the signal with the default action, but a Python handler
+    runs between bytecodes: a SIGTERM landing just before the child blocks in C (a Pool worker
+    going back to wait on its task queue's lock when `Pool.terminate()` signals it) was caught and
+    never acted on, and the worker, hence `terminate()`, hung for good."""
+    global _term_handler, _fork_hook
+    _term_handler = handler
+    if not _fork_hook:
+        _fork_hook = True
+        os.register_at_fork(after_in_child=_default_term_in_child)
+
+
+def _default_term_in_child() -> None:
+    if _term_handler is not None and signal.getsignal(signal.SIGTERM) is _term_handler:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except (ValueError, OSError):  # pragma: no cover - not the main thread: keep the handler's fallback
+            pass
+
+
 def _trim_traceback(tb: Any, script: str) -> Any:
     """Drop llmtrace's and runpy's frames so the traceback starts in the user's script, as under python."""
     first = tb
@@ -256,6 +282,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     old_term = None
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         old_term = signal.signal(signal.SIGTERM, on_term)
+        _ours_in_parent_only(on_term)
 
     hook_before = sys.excepthook
     status, code, error, stack = Status.OK.value, 0, None, None

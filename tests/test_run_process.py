@@ -144,6 +144,33 @@ def test_syntax_error_reported_as_python_does(llmtrace_home, tmp_path):
     assert "SyntaxError" in r.stderr
 
 
+FORKS = """\
+import multiprocessing, os, signal
+
+def disposition(_=None):
+    handler = signal.getsignal(signal.SIGTERM)
+    return "default" if handler == signal.SIG_DFL else repr(handler)
+
+pid = os.fork()
+if pid == 0:
+    print("os.fork child:", disposition(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    print("pool workers:", sorted(set(pool.map(disposition, range(4)))))
+"""
+
+
+def test_a_fork_child_gets_sigterms_default_action(llmtrace_home, tmp_path):
+    # A Python-level SIGTERM handler left in a Pool worker can miss a signal that lands just before
+    # the worker blocks on its queue's lock: Pool.terminate() then waits for it for ever.
+    (tmp_path / "forks.py").write_text(FORKS)
+    plain = subprocess.run([sys.executable, "forks.py"], capture_output=True, text=True, cwd=str(tmp_path))
+    r = run_cli("run", "-q", "forks.py", cwd=tmp_path)
+    assert plain.returncode == 0 and plain.stdout.count("default") == 2, plain.stderr
+    assert (r.code, r.stdout) == (0, plain.stdout), r.stderr
+
+
 @pytest.mark.parametrize("how", ["python", "llmtrace"])
 def test_sigterm_skips_finally_and_ends_by_the_signal(llmtrace_home, how):
     script = str(AGENTS / "waits_in_finally.py")
