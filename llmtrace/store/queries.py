@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from llmtrace.errors import UserError
 from llmtrace.model import Feedback, Span, Status, Totals, Trace
+from llmtrace.procs import pid_alive
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 _TOTAL_COLS = ", ".join(TOTAL_COLUMNS)
 _TRACE_COLS = "id, name, script, argv, cwd, start_us, end_us, status, exit_code, error, pid, version, traceback, run_id, " + _TOTAL_COLS
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _loads(text: str | None) -> Any:

@@ -265,7 +265,7 @@ def _spools(directory: Path, pattern: str) -> list[Path]:
 
 def load_children(db: sqlite3.Connection, directory: Path, trace_id: str, redactor: Any = None) -> int:
     """Load the spools of a run's child processes that have ended; returns spans loaded."""
-    from llmtrace.store.queries import pid_alive
+    from llmtrace.procs import pid_alive
 
     total = 0
     for path in _spools(directory, f"{trace_id}.*"):
@@ -280,7 +280,7 @@ def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> in
     """Load spools of runs that are gone (killed) into the store; returns spans recovered."""
     if not directory.is_dir():
         return 0
-    from llmtrace.store.queries import pid_alive
+    from llmtrace.procs import pid_alive
 
     total = 0
     for path in _spools(directory, "*"):
