@@ -36,6 +36,11 @@ def stderr_console() -> Any:
     return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty(), **plain_style())
 
 
+def styled_stderr() -> bool:
+    """Whether rich would style or wrap what goes to stderr: a terminal, or an environment that forces one."""
+    return sys.stderr.isatty() or "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ
+
+
 def parse_tags(values: list[str] | None) -> dict[str, str]:
     tags: dict[str, str] = {}
     for raw in values or []:
@@ -69,7 +74,7 @@ def find_mock_script(script: Path, explicit: Path | None) -> Any:
 
 def report_run(db: Any, trace: Any) -> None:
     """The run summary on stderr (totals re-read from the store)."""
-    from llmtrace.render.summary import run_summary
+    from llmtrace.render.summary import plain_summary, run_summary
     from llmtrace.store.queries import get_trace, run_parts
 
     parts = None
@@ -79,7 +84,10 @@ def report_run(db: Any, trace: Any) -> None:
             parts = run_parts(db, trace.id)
     except Exception:
         pass
-    stderr_console().print(run_summary(trace, parts))
+    if styled_stderr():
+        stderr_console().print(run_summary(trace, parts))
+    else:
+        sys.stderr.write(plain_summary(trace, parts))
 
 
 def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mock_script: Path | None = None,

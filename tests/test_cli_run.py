@@ -4,12 +4,15 @@ and leaves everything else (help, mistakes, rarer options) to it."""
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from llmtrace import cli, cli_run
-from tests.conftest import run_cli
+from conftest import run_cli
 
 DEFAULTS = {k: p.default for k, p in inspect.signature(cli_run.start_run).parameters.items()
             if p.default is not inspect.Parameter.empty}
@@ -82,3 +85,48 @@ def test_a_plain_run_loads_neither_typer_nor_click_and_errors_still_read_as_befo
     assert r.code == 3 and r.stderr.strip() == f"llmtrace: error: no such script: {tmp_path / 'missing.py'}"
     r = run_cli("run", "-q", "--cache-ttl", "soon", str(script))
     assert r.code == 2 and r.stderr.startswith("llmtrace: error: bad"), r.stderr
+
+
+def test_the_summary_without_rich_reads_as_rich_prints_it_off_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from llmtrace.model import Totals, Trace
+    from llmtrace.render.summary import plain_summary, run_summary
+    from llmtrace.store.queries import RunParts
+
+    def trace(**kw) -> Trace:
+        t = Trace(id="a6586a54-b863-465f-93a3-57d86fec4d55", name="agent.py", start_us=0, end_us=2_580_000, **kw)
+        t.totals = Totals(llm_calls=4, tool_calls=3, input_tokens=964, output_tokens=82, cost=0.000194)
+        return t
+
+    hits = trace(status="ok")
+    hits.totals.cache_hits, hits.totals.cost_saved, hits.totals.retries = 1234, 0.5, 2
+    replay = trace(status="ok", tags={"replay_of": "x"})
+    replay.totals.cache_hits = 1
+    cases = [
+        (trace(status="ok"), None),
+        (trace(status="error", exit_code=3), None),
+        (trace(status="over-budget", exit_code=1, error="budget $0.01 reached after 3 calls"), None),
+        (hits, None),
+        (replay, None),
+        (trace(status="error", run_id="r"), RunParts(traces=5, errors=2, totals=Totals(llm_calls=9, unpriced_calls=1))),
+    ]
+    for t, parts in cases:
+        out = io.StringIO()
+        Console(file=out, highlight=False, soft_wrap=True, width=40).print(run_summary(t, parts))
+        assert plain_summary(t, parts) == out.getvalue()
+
+
+def test_a_run_prints_its_summary_without_loading_rich(llmtrace_home, tmp_path: Path):
+    script = tmp_path / "one.py"
+    script.write_text("print('hi')\n")
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "llmtrace", "run", "--no-cache", str(script)],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert p.returncode == 0 and p.stdout == "hi\n"
+    summary = [line for line in p.stderr.splitlines() if not line.startswith("import time:")]
+    assert summary[0].startswith("llmtrace: trace ") and " ok in " in summary[0], p.stderr
+    assert summary[-1].startswith("  see it: llmtrace show ")
+    loaded = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    assert "rich" not in loaded and "rich.console" not in loaded

@@ -6,6 +6,9 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+STATUS_STYLE = {"ok": "green", "error": "bold red", "running": "yellow", "interrupted": "magenta", "killed": "bold red",
+                "over-budget": "bold magenta"}
+
 
 def duration(us: int | None) -> str:
     if us is None:

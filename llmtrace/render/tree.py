@@ -11,9 +11,8 @@ from rich.text import Text
 from llmtrace.ids import short_id
 from llmtrace.model import Feedback, Span, Status, Trace
 from llmtrace.render import fmt
+from llmtrace.render.fmt import STATUS_STYLE
 
-STATUS_STYLE = {"ok": "green", "error": "bold red", "running": "yellow", "interrupted": "magenta", "killed": "bold red",
-                "over-budget": "bold magenta"}
 
 _PLUMBING_PREFIXES = ("Runnable", "ChatPromptTemplate", "PromptTemplate", "MessagesPlaceholder")
 _PLUMBING_SUFFIXES = ("OutputParser", "Parser", "PromptTemplate")
