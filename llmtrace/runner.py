@@ -80,7 +80,6 @@ def die_of(signum: int) -> None:
 
 
 _term_handler: Any = None  # the run's SIGTERM handler, which a fork child must not keep
-_fork_hook = False
 
 
 def _ours_in_parent_only(handler: Any) -> None:
@@ -90,11 +89,10 @@ def _ours_in_parent_only(handler: Any) -> None:
     runs between bytecodes: a SIGTERM landing just before the child blocks in C (a Pool worker
     going back to wait on its task queue's lock when `Pool.terminate()` signals it) was caught and
     never acted on, and the worker, hence `terminate()`, hung for good."""
-    global _term_handler, _fork_hook
-    _term_handler = handler
-    if not _fork_hook:
-        _fork_hook = True
+    global _term_handler
+    if _term_handler is None:  # the first run in this process
         os.register_at_fork(after_in_child=_default_term_in_child)
+    _term_handler = handler
 
 
 def _default_term_in_child() -> None:

@@ -3,37 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
 _MAX_DEPTH = 32
 _MISSING = object()
 _MESSAGE_ATTRS = ("name", "tool_call_id", "tool_calls")
-# class → for each of _MESSAGE_ATTRS, True when on that class only pydantic's __getattr__ can find it
-# (no field, no class attribute). getattr(msg, "tool_calls", None) on a HumanMessage raises and
-# catches an AttributeError inside pydantic (~5 µs); _message_attrs reads the same places without it.
-_EXTRA_ONLY: dict[type, tuple[bool, ...]] = {}
 
 
+@functools.lru_cache(maxsize=1024)
 def _extra_only(cls: type) -> tuple[bool, ...]:
-    known = _EXTRA_ONLY.get(cls)
-    if known is not None:
-        return known
+    """For each of _MESSAGE_ATTRS, True when on `cls` only pydantic's __getattr__ can find it (no
+    field, no class attribute). getattr(msg, "tool_calls", None) on a HumanMessage raises and catches
+    an AttributeError inside pydantic (~5 µs); _message_attrs reads the same places without it."""
     try:
         from pydantic import BaseModel
 
         model = (isinstance(cls, type) and issubclass(cls, BaseModel) and cls.__getattr__ is BaseModel.__getattr__
                  and cls.__getattribute__ is object.__getattribute__)
-        known = tuple(
+        return tuple(
             model and name not in cls.__pydantic_fields__ and name not in (cls.__private_attributes__ or {})
             and not hasattr(cls, name)
             for name in _MESSAGE_ATTRS
         )
     except Exception:
-        known = (False,) * len(_MESSAGE_ATTRS)
-    if len(_EXTRA_ONLY) < 1024:
-        _EXTRA_ONLY[cls] = known
-    return known
+        return (False,) * len(_MESSAGE_ATTRS)
 
 
 def _message_attrs(msg: Any) -> list[Any]:

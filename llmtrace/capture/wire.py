@@ -182,18 +182,14 @@ def _langchain_parent() -> str | None:
     return config_parent
 
 
-_SDK_OF: dict[type, str] = {}
+@functools.lru_cache(maxsize=256)
+def _sdk_of(cls: type) -> str:
+    return cls.__module__.split(".", 1)[0]
 
 
 def _sdk(client: Any) -> str:
     """Which Stainless-built SDK the client belongs to: "openai" or "anthropic"."""
-    cls = type(client)
-    sdk = _SDK_OF.get(cls)
-    if sdk is None:
-        sdk = cls.__module__.split(".", 1)[0]
-        if len(_SDK_OF) < 256:
-            _SDK_OF[cls] = sdk
-    return sdk
+    return _sdk_of(type(client))
 
 
 def _provider(client: Any) -> str:
@@ -672,20 +668,14 @@ def _event_json(event: bytes) -> Any:
         return None
 
 
-_UNSEEN: Any = object()
-_endpoint_of: dict[tuple[str, str, str], Endpoint | None] = {}  # (sdk, method, url) → its adapter, or None
+_endpoint_for = functools.lru_cache(maxsize=1024)(endpoints.for_path)  # (sdk, method, url) → its adapter, or None
 
 
 def _begin(client: Any, options: Any, stream: bool) -> "_Call | None":
     """The call to trace, or None when this request is not one llmtrace traces."""
     if _recorder is None or _internal.get() or _active.get() is not None:
         return None
-    key = (_sdk(client), str(getattr(options, "method", "")), str(getattr(options, "url", "")))
-    endpoint = _endpoint_of.get(key, _UNSEEN)
-    if endpoint is _UNSEEN:
-        endpoint = endpoints.for_path(*key)
-        if len(_endpoint_of) < 1024:
-            _endpoint_of[key] = endpoint
+    endpoint = _endpoint_for(_sdk(client), str(getattr(options, "method", "")), str(getattr(options, "url", "")))
     if endpoint is None:
         return None
     return _Call(client, options, endpoint, stream)
