@@ -294,6 +294,131 @@ def test_cache_size_limit_evicts(tmp_path):
     cache.close()
 
 
+def _filled_cache(directory, n, **settings):
+    from llmtrace.capture.cache import CacheSettings, ResponseCache
+
+    cache = ResponseCache(CacheSettings(directory=directory, **settings))
+    keys = [f"{i:064x}.0" for i in range(n)]
+    for i, k in enumerate(keys):
+        cache.set(k, 200, [["content-type", "application/json"]], [b'{"n": %d}' % i], False)
+    cache.flush()
+    return cache, keys
+
+
+def _count_reads(cache):
+    """How many SQL statements the cache's diskcache runs from here on."""
+    reads = []
+    sql = type(cache.store)._sql.fget
+
+    class Counting(type(cache.store)):
+        @property
+        def _sql(self):
+            reads.append(1)
+            return sql(self)
+
+    cache.store.__class__ = Counting
+    return reads
+
+
+def test_cache_reads_ahead_in_stored_order_and_answers_as_without(tmp_path):
+    """A replay asks for answers in the order they were stored: one SQLite read serves many calls, the
+    window growing while the rows read ahead are used; any other order gets the same answers."""
+    cache, keys = _filled_cache(tmp_path / "c", 300)
+    reads = _count_reads(cache)
+    assert [cache.get(k)["parts"] for k in keys] == [[b'{"n": %d}' % i] for i in range(300)]
+    assert len(reads) <= 6, len(reads)  # 16, 32, 64, 128, 256 rows: not one read a call
+    cache.close()
+
+    import random
+
+    cache, keys = _filled_cache(tmp_path / "c", 300)  # the same folder, a new process's view of it
+    reads = _count_reads(cache)
+    order = list(range(300))
+    random.Random(7).shuffle(order)
+    assert [cache.get(keys[i])["parts"] for i in order] == [[b'{"n": %d}' % i] for i in order]
+    assert cache.get("f" * 64 + ".0") is None
+    assert len(reads) <= 301 + 2  # out of order the window shrinks to one row: a read a call, as without
+    cache.close()
+
+
+def test_cache_read_ahead_never_serves_what_diskcache_would_not(tmp_path):
+    from llmtrace.capture.cache import VERSION
+
+    cache, keys = _filled_cache(tmp_path / "c", 20)
+    # Read ahead with an expiry (diskcache's own, real time) that has passed: a miss, as diskcache.get says.
+    cache.store._sql("UPDATE Cache SET expire_time = 1 WHERE key = ?", ("r:" + keys[1],))
+    assert cache.store.get("r:" + keys[1]) is None
+    assert cache.get(keys[0]) is not None
+    assert ("r:" + keys[1]) in cache._ahead
+    assert cache.get(keys[1]) is None
+    # An answer written in this run is found before a row read ahead for the same key.
+    assert ("r:" + keys[2]) in cache._ahead
+    cache._pending[keys[2]] = {"v": VERSION, "status": 200, "headers": [], "parts": [b"new"], "sse": False, "stored_s": 0}
+    assert cache.get(keys[2])["parts"] == [b"new"]
+    # A row read ahead that no longer decodes: diskcache is asked instead.
+    cache._ahead["r:" + keys[3]] = (None, 4, None, b"not a pickle")
+    assert cache.get(keys[3])["parts"] == [b'{"n": 3}']
+    cache.close()
+
+
+@pytest.mark.parametrize("module", ["httpx", "httpx2"])
+def test_a_replayed_answer_is_the_response_httpx_would_build(module):
+    """The cache hit's shortcut around httpx.Response(content=…) makes the same object: every attribute,
+    the headers byte for byte, and the same behaviour when read again, iterated, parsed and closed."""
+    httpx = pytest.importorskip(module)
+    from llmtrace.capture import wire
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions", headers=[("X-Stainless-Raw-Response", "true")])
+    headers = [["Date", "Sat, 28 Nov 2026 04:44:01 GMT"], ["content-type", "application/json"], ["x-llmtrace-cache", "hit"]]
+    body = b'{"choices": [{"message": {"content": "caf\xc3\xa9"}}]}'
+    wire._whole_ok.pop(httpx.__name__, None)
+    first = wire._whole_response(httpx, 200, headers, body, request)  # checked against the constructor
+    assert wire._whole_ok[httpx.__name__] is True
+    made = wire._whole_response(httpx, 200, headers, body, request)  # the shortcut itself
+    for response in (first, made):
+        reference = httpx.Response(200, headers=headers, content=body, request=request)
+        assert sorted(vars(response)) == sorted(vars(reference))
+        assert type(response._decoder) is type(reference._decoder) and type(response.stream) is type(reference.stream)
+        assert response.headers.raw == reference.headers.raw
+        assert (response.status_code, response.content, response.text, response.json(), response.encoding) == \
+            (reference.status_code, reference.content, reference.text, reference.json(), reference.encoding)
+        assert response.read() == reference.read() and list(response.iter_bytes()) == list(reference.iter_bytes())
+        assert (response.is_closed, response.is_stream_consumed) == (reference.is_closed, reference.is_stream_consumed)
+        assert sorted(vars(response)) == sorted(vars(reference))
+        with pytest.raises(type(_raised(lambda: list(reference.iter_raw())))):
+            list(response.iter_raw())
+        response.close()
+    # An empty body, or one whose headers speak of its encoding or length: the constructor itself.
+    for hs, b in ((headers, b""), ([*headers, ["content-encoding", "gzip"]], b"\x1f\x8b")):
+        wire._whole_ok[httpx.__name__] = True
+        odd = wire._whole_response(httpx, 200, hs, b, request)
+        assert odd.headers.raw == httpx.Response(200, headers=hs, content=b, request=request).headers.raw
+
+
+def _raised(fn):
+    try:
+        fn()
+    except Exception as e:
+        return e
+    raise AssertionError("did not raise")
+
+
+def test_a_replayed_answer_falls_back_to_httpx_when_the_shortcut_differs(monkeypatch):
+    import httpx
+
+    from llmtrace.capture import wire
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/x")
+    monkeypatch.setattr(wire, "_whole_ok", {})
+    monkeypatch.setattr(wire, "_alike", lambda name, mine, theirs: False)  # an httpx whose Response differs
+    first = wire._whole_response(httpx, 200, [["content-type", "text/plain"]], b"hi", request)
+    assert wire._whole_ok["httpx"] is False and first.content == b"hi"
+    calls = []
+    monkeypatch.setattr(httpx, "Response", lambda *a, **k: calls.append(k) or "built by httpx")
+    assert wire._whole_response(httpx, 200, [["content-type", "text/plain"]], b"hi", request) == "built by httpx"
+    assert calls == [{"headers": [["content-type", "text/plain"]], "content": b"hi", "request": request}]
+
+
 def test_flat_prices_are_remembered_so_later_runs_need_not_import_genai_prices(llmtrace_home):
     import subprocess
     import sys

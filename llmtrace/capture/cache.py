@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,13 @@ from llmtrace import clock
 _IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
 VERSION = 2  # 2: entries are HTTP answers, keys carry `stream` and the occurrence
 _LINGER_S = 0.05  # answers written behind the calls are committed together, at most this late
+# Read-ahead (`_read`): a found answer comes with the answers stored after it, up to this many rows
+# and bytes; the window doubles while they are used and halves while they are not.
+_AHEAD_FIRST, _AHEAD_MAX, _AHEAD_BYTES = 16, 256, 8 << 20
+_AHEAD_SQL = (
+    "SELECT key, raw, expire_time, mode, filename, value FROM Cache"
+    " WHERE rowid >= (SELECT rowid FROM Cache WHERE key = ? AND raw = ?) ORDER BY rowid LIMIT ?"
+)
 
 
 @dataclass
@@ -41,9 +49,12 @@ class CacheSettings:
     semantic_max_messages: int = 6
 
 
+_KEY_JSON = json.JSONEncoder(sort_keys=True, default=str)  # json.dumps(…, sort_keys=True, default=str), built once
+
+
 def request_key(body: dict[str, Any], base_url: str) -> str:
     material = {k: v for k, v in body.items() if k not in _IGNORED}
-    blob = json.dumps({"v": VERSION, "url": base_url.rstrip("/"), "body": material}, sort_keys=True, default=str)
+    blob = _KEY_JSON.encode({"v": VERSION, "url": base_url.rstrip("/"), "body": material})
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -101,18 +112,55 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._flushing = threading.Event()  # ends the linger at once
         self._warned = False
+        self._ahead: dict[str, tuple[Any, ...]] = {}  # read ahead: "r:<key>" → its row, not yet decoded
+        self._window = _AHEAD_FIRST
+        self._ahead_used = False
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The recorded answer {status, headers, parts, sse}, or None (missing, damaged or expired)."""
         entry = self._pending.get(key)
         if entry is None:
-            entry = self.store.get("r:" + key)
+            entry = self._read("r:" + key)
         if not isinstance(entry, dict) or entry.get("v") != VERSION:
             return None
         ttl = self.settings.ttl_s
         if ttl is not None and clock.now() - entry.get("stored_s", 0) > ttl:
             return None
         return entry
+
+    def _read(self, db_key: str) -> Any:
+        """diskcache's value for `db_key`, or None. A replay asks for answers in the order they were
+        stored, so the rows stored after the one asked for are read in the same query and kept (undecoded)
+        for the calls that follow: one SQLite read, not one a call. The answers are the same either way:
+        an entry never changes once stored (a newer answer for the same key is found in `_pending`
+        first), and diskcache's expiry is checked when a row is used."""
+        row = self._ahead.pop(db_key, None)
+        if row is not None:
+            self._ahead_used = True
+            expire_time, mode, filename, value = row
+            if expire_time is None or expire_time > time.time():
+                try:
+                    return self.store._disk.fetch(mode, filename, value, False)
+                except Exception:  # a damaged row: ask diskcache, as without the read-ahead
+                    pass
+        self._window = min(self._window * 2, _AHEAD_MAX) if self._ahead_used else max(self._window // 2, 1)
+        self._ahead_used = False
+        try:
+            rows = self.store._sql(_AHEAD_SQL, (db_key, True, self._window)).fetchall()
+        except Exception:  # not diskcache's table as this code knows it: one plain get a call
+            self._window = 1
+            return self.store.get(db_key)
+        ahead: dict[str, tuple[Any, ...]] = {}
+        size = 0
+        for key, raw, expire_time, mode, filename, value in rows[1:]:
+            if raw and isinstance(key, str) and key.startswith("r:") and filename is None and size < _AHEAD_BYTES:
+                ahead[key] = (expire_time, mode, filename, value)
+                size += len(value) if isinstance(value, (bytes, str)) else 0
+        self._ahead = ahead
+        if not rows or rows[0][0] != db_key:
+            return None
+        return self.store.get(db_key) if rows[0][2] is not None or rows[0][4] is not None else \
+            self.store._disk.fetch(rows[0][3], None, rows[0][5], False)
 
     def set(self, key: str, status: int, headers: list[list[str]], parts: list[bytes], sse: bool) -> None:
         entry = {"v": VERSION, "status": status, "headers": headers, "parts": parts, "sse": sse, "stored_s": clock.now()}
