@@ -5,9 +5,11 @@
     python bench/run_all.py --quick         # a smoke run with small sizes (seconds)
     python bench/run_all.py --only peers --write docs/benchmarks.md   # one bench; only its section is rewritten
 
-The main table (between `<!-- results -->` markers) needs every bench but `peers`; the comparison
-with other tracers (bench_peers.py, ~10 minutes and two venvs on its first run) has its own section
-between `<!-- peers -->` markers. `--write` rewrites the sections whose benches ran and keeps the rest.
+The main table (between `<!-- results -->` markers) needs every bench but `peers` and
+`instructions`; the comparison with other tracers (bench_peers.py, ~10 minutes and two venvs on its
+first run) has its own section between `<!-- peers -->` markers, and its per-call work counted in
+instructions under valgrind (bench_instructions.py, ~15 minutes; not run by --quick unless named)
+between `<!-- instructions -->`. `--write` rewrites the sections whose benches ran and keeps the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (  # noqa: E402
     bench_cache,
+    bench_instructions,
     bench_overhead,
     bench_peers,
     bench_record,
@@ -33,7 +36,8 @@ from bench import (  # noqa: E402
 )
 
 BENCHES = {"record": bench_record, "overhead": bench_overhead, "cache": bench_cache, "writers": bench_writers,
-           "scale": bench_scale, "view": bench_view, "soak": bench_soak, "peers": bench_peers}
+           "scale": bench_scale, "view": bench_view, "soak": bench_soak, "peers": bench_peers,
+           "instructions": bench_instructions}
 MAIN = ("record", "overhead", "cache", "writers", "scale", "view", "soak")
 
 
@@ -104,9 +108,14 @@ def main() -> None:
     t0 = time.time()
     results = {}
     for name in names:
+        if name == "instructions" and a.quick and not a.only:
+            continue  # minutes under valgrind even at small sizes
         print(f"running {name} …", file=sys.stderr, flush=True)
         if name == "peers":
             results[name] = bench_peers.measure(a.quick, calls=a.peers_calls, rounds=a.peers_rounds)
+        elif name == "instructions":
+            results[name] = (bench_instructions.measure(5, ("llmtrace-nocache",), create_venvs=False) if a.quick
+                             else bench_instructions.measure())
         else:
             results[name] = BENCHES[name].measure(a.quick)
     options = [o for o in sys.argv[1:] if o != "--write" and not o.endswith(".md")]
@@ -118,6 +127,8 @@ def main() -> None:
         sections["results"] = table(results)
     if "peers" in results:
         sections["peers"] = bench_peers.report(results["peers"])
+    if "instructions" in results:
+        sections["instructions"] = bench_instructions.report(results["instructions"])
     if not sections:  # a subset of the main table's benches: their raw figures
         sections = {}
         print("\n".join(f"{n}: {results[n]}" for n in results))

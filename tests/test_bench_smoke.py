@@ -53,3 +53,25 @@ def test_peers_bench_runs():
         assert rows[row]["loop_llm_spans"] == [3] and rows[row]["agent_llm_spans"] == [8], row
     assert rows["llmtrace-hit"]["loop_hits"] == [3]
     assert "every call a hit" in bench_peers.report(r)
+
+
+def test_instruction_counts_repeat_so_the_instructions_bench_can_subtract_them(tmp_path):
+    """bench_instructions.py takes a call's work as the difference of two processes' instruction counts
+    under valgrind: that holds only if a process's count repeats from run to run, and grows with work."""
+    import os
+    import shutil
+
+    import pytest
+
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("this test needs valgrind in CI (.ci/run installs it)")
+        pytest.skip("valgrind is not installed")
+    from bench.bench_instructions import count
+
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    loop = "import json\nfor i in range({}): json.dumps({{'n': i, 'text': 'x' * i}})\n"
+    counts = [count([sys.executable, "-S", "-c", loop.format(n)], env, str(tmp_path), "python")["instructions"]
+              for n in (1000, 1000, 3000)]
+    assert abs(counts[0] - counts[1]) < counts[0] * 1e-4, counts
+    assert counts[2] - counts[0] > 2000 * 500, counts  # 2,000 more encodes: well over 500 instructions each

@@ -1,0 +1,201 @@
+"""Per-call work in instructions: the figures of bench_peers.py that this machine's noise cannot move.
+
+    python bench/bench_instructions.py              # 10 and 60 calls, every row but MLflow (~10 minutes)
+    python bench/bench_instructions.py --calls 100 --rows llmtrace-nocache,openinference
+
+Wall time on a shared machine moves by more than a tracer adds to a call (bench_peers.py: an untraced
+call took 3.7–5.7 ms from round to round). The instructions a process executes do not: each row's
+workload (bench/peer_workload.py, against the same scripted server) runs under valgrind's cachegrind,
+which counts every instruction of every thread of the process (the server runs outside it), and the
+count repeats to within a few thousand in billions (PYTHONHASHSEED fixed). Each row runs the loop
+twice, with 10 and with 10 + N calls: the difference divided by N is the work of one call, with
+interpreter start, imports and set-up cancelled out; the one-call script (`one`) gives start-up.
+
+The rows are bench_peers.py's (MLflow only when named: its migrations take many minutes under
+valgrind). Figures are instructions; "traced ÷ untraced" is the ratio of per-call instructions, and
+the µs figures convert instructions at the rate the untraced loop runs at natively on this machine
+(its process's CPU time, fastest of three runs): an estimate, as different code runs at different
+rates. valgrind counts user-space instructions only: system calls (file writes, memory maps) are
+not in these figures. What each tracer stored is counted, so one that traced
+nothing is not counted as cheap. Needs valgrind (`apt-get install valgrind`); without it, one line
+saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bench_peers import (
+    LABELS,
+    PEERS,
+    TIMEOUT,
+    WORK,
+    command,
+    peer_python,
+    pins,
+    stored,
+)
+from bench.common import PY, ROOT
+
+ROWS = ("python", "noop", "llmtrace-nocache", "llmtrace-miss", "llmtrace-hit", "openinference")
+FIRST = 10  # calls in the shorter loop
+_IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def count(cmd: list[str], env: dict[str, str], home: str, row: str) -> dict[str, Any]:
+    """Instructions executed by one process (all its threads), the JSON lines it printed, what it stored."""
+    vg = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    p = subprocess.run([*vg, *cmd], env=env, cwd=home, capture_output=True, text=True, timeout=TIMEOUT * 4, check=False)
+    found = _IREFS.findall(p.stderr)
+    if p.returncode != 0 or not found:
+        raise RuntimeError(f"{row}: {' '.join(cmd)} exited {p.returncode}: {p.stderr[-2000:]}")
+    out: dict[str, Any] = {"instructions": int(found[-1].replace(",", ""))}
+    for line in p.stdout.splitlines():
+        if line.startswith("{"):
+            out.update(json.loads(line))
+    out.update(stored(row, home))
+    return out
+
+
+def measure(calls: int = 50, rows: tuple[str, ...] | None = None, create_venvs: bool = True,
+            log: Any = None) -> dict[str, Any]:
+    from llmtrace.mock import MockServer, Script
+
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if shutil.which("valgrind") is None:
+        return {"skipped": "valgrind is not installed (apt-get install valgrind)"}
+    wanted = ["python", *[r for r in (rows or ROWS) if r != "python"]]
+    if "llmtrace-hit" in wanted and "llmtrace-miss" not in wanted:
+        wanted.insert(wanted.index("llmtrace-hit"), "llmtrace-miss")  # the hit row replays what the miss row stored
+    peer_py: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
+    for peer in [r for r in wanted if r in PEERS]:
+        py, why = peer_python(peer, create_venvs)
+        if py is None:
+            skipped[peer] = why
+            wanted.remove(peer)
+            say(f"  {LABELS[peer]}: skipped, {why}")
+        else:
+            peer_py[peer] = py
+    env0 = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "LLMTRACE_TRACE_ID",
+                                                            "OTEL_EXPORTER_OTLP_ENDPOINT", "LANGCHAIN_TRACING_V2")}
+    env0.update({"OPENAI_API_KEY": "bench", "PYTHONHASHSEED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"})
+    scratch = Path(tempfile.mkdtemp(prefix="llmtrace-bench-instr-"))
+    t0 = time.perf_counter()
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    try:
+        subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "llmtrace"), str(ROOT / "bench")],
+                       capture_output=True, check=False)
+        with MockServer(Script.from_dict({"replies": [{"content": "fine"}]})) as chat:
+            n = 0
+
+            def once(row: str, workload: list[str], cache_dir: str) -> dict[str, Any]:
+                nonlocal n
+                n += 1
+                home = scratch / f"p{n}"
+                home.mkdir()
+                env = {**env0, "OPENAI_BASE_URL": chat.base_url, "LLMTRACE_HOME": str(home),
+                       "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
+                if row in PEERS:
+                    env.pop("PYTHONPATH", None)
+                try:
+                    return count(command(row, workload, cache_dir, peer_py), env, str(home), row)
+                finally:
+                    shutil.rmtree(home, ignore_errors=True)
+
+            # The untraced loop's native CPU time (the process's own: the server's share and the wait for
+            # it left out): what an instruction costs here, for the µs estimates.
+            native = []
+            for _ in range(3):
+                p = subprocess.run([PY, WORK, "loop", "200"], env={**env0, "OPENAI_BASE_URL": chat.base_url},
+                                   capture_output=True, text=True, timeout=TIMEOUT, check=True)
+                native.append(json.loads(p.stdout.strip().splitlines()[-1])["loop_cpu_s"] / 200)
+            for row in wanted:
+                results[row] = {
+                    "short": once(row, ["loop", str(FIRST)], str(scratch / "cache-short")),
+                    "long": once(row, ["loop", str(FIRST + calls)], str(scratch / "cache-long")),
+                    "one": once(row, ["one"], str(scratch / "cache-one")),
+                }
+                say(f"  {row}: done ({time.perf_counter() - t0:.0f} s)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return summarize(results, calls, min(native), skipped, time.perf_counter() - t0)
+
+
+def summarize(results: dict[str, dict[str, dict[str, Any]]], calls: int, native_s_per_call: float,
+              skipped: dict[str, str], seconds: float) -> dict[str, Any]:
+    per_call = {row: (r["long"]["instructions"] - r["short"]["instructions"]) / calls for row, r in results.items()}
+    base = per_call["python"]
+    ns_per_instruction = native_s_per_call * 1e9 / base
+    rows = {}
+    for row, r in results.items():
+        rows[row] = {
+            "per_call": per_call[row],
+            "added_per_call": per_call[row] - base,
+            "ratio": per_call[row] / base,
+            "us_added_estimate": (per_call[row] - base) * ns_per_instruction / 1000,
+            "startup_added": r["one"]["instructions"] - results["python"]["one"]["instructions"],
+            "startup_ms_estimate": (r["one"]["instructions"] - results["python"]["one"]["instructions"])
+            * ns_per_instruction / 1e6,
+            "llm_spans": r["long"].get("llm_spans"),
+            "hits": r["long"].get("hits"),
+            "expected_spans": FIRST + calls + 1,
+        }
+    return {"calls": calls, "rows": rows, "ns_per_instruction": ns_per_instruction,
+            "native_us_per_call": native_s_per_call * 1e6, "skipped": skipped, "seconds": seconds, "pins": pins()}
+
+
+def report(r: dict[str, Any]) -> str:
+    if "skipped" in r and "rows" not in r:
+        return f"Not measured: {r['skipped']}."
+    rows = r["rows"]
+    head = ("| tracer | instructions per LLM call | added per call | traced ÷ untraced | ≈ µs added per call "
+            "| start-up added (1-call script) | what it stored (longer loop) |\n|---|---|---|---|---|---|---|")
+    lines = [head]
+    for row, v in rows.items():
+        if row == "python":
+            lines.append(f"| {LABELS[row]} | {v['per_call'] / 1e6:,.2f} M | — | 1 | — | — | — |")
+            continue
+        spans = v["llm_spans"]
+        kept = ("—" if spans is None else f"LLM spans {spans:,} of {v['expected_spans']:,}"
+                + (f", cache hits {v['hits']:,}" if row == "llmtrace-hit" and v.get("hits") is not None else ""))
+        lines.append(f"| {LABELS[row]} | {v['per_call'] / 1e6:,.2f} M | {v['added_per_call'] / 1e6:+,.3f} M "
+                     f"| {v['ratio']:.3f} | {v['us_added_estimate']:+,.0f} "
+                     f"| {v['startup_added'] / 1e6:+,.0f} M (≈ {v['startup_ms_estimate']:+,.0f} ms) | {kept} |")
+    notes = [(f"{r['calls']} calls (the difference between loops of {FIRST} and {FIRST + r['calls']}); µs at "
+              f"{r['ns_per_instruction']:.3f} ns an instruction, the untraced loop's native rate here "
+              f"({r['native_us_per_call']:,.0f} µs of CPU a call, fastest of three runs); user-space "
+              f"instructions only; pinned: {', '.join(r['pins'])}.")]
+    notes += [f"{LABELS[k]}: skipped, {why}." for k, why in r["skipped"].items()]
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=50, help="calls between the two loops (default 50)")
+    ap.add_argument("--rows", help=f"comma-separated rows (default: {','.join(ROWS)}; also: mlflow)")
+    ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    a = ap.parse_args()
+    rows = tuple(x.strip() for x in a.rows.split(",")) if a.rows else None
+    unknown = [x for x in rows or () if x not in (*ROWS, *PEERS)]
+    if unknown:
+        ap.error(f"unknown row {', '.join(unknown)}")
+    r = measure(a.calls, rows)
+    if a.json:
+        a.json.write_text(json.dumps(r, indent=2))
+    print(report(r))
+
+
+if __name__ == "__main__":
+    main()
