@@ -143,13 +143,16 @@ class ResponseCache:
                     return self.store._disk.fetch(mode, filename, value, False)
                 except Exception:  # a damaged row: ask diskcache, as without the read-ahead
                     pass
-        self._window = min(self._window * 2, _AHEAD_MAX) if self._ahead_used else max(self._window // 2, 1)
-        self._ahead_used = False
+        used = self._ahead_used
+        window = min(self._window * 2, _AHEAD_MAX) if used else max(self._window // 2, 1)
         try:
-            rows = self.store._sql(_AHEAD_SQL, (db_key, True, self._window)).fetchall()
+            rows = self.store._sql(_AHEAD_SQL, (db_key, True, window)).fetchall()
         except Exception:  # not diskcache's table as this code knows it: one plain get a call
             self._window = 1
             return self.store.get(db_key)
+        if not rows:  # not stored: the rows read ahead stand for the calls after this one
+            return None
+        self._window, self._ahead_used = window, False
         ahead: dict[str, tuple[Any, ...]] = {}
         size = 0
         for key, raw, expire_time, mode, filename, value in rows[1:]:
@@ -157,7 +160,7 @@ class ResponseCache:
                 ahead[key] = (expire_time, mode, filename, value)
                 size += len(value) if isinstance(value, (bytes, str)) else 0
         self._ahead = ahead
-        if not rows or rows[0][0] != db_key:
+        if rows[0][0] != db_key:  # pragma: no cover - the subquery's own row comes first
             return None
         return self.store.get(db_key) if rows[0][2] is not None or rows[0][4] is not None else \
             self.store._disk.fetch(rows[0][3], None, rows[0][5], False)
