@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -41,10 +40,11 @@ from bench.bench_peers import (
     PEERS,
     TIMEOUT,
     WORK,
+    bench_env,
     command,
+    outcome,
     peer_python,
     pins,
-    stored,
 )
 from bench.common import PY, ROOT
 
@@ -60,12 +60,7 @@ def count(cmd: list[str], env: dict[str, str], home: str, row: str) -> dict[str,
     found = _IREFS.findall(p.stderr)
     if p.returncode != 0 or not found:
         raise RuntimeError(f"{row}: {' '.join(cmd)} exited {p.returncode}: {p.stderr[-2000:]}")
-    out: dict[str, Any] = {"instructions": int(found[-1].replace(",", ""))}
-    for line in p.stdout.splitlines():
-        if line.startswith("{"):
-            out.update(json.loads(line))
-    out.update(stored(row, home))
-    return out
+    return {"instructions": int(found[-1].replace(",", "")), **outcome(row, p.stdout, home)}
 
 
 def measure(calls: int = 50, rows: tuple[str, ...] | None = None, create_venvs: bool = True,
@@ -88,9 +83,7 @@ def measure(calls: int = 50, rows: tuple[str, ...] | None = None, create_venvs: 
             say(f"  {LABELS[peer]}: skipped, {why}")
         else:
             peer_py[peer] = py
-    env0 = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "LLMTRACE_TRACE_ID",
-                                                            "OTEL_EXPORTER_OTLP_ENDPOINT", "LANGCHAIN_TRACING_V2")}
-    env0.update({"OPENAI_API_KEY": "bench", "PYTHONHASHSEED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"})
+    env0 = {**bench_env(), "PYTHONHASHSEED": "0"}  # the same hashes every run: the same count
     scratch = Path(tempfile.mkdtemp(prefix="llmtrace-bench-instr-"))
     t0 = time.perf_counter()
     results: dict[str, dict[str, dict[str, Any]]] = {}

@@ -126,6 +126,27 @@ def command(row: str, workload: list[str], cache_dir: str, peer_py: dict[str, Pa
     return [str(peer_py[row]), WRAP, row, WORK, *workload]
 
 
+def bench_env() -> dict[str, str]:
+    """This environment for the rows' processes: byte-code compiled once, then reused; a fake key; no
+    tracer or telemetry of the user's switched on underneath."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update({"OPENAI_API_KEY": "bench", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
+    for var in ("LLMTRACE_TRACE_ID", "OPENAI_API_BASE", "OTEL_EXPORTER_OTLP_ENDPOINT", "LANGCHAIN_TRACING_V2",
+                "LANGSMITH_TRACING"):
+        env.pop(var, None)
+    return env
+
+
+def outcome(row: str, stdout: str, home: str) -> dict[str, Any]:
+    """The JSON lines a process printed, and what its tracer stored."""
+    out: dict[str, Any] = {}
+    for line in stdout.splitlines():
+        if line.startswith("{"):
+            out.update(json.loads(line))
+    out.update(stored(row, home))
+    return out
+
+
 def run_one(row: str, cmd: list[str], env: dict[str, str], home: str) -> dict[str, Any]:
     """Run one process; its wall time, the JSON lines it printed, and what its tracer stored."""
     t0 = time.perf_counter()
@@ -133,12 +154,7 @@ def run_one(row: str, cmd: list[str], env: dict[str, str], home: str) -> dict[st
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{row}: {' '.join(cmd)} exited {p.returncode}: {p.stderr[-2000:]}")
-    out: dict[str, Any] = {"wall_s": wall}
-    for line in p.stdout.splitlines():
-        if line.startswith("{"):
-            out.update(json.loads(line))
-    out.update(stored(row, home))
-    return out
+    return {"wall_s": wall, **outcome(row, p.stdout, home)}
 
 
 def stored(row: str, home: str) -> dict[str, Any]:
@@ -205,11 +221,7 @@ def measure(quick: bool = False, calls: int | None = None, agent_runs: int | Non
 
     workloads = {"loop": ["loop", str(calls)], "agent": ["agent", str(agent_runs)], "one": ["one"]}
     results: dict[str, dict[str, list[dict[str, Any]]]] = {w: {r: [] for r in rows} for w in workloads}
-    base_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # compiled once, then reused
-    base_env.update({"OPENAI_API_KEY": "bench", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
-    for var in ("LLMTRACE_TRACE_ID", "OPENAI_API_BASE", "OTEL_EXPORTER_OTLP_ENDPOINT", "LANGCHAIN_TRACING_V2",
-                "LANGSMITH_TRACING"):
-        base_env.pop(var, None)
+    base_env = bench_env()
     scratch = Path(tempfile.mkdtemp(prefix="llmtrace-bench-peers-"))
     t_start = time.perf_counter()
     try:

@@ -137,18 +137,12 @@ class ResponseCache:
         row = self._ahead.pop(db_key, None)
         if row is not None:
             self._ahead_used = True
-            expire_time, mode, filename, value = row
-            if expire_time is None or expire_time > time.time():
-                try:
-                    return self.store._disk.fetch(mode, filename, value, False)
-                except Exception:  # a damaged row: ask diskcache, as without the read-ahead
-                    pass
+            return self._value(db_key, *row)
         used = self._ahead_used
         window = min(self._window * 2, _AHEAD_MAX) if used else max(self._window // 2, 1)
         try:
             rows = self.store._sql(_AHEAD_SQL, (db_key, True, window)).fetchall()
-        except Exception:  # not diskcache's table as this code knows it: one plain get a call
-            self._window = 1
+        except Exception:  # not diskcache's table as this code knows it: a plain get
             return self.store.get(db_key)
         if not rows:  # not stored: the rows read ahead stand for the calls after this one
             return None
@@ -162,8 +156,20 @@ class ResponseCache:
         self._ahead = ahead
         if rows[0][0] != db_key:  # pragma: no cover - the subquery's own row comes first
             return None
-        return self.store.get(db_key) if rows[0][2] is not None or rows[0][4] is not None else \
-            self.store._disk.fetch(rows[0][3], None, rows[0][5], False)
+        return self._value(db_key, *rows[0][2:])
+
+    def _value(self, db_key: str, expire_time: float | None, mode: int, filename: str | None, value: Any) -> Any:
+        """The value of `db_key`'s row as diskcache's get reads it: None once expired (diskcache's own
+        clock, real time); a value kept in a file of its own, or a row that no longer decodes, read by
+        diskcache itself."""
+        if expire_time is not None and expire_time <= time.time():
+            return None
+        if filename is None:
+            try:
+                return self.store._disk.fetch(mode, None, value, False)
+            except Exception:  # a damaged row: diskcache reads it again (and says why it cannot)
+                pass
+        return self.store.get(db_key)
 
     def set(self, key: str, status: int, headers: list[list[str]], parts: list[bytes], sse: bool) -> None:
         entry = {"v": VERSION, "status": status, "headers": headers, "parts": parts, "sse": sse, "stored_s": clock.now()}

@@ -676,26 +676,31 @@ def _whole_response(httpx: Any, status: int, headers: list[list[str]], body: byt
     given what that read would have set. Whether the two are alike is checked once for each httpx, on
     the first answer: attribute by attribute, the headers as raw bytes; if not, the constructor it is."""
     ok = _whole_ok.get(httpx.__name__)
-    if ok is False or not body:  # b"": no Content-Length
-        return httpx.Response(status, headers=headers, content=body, request=request)
+    if ok is not False and body and not _speaks_of_body(headers):  # b"": no Content-Length
+        try:
+            response = httpx.Response(status, headers=[*headers, ("Content-Length", str(len(body)))],
+                                      stream=httpx.ByteStream(body), request=request)
+            response._content = body
+            response.is_closed = response.is_stream_consumed = True
+            if ok is None:
+                reference = httpx.Response(status, headers=headers, content=body, request=request)
+                if not _alike(httpx.__name__, response, reference):
+                    _whole_ok[httpx.__name__] = False
+                    return reference
+                _whole_ok[httpx.__name__] = True
+            response._decoder = _whole_decoder[httpx.__name__]()
+            return response
+        except Exception:  # an httpx unlike the one this was written for
+            _whole_ok[httpx.__name__] = False
+    return httpx.Response(status, headers=headers, content=body, request=request)
+
+
+def _speaks_of_body(headers: list[list[str]]) -> bool:
+    """Whether the headers give the body's length or encoding (the constructor then keeps theirs)."""
     for k, _ in headers:
         if k.lower() in _BODY_HEADERS:
-            return httpx.Response(status, headers=headers, content=body, request=request)
-    try:
-        response = httpx.Response(status, headers=[*headers, ("Content-Length", str(len(body)))],
-                                  stream=httpx.ByteStream(body), request=request)
-        response._content = body
-        response.is_closed = response.is_stream_consumed = True
-        if ok is None:
-            reference = httpx.Response(status, headers=headers, content=body, request=request)
-            ok = _whole_ok[httpx.__name__] = _alike(httpx.__name__, response, reference)
-            if not ok:
-                return reference
-        response._decoder = _whole_decoder[httpx.__name__]()
-        return response
-    except Exception:  # an httpx unlike the one this was written for
-        _whole_ok[httpx.__name__] = False
-        return httpx.Response(status, headers=headers, content=body, request=request)
+            return True
+    return False
 
 
 def _alike(name: str, response: Any, reference: Any) -> bool:
