@@ -5,6 +5,10 @@ call waiting for its answer) exist only in the traced process. A thread there wr
 times a second, when they change, to `<home>/live/<trace>.json` (names and times only, no payloads;
 owner-only, replaced atomically), and the file is removed when the run ends. A reader ignores the
 file of a run that is no longer running.
+
+Only spans open for a whole interval are published: one that ends sooner reaches the store before a
+reader could have seen it in flight, and a loop of fast calls would otherwise rewrite the file at
+every tick, for spans already gone.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +47,14 @@ class InFlightPublisher:
         self._thread.start()
         return self
 
-    def _snapshot(self) -> list[list[Any]]:
-        return [[getattr(s, f) for f in _FIELDS] for s in self.recorder.open_spans()]
+    def _snapshot(self, now_us: int | None = None) -> list[list[Any]]:
+        """The spans open since at least an interval before `now_us` (default: now)."""
+        now_us = time.time_ns() // 1000 if now_us is None else now_us
+        since = now_us - int(self.interval * 1e6)
+        return [[getattr(s, f) for f in _FIELDS] for s in self.recorder.open_spans() if s.start_us <= since]
 
-    def publish(self) -> None:
-        rows = self._snapshot()
+    def publish(self, now_us: int | None = None) -> None:
+        rows = self._snapshot(now_us)
         if rows == self._last:
             return
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")

@@ -63,3 +63,26 @@ def test_ls_watch_shows_new_traces_until_ctrl_c(mock_server, llmtrace_home):
     assert "Traceback" not in watch.text
     r = run_cli("ls", "--watch")  # not a terminal
     assert r.code == 2 and "needs a terminal" in r.stderr
+
+
+def test_in_flight_file_holds_only_spans_open_for_a_whole_interval(tmp_path):
+    """A loop of fast calls must not rewrite the live file at every tick: a span younger than one
+    interval is left out (it is likely in the store before a reader looks); one open longer is in."""
+    import json
+
+    from llmtrace.inflight import InFlightPublisher, read_in_flight
+    from llmtrace.model import Trace
+    from llmtrace.recorder import MemoryExporter, Recorder
+
+    rec = Recorder(Trace(id="t1", name="x", start_us=0), [MemoryExporter()])
+    span = rec.start_span(kind="llm", name="ChatOpenAI", parent_id=None)
+    path = tmp_path / "live" / "t1.json"
+    pub = InFlightPublisher(rec, path, interval_s=0.2)
+    path.parent.mkdir()
+    pub.publish(now_us=span.start_us + 199_999)
+    assert json.loads(path.read_text()) == []
+    pub.publish(now_us=span.start_us + 200_000)
+    assert [s.id for s in read_in_flight(tmp_path, "t1")] == [span.id]
+    rec.end_span(span)
+    pub.publish(now_us=span.start_us + 400_000)
+    assert json.loads(path.read_text()) == []

@@ -447,3 +447,24 @@ def test_flat_prices_are_remembered_so_later_runs_need_not_import_genai_prices(l
     code = code.replace(", pricing.cost('gemini-2.5-pro', 'google', 300000, 10, 0) is not None", ", True")
     second = run()
     assert second == (first[0], "True", "False")  # same price, genai-prices never imported
+
+
+def test_spans_are_written_a_statement_per_32_rows_not_one_per_row(tmp_path):
+    """A batch of 70 spans (with payloads) takes 3 statements a table, each one SQLite step: a writer
+    thread lets go of the GIL once a statement, not once a row. Every row, payload and search entry lands."""
+    w = _writer(tmp_path)
+    trace = Trace(id="t-batch", name="t", start_us=1)
+    w.start_trace(trace)
+    spans = [Span(id=f"s{i:03d}", trace_id=trace.id, parent_id=None, kind="llm", name="ChatOpenAI", start_us=10 + i,
+                  end_us=20 + i, status="ok", inputs={"messages": [{"role": "user", "content": f"needle{i}"}]},
+                  request={"n": i}, response={"answer": i}) for i in range(70)]
+    statements: list[str] = []
+    w.db.set_trace_callback(statements.append)
+    w.write_spans(spans)
+    w.db.set_trace_callback(None)
+    # The trace callback repeats a statement each time one of its triggers runs: distinct texts count.
+    inserts = {s for s in statements if s.startswith(("INSERT OR REPLACE INTO spans", "INSERT OR REPLACE INTO payloads"))}
+    assert len(inserts) == 6, len(inserts)
+    assert w.db.execute("SELECT count(*) FROM spans WHERE trace_id = 't-batch'").fetchone()[0] == 70
+    assert [json.loads(r[0]) for r in w.db.execute("SELECT response FROM payloads ORDER BY span_id")] == [{"answer": i} for i in range(70)]
+    assert w.db.execute("SELECT s.id FROM span_text JOIN spans s ON s.rowid = span_text.rowid WHERE span_text MATCH 'needle69'").fetchall() == [("s069",)]

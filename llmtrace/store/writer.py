@@ -6,6 +6,7 @@ Every text column passes through the redactor here, the last stop before disk.
 
 from __future__ import annotations
 
+import functools
 import json
 import marshal
 import operator
@@ -26,7 +27,10 @@ _JSON_INDEXES = [i for i, c in enumerate(SPAN_COLUMNS) if c in JSON_SPAN_COLUMNS
 _ERROR_INDEX = SPAN_COLUMNS.index("error_message")
 _STREAMED_INDEX = SPAN_COLUMNS.index("streamed")
 _ID_INDEX = SPAN_COLUMNS.index("id")
-_INSERT_SPAN = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES ({', '.join('?' * len(SPAN_COLUMNS))})"
+_SPAN_INSERT = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES "
+_PAYLOAD_INSERT = "INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES "
+# Rows a statement inserts at most: 32 × 29 columns stays under the 999 variables older SQLite allows.
+_ROWS_PER_STATEMENT = 32
 
 
 def max_field_bytes() -> int:
@@ -122,6 +126,24 @@ class RowEncoder:
         return values, [values[_ID_INDEX], enc(request, clean), enc(response, clean)]
 
 
+def insert_rows(db: sqlite3.Connection, insert: str, width: int, rows: list[Any]) -> None:
+    """`insert` ("INSERT … VALUES ") of `rows`, up to 32 rows a statement, so one SQLite step each.
+
+    executemany steps once a row, and sqlite3 lets go of the GIL around every step: a writer thread
+    then waits for the traced program's thread to hand the GIL back once a row, and every such
+    hand-over costs that thread a wake-up and a switch (the futex calls of a traced run). Statements
+    of each row count are prepared once and kept in sqlite3's statement cache."""
+    for at in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[at : at + _ROWS_PER_STATEMENT]
+        db.execute(_values_sql(insert, width, len(chunk)), [v for row in chunk for v in row])
+
+
+@functools.lru_cache(maxsize=128)
+def _values_sql(insert: str, width: int, count: int) -> str:
+    one = "(" + ", ".join("?" * width) + ")"
+    return insert + ", ".join([one] * count)
+
+
 class StoreWriter:
     def __init__(self, db: sqlite3.Connection, redactor: Redactor):
         self.db = db
@@ -158,9 +180,9 @@ class StoreWriter:
         rows = [values for values, _ in encoded]
         payloads = [payload for _, payload in encoded if payload is not None]
         with self._lock, transaction(self.db):
-            self.db.executemany(_INSERT_SPAN, rows)
+            insert_rows(self.db, _SPAN_INSERT, len(SPAN_COLUMNS), rows)
             if payloads:
-                self.db.executemany("INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES (?, ?, ?)", payloads)
+                insert_rows(self.db, _PAYLOAD_INSERT, 3, payloads)
 
     def finish_trace(self, trace: Trace) -> None:
         """Mark the trace ended and store its totals, computed from the spans on disk."""
