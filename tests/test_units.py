@@ -366,6 +366,51 @@ def test_cache_read_ahead_never_serves_what_diskcache_would_not(tmp_path):
     cache.close()
 
 
+def test_cache_writes_a_batch_as_diskcache_set_would(tmp_path):
+    """Answers written behind the calls go in as one insert, with the rows diskcache's own `set` writes:
+    the same key, value and size columns, its count and size settings kept (diskcache's `check` agrees),
+    an answer stored before under the same key replaced, a value kept in a file written and removed."""
+    import diskcache
+
+    from llmtrace import clock
+    from llmtrace.capture.cache import CacheSettings, ResponseCache
+
+    headers = [["content-type", "application/json"]]
+    now = clock.now()
+
+    def entry(i, body=None):
+        return {"v": 2, "status": 200, "headers": headers, "parts": [body or b'{"n": %d}' % i], "sse": False, "stored_s": now}
+
+    batched = ResponseCache(CacheSettings(directory=tmp_path / "a", ttl_s=3600))
+    statements: list[str] = []
+    batched.store._con.set_trace_callback(statements.append)
+    batched._write([(f"{i:064x}.0", entry(i)) for i in range(50)])
+    batched.store._con.set_trace_callback(None)
+    assert len({s for s in statements if s.startswith("INSERT INTO Cache")}) == 2  # 32 rows a statement, not one
+    batched._write([(f"{3:064x}.0", entry(3, b"again"))])  # the same key: replaced, not a second row
+    by_set = diskcache.Cache(str(tmp_path / "b"), disk_min_file_size=1 << 30)
+    for i in range(50):
+        by_set.set(f"r:{i:064x}.0", entry(i, b"again" if i == 3 else None), expire=3660)
+    cols = "key, raw, access_count, tag, size, mode, filename, value, expire_time - store_time"
+    rows = batched.store._sql(f"SELECT {cols} FROM Cache ORDER BY key").fetchall()
+    assert rows == by_set._sql(f"SELECT {cols} FROM Cache ORDER BY key").fetchall() and len(rows) == 50
+    assert (len(batched.store), batched.store.volume()) == (len(by_set), by_set.volume())
+    assert batched.store.check() == [] and batched.get(f"{3:064x}.0")["parts"] == [b"again"]
+    by_set.close()
+    # A value too big for the table goes to a file of its own, as diskcache writes it; replaced, the file goes.
+    big = ResponseCache(CacheSettings(directory=tmp_path / "c"))
+    big.store.reset("disk_min_file_size", 1024)
+    big._write([("a.0", entry(0, b"x" * 4096)), ("b.0", entry(1))])
+    assert big.get("a.0")["parts"] == [b"x" * 4096] and big.get("b.0")["parts"] == [b'{"n": 1}']
+    assert big.store._sql("SELECT count(*) FROM Cache WHERE filename IS NOT NULL").fetchone()[0] == 1
+    assert len([p for p in (tmp_path / "c").rglob("*.val")]) == 1 and big.store.check() == []
+    big._write([("a.0", entry(2))])
+    assert big.get("a.0")["parts"] == [b'{"n": 2}'] and not list((tmp_path / "c").rglob("*.val"))
+    assert big.store.check() == [] and len(big.store) == 2
+    batched.close()
+    big.close()
+
+
 @pytest.mark.parametrize("module", ["httpx", "httpx2"])
 def test_a_replayed_answer_is_the_response_httpx_would_build(module):
     """The cache hit's shortcut around httpx.Response(content=…) makes the same object: every attribute,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace import clock
+from llmtrace.store.db import insert_rows
 
 _IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
 VERSION = 2  # 2: entries are HTTP answers, keys carry `stream` and the occurrence
@@ -32,6 +33,8 @@ _LINGER_S = 0.05  # answers written behind the calls are committed together, at 
 # Read-ahead (`_read`): a found answer comes with the answers stored after it, up to this many rows
 # and bytes; the window doubles while they are used and halves while they are not.
 _AHEAD_FIRST, _AHEAD_MAX, _AHEAD_BYTES = 16, 256, 8 << 20
+_INSERT_SQL = ("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename,"
+               " value) VALUES ")
 _AHEAD_SQL = (
     "SELECT key, raw, expire_time, mode, filename, value FROM Cache"
     " WHERE rowid >= (SELECT rowid FROM Cache WHERE key = ? AND raw = ?) ORDER BY rowid LIMIT ?"
@@ -191,10 +194,32 @@ class ResponseCache:
         expire = None if self.settings.ttl_s is None else self.settings.ttl_s + 60
         # One commit a batch (a commit costs more than an entry), then the least recently stored go
         # until the cache is within its size limit, one transaction at a time.
-        with self.store.transact():
-            for key, entry in items:
-                self.store.set("r:" + key, entry, expire=expire)
+        self._insert(items, expire)
         self.store.cull()
+
+    def _insert(self, items: list[tuple[str, dict[str, Any]]], expire: float | None) -> None:
+        """diskcache's `set` of every item, in one transaction of a few statements. `set` makes a query
+        and an insert an entry, and sqlite3 lets go of the GIL around each: this thread then waits for
+        the traced program's thread to hand the GIL back, twice an answer. The rows are the ones `set`
+        writes (diskcache's own key and value encoding; its table's triggers keep count and size); an
+        answer stored before under the same key is first deleted by diskcache, as `set` replaces it."""
+        store, disk = self.store, self.store._disk
+        now = time.time()
+        expire_time = None if expire is None else now + expire
+        rows: dict[Any, tuple[Any, ...]] = {}  # the last answer of a key wins, as with one set after another
+        for key, entry in items:
+            db_key, raw = disk.put("r:" + key)
+            size, mode, filename, value = disk.store(entry, False, key="r:" + key)
+            rows[db_key] = (db_key, raw, now, expire_time, now, 0, None, size, mode, filename, value)
+        with store.transact():
+            con = store._con
+            keys = list(rows)
+            for at in range(0, len(keys), 500):
+                chunk = keys[at : at + 500]
+                marks = ", ".join("?" * len(chunk))
+                for (old,) in con.execute(f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({marks})", chunk).fetchall():
+                    store.delete(old)  # its file too, if it had one
+            insert_rows(con, _INSERT_SQL, 11, list(rows.values()))
 
     def _run(self) -> None:
         import queue

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from llmtrace.errors import ExitCode, UserError
 from llmtrace.store.schema import MIGRATIONS
@@ -32,6 +33,28 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+# Rows a statement inserts at most: 32 × 29 columns stays under the 999 variables older SQLite allows.
+_ROWS_PER_STATEMENT = 32
+
+
+def insert_rows(db: sqlite3.Connection, insert: str, width: int, rows: list[Any]) -> None:
+    """`insert` ("INSERT … VALUES ") of `rows`, up to 32 rows a statement, so one SQLite step each.
+
+    executemany steps once a row, and sqlite3 lets go of the GIL around every step: a writer thread
+    then waits for the traced program's thread to hand the GIL back once a row, and every such
+    hand-over costs that thread a wake-up and a switch (the futex calls of a traced run). Statements
+    of each row count are prepared once and kept in sqlite3's statement cache."""
+    for at in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[at : at + _ROWS_PER_STATEMENT]
+        db.execute(_values_sql(insert, width, len(chunk)), [v for row in chunk for v in row])
+
+
+@functools.lru_cache(maxsize=128)
+def _values_sql(insert: str, width: int, count: int) -> str:
+    one = "(" + ", ".join("?" * width) + ")"
+    return insert + ", ".join([one] * count)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

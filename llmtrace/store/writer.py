@@ -6,7 +6,6 @@ Every text column passes through the redactor here, the last stop before disk.
 
 from __future__ import annotations
 
-import functools
 import json
 import marshal
 import operator
@@ -17,7 +16,7 @@ from typing import Any
 
 from llmtrace.model import Span, Trace
 from llmtrace.redact import Redactor, has_key_fragment
-from llmtrace.store.db import transaction
+from llmtrace.store.db import insert_rows, transaction
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 DEFAULT_MAX_FIELD_BYTES = 1 << 20
@@ -29,8 +28,6 @@ _STREAMED_INDEX = SPAN_COLUMNS.index("streamed")
 _ID_INDEX = SPAN_COLUMNS.index("id")
 _SPAN_INSERT = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES "
 _PAYLOAD_INSERT = "INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES "
-# Rows a statement inserts at most: 32 × 29 columns stays under the 999 variables older SQLite allows.
-_ROWS_PER_STATEMENT = 32
 
 
 def max_field_bytes() -> int:
@@ -124,24 +121,6 @@ class RowEncoder:
         if request is None and response is None:
             return values, None
         return values, [values[_ID_INDEX], enc(request, clean), enc(response, clean)]
-
-
-def insert_rows(db: sqlite3.Connection, insert: str, width: int, rows: list[Any]) -> None:
-    """`insert` ("INSERT … VALUES ") of `rows`, up to 32 rows a statement, so one SQLite step each.
-
-    executemany steps once a row, and sqlite3 lets go of the GIL around every step: a writer thread
-    then waits for the traced program's thread to hand the GIL back once a row, and every such
-    hand-over costs that thread a wake-up and a switch (the futex calls of a traced run). Statements
-    of each row count are prepared once and kept in sqlite3's statement cache."""
-    for at in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[at : at + _ROWS_PER_STATEMENT]
-        db.execute(_values_sql(insert, width, len(chunk)), [v for row in chunk for v in row])
-
-
-@functools.lru_cache(maxsize=128)
-def _values_sql(insert: str, width: int, count: int) -> str:
-    one = "(" + ", ".join("?" * width) + ")"
-    return insert + ", ".join([one] * count)
 
 
 class StoreWriter:
