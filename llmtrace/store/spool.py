@@ -4,8 +4,8 @@ A finished span is appended to `<home>/spool/<trace-id>.spool` in the thread tha
 file is memory-mapped (shared), so appending is a memory copy with no system call and no release
 of the GIL, yet the bytes belong to the kernel's page cache at once: a kill of the process cannot
 lose them. The file grows in steps; unused space is zero bytes. A
-writer thread copies spans into SQLite in batches, one commit per batch (at most every 50 ms), so
-`ls` and `show` see a running trace within a twentieth of a second. When the run finishes, the spool file is removed. A spool left
+writer thread copies spans into SQLite in batches, one commit per batch (at most every 200 ms), so
+`ls` and `show` see a running trace within a fifth of a second. When the run finishes, the spool file is removed. A spool left
 behind by a killed run is loaded into the store by the next llmtrace command (`recover`).
 
 What the thread that ended a span writes is as little as makes the span safe: a marshal snapshot
@@ -35,9 +35,11 @@ _STOP = object()
 _BATCH = 2048
 _INITIAL_BYTES = 1 << 20
 _SEGMENT_BYTES = 2 << 20
-# How stale the SQLite copy of a running trace may be. One commit for the spans of 50 ms, not one a
-# span: a commit costs the writer thread ~100 µs, CPU the traced program could use (bench/bench_record.py).
-_LINGER_S = 0.05
+# How stale the SQLite copy of a running trace may be. One commit for the spans of 200 ms, not one a
+# span: a commit costs the writer thread ~0.7 ms of CPU, whatever the batch (the pages of the table,
+# its indexes and the search index, written to the WAL), CPU the traced program could use. Batches of
+# 14 spans (50 ms of a fast loop) cost ~120 µs a span to store, of 56 spans (200 ms) ~75 µs.
+_LINGER_S = 0.2
 
 
 _HEAD = struct.Struct("<cI")  # tag, length
