@@ -386,7 +386,7 @@ def test_cache_writes_a_batch_as_diskcache_set_would(tmp_path):
     batched.store._con.set_trace_callback(statements.append)
     batched._write([(f"{i:064x}.0", entry(i)) for i in range(50)])
     batched.store._con.set_trace_callback(None)
-    assert len({s for s in statements if s.startswith("INSERT INTO Cache")}) == 2  # 32 rows a statement, not one
+    assert len({s for s in statements if s.startswith("INSERT INTO Cache")}) == 3  # 32 + 16 + 2 rows, not one a row
     batched._write([(f"{3:064x}.0", entry(3, b"again"))])  # the same key: replaced, not a second row
     by_set = diskcache.Cache(str(tmp_path / "b"), disk_min_file_size=1 << 30)
     for i in range(50):
@@ -495,7 +495,7 @@ def test_flat_prices_are_remembered_so_later_runs_need_not_import_genai_prices(l
 
 
 def test_spans_are_written_a_statement_per_32_rows_not_one_per_row(tmp_path):
-    """A batch of 70 spans (with payloads) takes 3 statements a table, each one SQLite step: a writer
+    """A batch of 70 spans (with payloads) takes 4 statements a table, each one SQLite step: a writer
     thread lets go of the GIL once a statement, not once a row. Every row, payload and search entry lands."""
     w = _writer(tmp_path)
     trace = Trace(id="t-batch", name="t", start_us=1)
@@ -509,7 +509,7 @@ def test_spans_are_written_a_statement_per_32_rows_not_one_per_row(tmp_path):
     w.db.set_trace_callback(None)
     # The trace callback repeats a statement each time one of its triggers runs: distinct texts count.
     inserts = {s for s in statements if s.startswith(("INSERT OR REPLACE INTO spans", "INSERT OR REPLACE INTO payloads"))}
-    assert len(inserts) == 6, len(inserts)
+    assert len(inserts) == 8, len(inserts)  # 32 + 32 + 4 + 2 rows a table
     assert w.db.execute("SELECT count(*) FROM spans WHERE trace_id = 't-batch'").fetchone()[0] == 70
     assert [json.loads(r[0]) for r in w.db.execute("SELECT response FROM payloads ORDER BY span_id")] == [{"answer": i} for i in range(70)]
     assert w.db.execute("SELECT s.id FROM span_text JOIN spans s ON s.rowid = span_text.rowid WHERE span_text MATCH 'needle69'").fetchall() == [("s069",)]

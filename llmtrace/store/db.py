@@ -40,15 +40,21 @@ _ROWS_PER_STATEMENT = 32
 
 
 def insert_rows(db: sqlite3.Connection, insert: str, width: int, rows: list[Any]) -> None:
-    """`insert` ("INSERT … VALUES ") of `rows`, up to 32 rows a statement, so one SQLite step each.
+    """`insert` ("INSERT … VALUES ") of `rows`, up to 32 rows a statement, one SQLite step each.
 
     executemany steps once a row, and sqlite3 lets go of the GIL around every step: a writer thread
     then waits for the traced program's thread to hand the GIL back once a row, and every such
     hand-over costs that thread a wake-up and a switch (the futex calls of a traced run). Statements
     of each row count are prepared once and kept in sqlite3's statement cache."""
-    for at in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[at : at + _ROWS_PER_STATEMENT]
-        db.execute(_values_sql(insert, width, len(chunk)), [v for row in chunk for v in row])
+    at, left = 0, len(rows)
+    while left:
+        # 32 rows, then the rest in powers of two: six statements of each kind at most. A cached
+        # statement keeps its last bound values until it is next used, so the statements kept must be
+        # few: one for every row count from 1 to 32 held ~2 MB of old payloads in a long run.
+        count = _ROWS_PER_STATEMENT if left >= _ROWS_PER_STATEMENT else 1 << (left.bit_length() - 1)
+        chunk = rows[at : at + count]
+        db.execute(_values_sql(insert, width, count), [v for row in chunk for v in row])
+        at, left = at + count, left - count
 
 
 @functools.lru_cache(maxsize=128)
