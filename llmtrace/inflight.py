@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from llmtrace.model import Span, Status
+from llmtrace.recorder import now_us
 
 INTERVAL_S = 0.2
 _FIELDS = ("id", "trace_id", "parent_id", "kind", "name", "start_us", "model_requested", "streamed", "first_token_us")
@@ -47,14 +47,13 @@ class InFlightPublisher:
         self._thread.start()
         return self
 
-    def _snapshot(self, now_us: int | None = None) -> list[list[Any]]:
-        """The spans open since at least an interval before `now_us` (default: now)."""
-        now_us = time.time_ns() // 1000 if now_us is None else now_us
-        since = now_us - int(self.interval * 1e6)
+    def _snapshot(self, at_us: int | None = None) -> list[list[Any]]:
+        """The spans open since at least an interval before `at_us` (default: now)."""
+        since = (now_us() if at_us is None else at_us) - int(self.interval * 1e6)
         return [[getattr(s, f) for f in _FIELDS] for s in self.recorder.open_spans() if s.start_us <= since]
 
-    def publish(self, now_us: int | None = None) -> None:
-        rows = self._snapshot(now_us)
+    def publish(self, at_us: int | None = None) -> None:
+        rows = self._snapshot(at_us)
         if rows == self._last:
             return
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")

@@ -79,10 +79,10 @@ def test_in_flight_file_holds_only_spans_open_for_a_whole_interval(tmp_path):
     path = tmp_path / "live" / "t1.json"
     pub = InFlightPublisher(rec, path, interval_s=0.2)
     path.parent.mkdir()
-    pub.publish(now_us=span.start_us + 199_999)
+    pub.publish(at_us=span.start_us + 199_999)
     assert json.loads(path.read_text()) == []
-    pub.publish(now_us=span.start_us + 200_000)
+    pub.publish(at_us=span.start_us + 200_000)
     assert [s.id for s in read_in_flight(tmp_path, "t1")] == [span.id]
     rec.end_span(span)
-    pub.publish(now_us=span.start_us + 400_000)
+    pub.publish(at_us=span.start_us + 400_000)
     assert json.loads(path.read_text()) == []

@@ -219,7 +219,7 @@ class ResponseCache:
                 marks = ", ".join("?" * len(chunk))
                 for (old,) in con.execute(f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({marks})", chunk).fetchall():
                     store.delete(old)  # its file too, if it had one
-            insert_rows(con, _INSERT_SQL, 11, list(rows.values()))
+            insert_rows(con, _INSERT_SQL, list(rows.values()))
 
     def _run(self) -> None:
         import queue

@@ -39,13 +39,15 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 _ROWS_PER_STATEMENT = 32
 
 
-def insert_rows(db: sqlite3.Connection, insert: str, width: int, rows: list[Any]) -> None:
-    """`insert` ("INSERT … VALUES ") of `rows`, up to 32 rows a statement, one SQLite step each.
+def insert_rows(db: sqlite3.Connection, insert: str, rows: list[Any]) -> None:
+    """`insert` ("INSERT … VALUES ") of `rows` (all of one width), up to 32 rows a statement, one
+    SQLite step each.
 
     executemany steps once a row, and sqlite3 lets go of the GIL around every step: a writer thread
     then waits for the traced program's thread to hand the GIL back once a row, and every such
-    hand-over costs that thread a wake-up and a switch (the futex calls of a traced run). Statements
-    of each row count are prepared once and kept in sqlite3's statement cache."""
+    hand-over costs that thread a wake-up and a switch (the futex calls of a traced run). Each
+    statement is prepared once and kept in sqlite3's statement cache."""
+    width = len(rows[0]) if rows else 0
     at, left = 0, len(rows)
     while left:
         # 32 rows, then the rest in powers of two: six statements of each kind at most. A cached

@@ -159,9 +159,9 @@ class StoreWriter:
         rows = [values for values, _ in encoded]
         payloads = [payload for _, payload in encoded if payload is not None]
         with self._lock, transaction(self.db):
-            insert_rows(self.db, _SPAN_INSERT, len(SPAN_COLUMNS), rows)
+            insert_rows(self.db, _SPAN_INSERT, rows)
             if payloads:
-                insert_rows(self.db, _PAYLOAD_INSERT, 3, payloads)
+                insert_rows(self.db, _PAYLOAD_INSERT, payloads)
 
     def finish_trace(self, trace: Trace) -> None:
         """Mark the trace ended and store its totals, computed from the spans on disk."""
