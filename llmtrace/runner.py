@@ -33,6 +33,26 @@ class _DirectWriter:
         pass
 
 
+def _spooling_writer(writer: Any, trace_id: str) -> Any:
+    """The run's span exporter: the spool, copied into SQLite by a helper process (a writer thread
+    where there can be none), or straight to SQLite when no spool file can be made."""
+    from llmtrace.store import helper
+    from llmtrace.store.spool import SpoolingWriter, spool_dir
+
+    directory = spool_dir(Path(writer.db_path).parent)
+    try:
+        if helper.available() and os.environ.get("LLMTRACE_WRITER") != "thread":
+            try:
+                return helper.HelperSpoolingWriter(writer, directory, trace_id)
+            except OSError as e:
+                print(f"llmtrace: warning: the store's helper process did not start ({e}); a thread writes instead",
+                      file=sys.stderr)
+        return SpoolingWriter(writer, directory, trace_id)
+    except OSError as e:  # no room for the spool: write straight to SQLite instead
+        print(f"llmtrace: warning: no spool file ({e.strerror}); spans go straight to the store", file=sys.stderr)
+        return _DirectWriter(writer)
+
+
 def script_path(arg: str) -> str:
     """The script's path as python makes it: joined to the working directory, not normalised."""
     return arg if os.path.isabs(arg) else os.path.join(os.getcwd(), arg)
@@ -217,13 +237,9 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         os.environ[k] = v
     os.environ["LLMTRACE_TRACE_ID"] = trace.id
     writer.start_trace(trace)
-    from llmtrace.store.spool import SpoolingWriter, spool_dir
+    from llmtrace.store.spool import spool_dir
 
-    try:
-        spool: Any = SpoolingWriter(writer, spool_dir(Path(writer.db_path).parent), trace.id)
-    except OSError as e:  # no room for the spool: write straight to SQLite instead
-        print(f"llmtrace: warning: no spool file ({e.strerror}); spans go straight to the store", file=sys.stderr)
-        spool = _DirectWriter(writer)
+    spool = _spooling_writer(writer, trace.id)
     exporters: list[Any] = [spool]
     live = None
     if opts.otlp_url:

@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-from conftest import AGENTS, run_cli, server_env
+from conftest import AGENTS, last_trace, run_cli, server_env
 
 from llmtrace.model import Span, Trace
 from llmtrace.redact import Redactor
 from llmtrace.store import open_store
+from llmtrace.store import helper
 from llmtrace.store import spool as spool_mod
 from llmtrace.store.writer import StoreWriter
 
 
-def test_spool_segments_go_once_sqlite_has_their_rows(tmp_path, monkeypatch):
+@pytest.mark.parametrize("copier", ["thread", "process"])
+def test_spool_segments_go_once_sqlite_has_their_rows(tmp_path, monkeypatch, copier):
     monkeypatch.setattr(spool_mod, "_SEGMENT_BYTES", 4096)
     home = tmp_path / "home"
     db = open_store(home / "traces.db")
     writer = StoreWriter(db, Redactor())
     writer.start_trace(Trace(id="t1", name="t", start_us=1, pid=1))
     directory = spool_mod.spool_dir(home)
-    spool = spool_mod.SpoolingWriter(writer, directory, "t1")
+    kind = spool_mod.SpoolingWriter if copier == "thread" else helper.HelperSpoolingWriter
+    spool = kind(writer, directory, "t1")
     for i in range(300):  # ~100 KB of rows: ~25 segments
         spool.write_span(Span(id=f"s{i:04d}", trace_id="t1", parent_id=None, kind="llm", name="x", start_us=i,
                               end_us=i + 1, status="ok", inputs={"prompt": "p" * 200}))
     assert spool._segment > 10
-    spool.close()  # drains the queue: every row committed, every segment handled
+    spool.close()  # every row committed, every segment handled
     assert db.execute("SELECT count(*) FROM spans").fetchone()[0] == 300
     assert list(directory.glob("t1*")) == []  # every segment removed once its rows were in SQLite
 
@@ -48,6 +54,26 @@ def test_killed_run_leaves_segments_that_are_recovered(tmp_path, monkeypatch):
     db2 = open_store(home / "traces.db")  # what the next command does
     assert db2.execute("SELECT count(*) FROM spans").fetchone()[0] == 100
     assert list(directory.glob("t2*")) == []
+
+
+def test_a_killed_run_leaves_its_helper_nothing_to_lose(tmp_path, monkeypatch):
+    """The program gone (its end of the socket closed, no word of the run's end): the helper stores
+    what it was told of and stops; the next command loads whatever the spool still holds."""
+    monkeypatch.setattr(spool_mod, "_SEGMENT_BYTES", 4096)
+    home = tmp_path / "home"
+    db = open_store(home / "traces.db")
+    writer = StoreWriter(db, Redactor())
+    writer.start_trace(Trace(id="t3", name="t", start_us=1, pid=2 ** 22 + 7))  # a pid no process has
+    directory = spool_mod.spool_dir(home)
+    spool = helper.HelperSpoolingWriter(writer, directory, "t3")
+    for i in range(100):
+        spool.write_span(Span(id=f"s{i:03d}", trace_id="t3", parent_id=None, kind="llm", name="x", start_us=i,
+                              end_us=i + 1, status="ok", inputs={"prompt": "p" * 200}))
+    spool._sock.close()  # as a kill leaves it
+    db.close()
+    db2 = open_store(home / "traces.db")  # what the next command does
+    assert db2.execute("SELECT count(*) FROM spans").fetchone()[0] == 100
+    assert list(directory.glob("t3*")) == []
 
 
 @pytest.mark.soak  # ~65 s of one worker: a step of its own (`pytest -m 'parity or soak'`), not the default run
@@ -76,3 +102,33 @@ def test_occurrence_counts_are_exact_and_compact():
     assert [counts.next(keys[5]) for _ in range(3)] == [1, 2, 3]  # the n-th ask of a key is answered n
     assert counts.next(keys[6]) == 1
     assert len(counts._slots) * 8 <= 20_000 * 32  # a few machine words a key, not a dict entry
+
+
+def test_spans_are_stored_by_a_helper_process_the_script_cannot_see(llmtrace_home, mock_server):
+    """The helper process does the SQLite work: the script has no writer thread, and no child process
+    of its own (os.waitpid finds none, as under python)."""
+    server = mock_server({"replies": [{"content": "fine"}]})
+    r = run_cli("run", "-q", "--no-cache", str(AGENTS / "helper_gone.py"), "5", env=server_env(server))
+    assert r.code == 0, r.stderr
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    plain = subprocess.run([sys.executable, str(AGENTS / "helper_gone.py"), "0"], capture_output=True, text=True,
+                           env={**os.environ, **server_env(server)})
+    assert seen["waitpid"] == json.loads(plain.stdout)["waitpid"] == "ChildProcessError"
+    assert "llmtrace-writer" not in seen["threads"]
+    trace, spans = last_trace(llmtrace_home)
+    assert trace.status == "ok" and len([s for s in spans if s.kind == "llm"]) == 5
+    assert not list((llmtrace_home / "spool").iterdir())
+
+
+def test_a_helper_that_dies_loses_no_span(llmtrace_home, mock_server):
+    """Killed mid-run, the helper leaves the rest of the spool: the run's end stores it itself."""
+    server = mock_server({"replies": [{"content": "fine"}]})
+    r = run_cli("run", "-q", "--no-cache", str(AGENTS / "helper_gone.py"), "8", "3", env=server_env(server))
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["killed"] == 1
+    trace, spans = last_trace(llmtrace_home)
+    llm = [s for s in spans if s.kind == "llm"]
+    assert trace.status == "ok" and len(llm) == 8 and trace.totals.llm_calls == 8
+    assert [s.inputs["messages"][0]["content"] for s in sorted(llm, key=lambda s: s.start_us)] == \
+        [f"question {i}" for i in range(8)]
+    assert not list((llmtrace_home / "spool").iterdir())

@@ -121,12 +121,40 @@ class _TraceDone:
         self.trace = trace
 
 
-class SpoolingWriter:
-    """Exporter: spool line now, SQLite soon after; `close()` drains and removes the spool.
+class BatchStore:
+    """Stores a batch of spool rows in one transaction, then deletes the spool segments it emptied and
+    finishes the traces that ended after them (`run --split`). A failure is reported once; the spool
+    keeps what could not be stored, and the next llmtrace command loads it."""
 
-    The spool is written in segments of about 2 MiB: a full one is unmapped and, once the writer
-    thread has committed its rows, deleted, so a long run holds neither memory nor disk for spans
-    SQLite already has.
+    def __init__(self, writer: StoreWriter, directory: Path):
+        self.writer, self.directory = writer, directory
+        self.failed = False
+
+    def store(self, rows: list[Any], done: list[Path], ended: list[Any]) -> None:
+        if rows:
+            try:
+                self.writer.write_rows(rows)
+            except Exception as e:
+                if not self.failed:
+                    print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
+                          f"{self.directory} and loaded by the next llmtrace command", file=sys.stderr)
+                self.failed = True
+        if not self.failed:
+            for path in done:
+                path.unlink(missing_ok=True)
+        for trace in ended:  # after the rows of the batch: its spans are all in
+            try:
+                self.writer.finish_trace(trace)
+            except Exception as e:  # left 'running': shown as killed, and finished by the run's end
+                print(f"llmtrace: warning: could not finish trace {trace.id} ({e})", file=sys.stderr)
+
+
+class _Spooler:
+    """The traced program's side of a spooling exporter: each finished span is appended to the spool
+    in the thread that ended it, then handed on (`_handed`) to whatever copies it into SQLite.
+
+    The spool is written in segments of about 2 MiB: a full one is unmapped and, once its rows are
+    committed, deleted, so a long run holds neither memory nor disk for spans SQLite already has.
     """
 
     def __init__(self, writer: StoreWriter, directory: Path, trace_id: str):
@@ -138,32 +166,59 @@ class SpoolingWriter:
         self.file = SpoolFile(self._segment_path(0))
         self.path = self.file.path
         self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._failed = False
-        self._closing = threading.Event()  # ends the linger at once: a run's end does not wait for it
-        self._thread = threading.Thread(target=self._run, name="llmtrace-writer", daemon=True)
-        self._thread.start()
 
     def _segment_path(self, n: int) -> Path:
-        return self.directory / (f"{self.trace_id}.spool" if n == 0 else f"{self.trace_id}.s{n}.spool")
+        return segment_path(self.directory, self.trace_id, n)
 
     # The Recorder calls this in the thread that ended the span.
     def write_span(self, span: Span) -> None:
         blob = self.snapshot(span)
-        if blob is not None:  # safe on disk as it is: the writer thread encodes it
+        if blob is not None:  # safe on disk as it is: the copier encodes it
             tag, item, data = _SNAPSHOT, blob, blob
         else:  # encoded (and redacted) here: the spool record and the SQLite rows are the same values
             item = self.writer.rows(span)
             tag, data = _JSON, encode_json(item).encode("utf-8", "replace")
-        with self._lock:  # file order = queue order, so a segment's marker follows its last row
-            self.file.append_record(tag, data)
-            self._queue.put(item)
-            if self.file._offset >= _SEGMENT_BYTES:
-                full = self.file
+        with self._lock:  # file order = hand-over order, so a segment's end follows its last row
+            file = self.file
+            if file.closed:
+                return
+            file.append_record(tag, data)
+            self._handed(item)
+            if file._offset >= _SEGMENT_BYTES:
                 self._segment += 1
                 self.file = SpoolFile(self._segment_path(self._segment))
-                full.close()
-                self._queue.put(_SegmentDone(full.path))
+                file.close()
+                self._segment_full(file.path)
+
+    def _handed(self, item: Any) -> None:
+        raise NotImplementedError
+
+    def _segment_full(self, path: Path) -> None:
+        raise NotImplementedError
+
+
+def segment_path(directory: Path, trace_id: str, n: int) -> Path:
+    return directory / (f"{trace_id}.spool" if n == 0 else f"{trace_id}.s{n}.spool")
+
+
+class SpoolingWriter(_Spooler):
+    """Exporter: spool record now, SQLite soon after, from a writer thread of this process;
+    `close()` drains and removes the spool. (`HelperSpoolingWriter` does the same from a process
+    of its own; this one is for where that cannot run.)"""
+
+    def __init__(self, writer: StoreWriter, directory: Path, trace_id: str):
+        super().__init__(writer, directory, trace_id)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._store = BatchStore(writer, directory)
+        self._closing = threading.Event()  # ends the linger at once: a run's end does not wait for it
+        self._thread = threading.Thread(target=self._run, name="llmtrace-writer", daemon=True)
+        self._thread.start()
+
+    def _handed(self, item: Any) -> None:
+        self._queue.put(item)
+
+    def _segment_full(self, path: Path) -> None:
+        self._queue.put(_SegmentDone(path))
 
     def finish_trace(self, trace: Any) -> None:
         """Finish a trace of this run (`run --split`) once the spans queued before it are stored."""
@@ -186,22 +241,7 @@ class SpoolingWriter:
             done = [b.path for b in batch if isinstance(b, _SegmentDone)]
             ended = [b.trace for b in batch if isinstance(b, _TraceDone)]
             items = [b for b in batch if not isinstance(b, (_SegmentDone, _TraceDone))]
-            if items:
-                try:
-                    self.writer.write_rows([self._snapshot_rows(b) if isinstance(b, bytes) else b for b in items])
-                except Exception as e:  # the spool still has them; the next command loads them
-                    if not self._failed:
-                        print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
-                              f"{self.directory} and loaded by the next llmtrace command", file=sys.stderr)
-                    self._failed = True
-            if not self._failed:
-                for path in done:
-                    path.unlink(missing_ok=True)
-            for trace in ended:  # after the rows of the batch: its spans are all in
-                try:
-                    self.writer.finish_trace(trace)
-                except Exception as e:  # left 'running': shown as killed, and finished by the run's end
-                    print(f"llmtrace: warning: could not finish trace {trace.id} ({e})", file=sys.stderr)
+            self._store.store([self._snapshot_rows(b) if isinstance(b, bytes) else b for b in items], done, ended)
 
     def close(self) -> None:
         """Write everything still queued, then remove the spool if the store has it all."""
@@ -210,7 +250,7 @@ class SpoolingWriter:
         self._thread.join(timeout=60)
         with self._lock:
             self.file.close()
-        if not self._failed and not self._thread.is_alive():
+        if not self._store.failed and not self._thread.is_alive():
             try:
                 self.file.path.unlink()
             except OSError:
@@ -234,18 +274,9 @@ class ChildSpool:
         self.file.close()
 
 
-def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
-    from llmtrace.redact import Redactor
-    from llmtrace.store.writer import RowEncoder
-
-    redactor = redactor or Redactor()
-    encoder = RowEncoder(redactor)
+def decode_records(records: list[tuple[bytes, bytes]], encoder: Any) -> list[tuple[list[Any], list[Any] | None]]:
+    """The SQLite rows of spool records (`encoder`: a RowEncoder); a record cut short by a kill is skipped."""
     rows = []
-    data = path.read_bytes().rstrip(b"\x00")  # zeros: space never written
-    if path.suffix == ".jsonl":  # an earlier version's spool: one JSON line a span
-        records = [(_JSON, line) for line in data.splitlines()]
-    else:
-        records = read_records(data)
     for tag, payload in records:
         try:
             if tag == _SNAPSHOT:
@@ -254,7 +285,24 @@ def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
                 values, row_payload = json.loads(payload.decode("utf-8", "replace"))
                 rows.append((values, row_payload))
         except (ValueError, TypeError, EOFError):
-            continue  # a record cut short by the kill
+            continue
+    return rows
+
+
+def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
+    from llmtrace.redact import Redactor
+    from llmtrace.store.writer import RowEncoder
+
+    redactor = redactor or Redactor()
+    try:
+        data = path.read_bytes().rstrip(b"\x00")  # zeros: space never written
+    except FileNotFoundError:  # a killed run's helper removed it, its rows stored
+        return 0
+    if path.suffix == ".jsonl":  # an earlier version's spool: one JSON line a span
+        records = [(_JSON, line) for line in data.splitlines()]
+    else:
+        records = read_records(data)
+    rows = decode_records(records, RowEncoder(redactor))
     if rows:
         StoreWriter(db, redactor).write_rows(rows)
     path.unlink(missing_ok=True)

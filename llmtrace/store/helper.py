@@ -1,0 +1,258 @@
+"""The spool copied into SQLite by a helper process, off the traced program's process.
+
+The traced program's thread appends each finished span to the memory-mapped spool, as with the
+writer thread (`spool.SpoolingWriter`), and sends a 17-byte note of where the spool now ends on a
+socket. A helper process (`python -m llmtrace.store.helper`, started with the run) reads the spool
+files up to that point and stores the rows, one commit for what 200 ms gathered. Encoding rows and
+SQLite's work then run on another core when there is one, and never hold the traced program's GIL:
+in a loop of fast calls, that work and its GIL hand-overs were most of what tracing added.
+
+- The socket is a connected pair of SEQPACKET sockets: each note arrives whole or not at all, and
+  the helper sees the end of the file when the traced process is gone. A note is sent without
+  waiting; if the socket is full it is dropped, as the next one says more.
+- The helper runs in a session of its own: a ^C at the terminal is for the program, not for it.
+  Its standard output is /dev/null; warnings go to the run's standard error.
+- At the run's end the program stops appending, sends where the spool ends and waits for "ok"
+  (every row stored). Anything else (the helper died, or could not write) and it loads what the
+  spool holds itself. If the program is killed, the helper stores what it was told of and leaves
+  the rest of the spool for the next llmtrace command (`spool.recover`), as before.
+- Where SEQPACKET sockets do not exist (macOS, Windows), or the helper cannot start, the writer
+  thread does the copying (`spool.SpoolingWriter`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from llmtrace.store.spool import (
+    _LINGER_S,
+    BatchStore,
+    _Spooler,
+    decode_records,
+    read_records,
+    segment_path,
+)
+
+_NOTE = struct.Struct("<cqq")  # kind, segment, offset
+_AT, _STOP, _TRACE = b"P", b"S", b"T"  # the spool ends at; the run ends (and where the spool ends); a trace ended
+_SEND_NOW = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
+_SEND = getattr(socket, "MSG_NOSIGNAL", 0)
+_REPLY_TIMEOUT_S = 60.0
+
+
+def available() -> bool:
+    return (sys.platform.startswith("linux") and hasattr(socket, "SOCK_SEQPACKET") and hasattr(socket, "MSG_NOSIGNAL")
+            and bool(sys.executable) and os.path.exists("/bin/sh"))
+
+
+class HelperSpoolingWriter(_Spooler):
+    """Exporter: spool record now, SQLite soon after, from the helper process; `close()` waits for
+    it, then removes the spool (or stores what is left itself)."""
+
+    def __init__(self, writer: Any, directory: Path, trace_id: str):
+        super().__init__(writer, directory, trace_id)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            # Started by a shell that exits at once, so the helper is no child of the traced program
+            # (whose os.wait() would otherwise find it), in a session of its own (a ^C is not for it).
+            launcher = subprocess.Popen(
+                ["/bin/sh", "-c", 'exec "$0" "$@" &', sys.executable, "-m", "llmtrace.store.helper", writer.db_path,
+                 str(directory), trace_id, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            if launcher.wait() != 0:
+                raise OSError(f"/bin/sh exited {launcher.returncode}")
+        except BaseException:
+            ours.close()
+            self.file.close()
+            self.file.path.unlink(missing_ok=True)
+            raise
+        finally:
+            theirs.close()
+        self._sock = ours
+        self._pid = os.getpid()
+        self._gone = False  # the helper cannot be reached: the run's end stores the spool here
+        self._closed = False
+        self._told_traces = False
+
+    def _send(self, note: bytes, wait: bool = False) -> None:
+        if self._gone:
+            return
+        try:
+            self._sock.send(note, _SEND if wait else _SEND_NOW)
+        except BlockingIOError:  # the helper is behind: the next note says where the spool ends
+            pass
+        except OSError:
+            self._gone = True
+
+    def _handed(self, item: Any) -> None:
+        self._send(_NOTE.pack(_AT, self._segment, self.file._offset))
+
+    def _segment_full(self, path: Path) -> None:
+        pass  # the helper deletes a segment once it has stored the rows of the next one's start
+
+    def finish_trace(self, trace: Any) -> None:
+        """Finish a trace of this run (`run --split`) once the spans spooled before it are stored."""
+        with self._lock:
+            if self._gone or os.getpid() != self._pid:
+                self.writer.finish_trace(trace)  # the run's end sums every trace of the run again
+                return
+            self._told_traces = True
+            self._send(_NOTE.pack(_TRACE, self._segment, self.file._offset) + pickle.dumps(trace), wait=True)
+
+    def close(self) -> None:
+        """Wait for the helper to store everything spooled, then remove the spool."""
+        if os.getpid() != self._pid:  # a fork child of the traced program: the helper is its parent's
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            end = _NOTE.pack(_STOP, self._segment, self.file._offset)
+            spooled = self._segment > 0 or self.file._offset > 0 or self._told_traces
+            self.file.close()  # appends end here: the note says where
+            self._send(end, wait=True)
+        ok = False
+        if not spooled:  # nothing to wait for (the helper may still be starting)
+            self._sock.close()
+            self.file.path.unlink(missing_ok=True)
+            return
+        if not self._gone:
+            self._sock.settimeout(_REPLY_TIMEOUT_S)
+            try:
+                ok = self._sock.recv(16) == b"ok"
+            except OSError:
+                pass
+        self._sock.close()  # a helper still at work sees the end of the file and stops
+        if ok:
+            self.file.path.unlink(missing_ok=True)
+            return
+        from llmtrace.store.spool import _load
+
+        try:  # what the helper did not store: from the spool, in this process
+            for n in range(self._segment + 1):
+                path = self._segment_path(n)
+                if path.exists():
+                    _load(self.writer.db, path, self.redactor)
+        except Exception as e:
+            print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
+                  f"{self.directory} and loaded by the next llmtrace command", file=sys.stderr)
+
+
+class _Reader:
+    """The helper's side: the spool's segments read up to where the program said they end."""
+
+    def __init__(self, directory: Path, trace_id: str):
+        self.directory, self.trace_id = directory, trace_id
+        self.segment, self.pos = 0, 0
+
+    def read(self, segment: int, offset: int) -> tuple[list[tuple[bytes, bytes]], list[Path]]:
+        """The records up to (segment, offset), and the segment files wholly read on the way."""
+        records: list[tuple[bytes, bytes]] = []
+        done: list[Path] = []
+        while self.segment < segment:  # a segment before the last is closed: read to its end
+            path = segment_path(self.directory, self.trace_id, self.segment)
+            records += read_records(_read_from(path, self.pos, None))
+            done.append(path)
+            self.segment, self.pos = self.segment + 1, 0
+        if self.segment == segment and offset > self.pos:
+            data = _read_from(segment_path(self.directory, self.trace_id, segment), self.pos, offset - self.pos)
+            records += read_records(data)
+            self.pos = offset
+        return records, done
+
+
+def _read_from(path: Path, at: int, size: int | None) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(at)
+            return f.read() if size is None else f.read(size)
+    except FileNotFoundError:
+        return b""
+
+
+def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> None:
+    """Store what the program spools until it says the run has ended (reply "ok" or "failed"), or is gone."""
+    notes: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    ending = threading.Event()
+
+    def receive() -> None:  # notes, as they come; None when the program is gone
+        while True:
+            try:
+                data = sock.recv(1 << 20)
+            except OSError:
+                data = b""
+            if len(data) < _NOTE.size:
+                notes.put(None)
+                ending.set()
+                return
+            kind, segment, offset = _NOTE.unpack_from(data)
+            notes.put((kind, segment, offset, data[_NOTE.size:]))
+            if kind == _STOP:
+                ending.set()
+                return
+
+    threading.Thread(target=receive, name="llmtrace-notes", daemon=True).start()
+    reader, store = _Reader(directory, trace_id), BatchStore(writer, directory)
+    encoder = writer.encoder
+    while True:
+        batch = [notes.get()]
+        if not ending.is_set():
+            ending.wait(_LINGER_S)  # let a burst gather: one commit for many spans
+        while True:
+            try:
+                batch.append(notes.get_nowait())
+            except queue.Empty:
+                break
+        gone = None in batch
+        got = [b for b in batch if b is not None]
+        ended = [pickle.loads(extra) for kind, _, _, extra in got if kind == _TRACE]
+        stop = any(kind == _STOP for kind, _, _, _ in got)
+        records, done = reader.read(*max((segment, offset) for _, segment, offset, _ in got)) if got else ([], [])
+        store.store(decode_records(records, encoder), done, ended)
+        if stop:
+            # Let go of the run's output streams first: whoever reads them to their end must not wait for us.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+            sock.send(b"failed" if store.failed else b"ok")
+            return
+        if gone:  # the program was killed: the rest of its spool is for the next llmtrace command
+            return
+
+
+def main(argv: list[str]) -> int:
+    db_path, directory, trace_id, fd = argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(fd))
+    from llmtrace.redact import Redactor
+    from llmtrace.store.db import _connect
+    from llmtrace.store.writer import StoreWriter
+
+    try:
+        writer = StoreWriter(_connect(Path(db_path)), Redactor())
+    except Exception as e:  # the program stores its spool itself at its end
+        print(f"llmtrace: warning: the store's helper could not start ({e}); spans are stored at the run's end",
+              file=sys.stderr)
+        return 1
+    # Snapshot records were found clean when taken, and JSON ones were redacted then: no secrets needed here.
+    try:
+        serve(sock, writer, Path(directory), trace_id)
+    finally:
+        writer.db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
