@@ -50,17 +50,22 @@ from bench.common import PY, ROOT
 
 ROWS = ("python", "noop", "llmtrace-nocache", "llmtrace-miss", "llmtrace-hit", "openinference")
 FIRST = 10  # calls in the shorter loop
-_IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+_IREFS = re.compile(r"==(\d+)== I\s+refs:\s+([\d,]+)")
+_PID = re.compile(r"==(\d+)==")  # the first process valgrind reports on: the command's own
 
 
 def count(cmd: list[str], env: dict[str, str], home: str, row: str) -> dict[str, Any]:
-    """Instructions executed by one process (all its threads), the JSON lines it printed, what it stored."""
-    vg = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    """Instructions executed by one process (all its threads) and by the processes it started (llmtrace's
+    helper that stores spans), the JSON lines it printed, what it stored."""
+    vg = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", "--trace-children=yes"]
     p = subprocess.run([*vg, *cmd], env=env, cwd=home, capture_output=True, text=True, timeout=TIMEOUT * 4, check=False)
     found = _IREFS.findall(p.stderr)
     if p.returncode != 0 or not found:
         raise RuntimeError(f"{row}: {' '.join(cmd)} exited {p.returncode}: {p.stderr[-2000:]}")
-    return {"instructions": int(found[-1].replace(",", "")), **outcome(row, p.stdout, home)}
+    first = _PID.search(p.stderr)
+    by_pid = {pid: int(n.replace(",", "")) for pid, n in found}
+    own = by_pid[first.group(1)] if first and first.group(1) in by_pid else 0
+    return {"instructions": sum(by_pid.values()), "own_instructions": own, **outcome(row, p.stdout, home)}
 
 
 def measure(calls: int = 50, rows: tuple[str, ...] | None = None, create_venvs: bool = True,
@@ -129,6 +134,9 @@ def measure(calls: int = 50, rows: tuple[str, ...] | None = None, create_venvs: 
 def summarize(results: dict[str, dict[str, dict[str, Any]]], calls: int, native_s_per_call: float,
               skipped: dict[str, str], seconds: float) -> dict[str, Any]:
     per_call = {row: (r["long"]["instructions"] - r["short"]["instructions"]) / calls for row, r in results.items()}
+    own_per_call = {row: (r["long"].get("own_instructions", r["long"]["instructions"])
+                          - r["short"].get("own_instructions", r["short"]["instructions"])) / calls
+                    for row, r in results.items()}
     base = per_call["python"]
     ns_per_instruction = native_s_per_call * 1e9 / base
     rows = {}
@@ -138,6 +146,11 @@ def summarize(results: dict[str, dict[str, dict[str, Any]]], calls: int, native_
             "added_per_call": per_call[row] - base,
             "ratio": per_call[row] / base,
             "us_added_estimate": (per_call[row] - base) * ns_per_instruction / 1000,
+            # The traced program's own process (llmtrace's helper process left out).
+            "own_per_call": own_per_call[row],
+            "own_added_per_call": own_per_call[row] - base,
+            "own_ratio": own_per_call[row] / base,
+            "own_us_added_estimate": (own_per_call[row] - base) * ns_per_instruction / 1000,
             "startup_added": r["one"]["instructions"] - results["python"]["one"]["instructions"],
             "startup_ms_estimate": (r["one"]["instructions"] - results["python"]["one"]["instructions"])
             * ns_per_instruction / 1e6,
@@ -153,23 +166,28 @@ def report(r: dict[str, Any]) -> str:
     if "skipped" in r and "rows" not in r:
         return f"Not measured: {r['skipped']}."
     rows = r["rows"]
-    head = ("| tracer | instructions per LLM call | added per call | traced ÷ untraced | ≈ µs added per call "
-            "| start-up added (1-call script) | what it stored (longer loop) |\n|---|---|---|---|---|---|---|")
+    head = ("| tracer | instructions per LLM call: the traced process | added per call | traced ÷ untraced "
+            "| ≈ µs added per call | with llmtrace's helper process: added per call | traced ÷ untraced "
+            "| ≈ µs added | start-up added (1-call script, all processes) | what it stored (longer loop) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for row, v in rows.items():
         if row == "python":
-            lines.append(f"| {LABELS[row]} | {v['per_call'] / 1e6:,.2f} M | — | 1 | — | — | — |")
+            lines.append(f"| {LABELS[row]} | {v['per_call'] / 1e6:,.2f} M | — | 1 | — | — | 1 | — | — | — |")
             continue
         spans = v["llm_spans"]
         kept = ("—" if spans is None else f"LLM spans {spans:,} of {v['expected_spans']:,}"
                 + (f", cache hits {v['hits']:,}" if row == "llmtrace-hit" and v.get("hits") is not None else ""))
-        lines.append(f"| {LABELS[row]} | {v['per_call'] / 1e6:,.2f} M | {v['added_per_call'] / 1e6:+,.3f} M "
-                     f"| {v['ratio']:.3f} | {v['us_added_estimate']:+,.0f} "
+        own = v.get("own_per_call", v["per_call"])
+        lines.append(f"| {LABELS[row]} | {own / 1e6:,.2f} M | {v.get('own_added_per_call', v['added_per_call']) / 1e6:+,.3f} M "
+                     f"| {v.get('own_ratio', v['ratio']):.3f} | {v.get('own_us_added_estimate', v['us_added_estimate']):+,.0f} "
+                     f"| {v['added_per_call'] / 1e6:+,.3f} M | {v['ratio']:.3f} | {v['us_added_estimate']:+,.0f} "
                      f"| {v['startup_added'] / 1e6:+,.0f} M (≈ {v['startup_ms_estimate']:+,.0f} ms) | {kept} |")
     notes = [(f"{r['calls']} calls (the difference between loops of {FIRST} and {FIRST + r['calls']}); µs at "
               f"{r['ns_per_instruction']:.3f} ns an instruction, the untraced loop's native rate here "
               f"({r['native_us_per_call']:,.0f} µs of CPU a call, fastest of three runs); user-space "
-              f"instructions only; pinned: {', '.join(r['pins'])}.")]
+              f"instructions only; \"with llmtrace's helper process\": every process the command started counted too "
+              f"(valgrind --trace-children=yes; only llmtrace starts one); pinned: {', '.join(r['pins'])}.")]
     notes += [f"{LABELS[k]}: skipped, {why}." for k, why in r["skipped"].items()]
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
 

@@ -261,6 +261,8 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     from llmtrace import capture
 
     settings = wire_settings(opts)
+    if settings.cache is not None and hasattr(spool, "answer_handoff"):  # answers go by the spool, as spans do
+        settings.cache.handoff = spool.answer_handoff(settings.cache)
     if settings.budget is not None:  # it sums what finished calls cost
         exporters.append(settings.budget)
     capture.install(recorder, settings)

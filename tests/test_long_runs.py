@@ -121,9 +121,10 @@ def test_spans_are_stored_by_a_helper_process_the_script_cannot_see(llmtrace_hom
 
 
 def test_a_helper_that_dies_loses_no_span(llmtrace_home, mock_server):
-    """Killed mid-run, the helper leaves the rest of the spool: the run's end stores it itself."""
+    """Killed mid-run, the helper leaves the rest of the spool: the run's end stores it itself, spans
+    and cached answers."""
     server = mock_server({"replies": [{"content": "fine"}]})
-    r = run_cli("run", "-q", "--no-cache", str(AGENTS / "helper_gone.py"), "8", "3", env=server_env(server))
+    r = run_cli("run", "-q", str(AGENTS / "helper_gone.py"), "8", "3", env=server_env(server))
     assert r.code == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["killed"] == 1
     trace, spans = last_trace(llmtrace_home)
@@ -132,3 +133,19 @@ def test_a_helper_that_dies_loses_no_span(llmtrace_home, mock_server):
     assert [s.inputs["messages"][0]["content"] for s in sorted(llm, key=lambda s: s.start_us)] == \
         [f"question {i}" for i in range(8)]
     assert not list((llmtrace_home / "spool").iterdir())
+    again = run_cli("run", "-q", str(AGENTS / "helper_gone.py"), "8", env=server_env(server))
+    assert again.code == 0 and server.stats.requests == 8  # every answer was cached: none asked again
+
+
+def test_a_killed_runs_cached_answers_are_kept(llmtrace_home, mock_server):
+    """Answers go to the cache by way of the spool: a run killed straight after its calls (its writer
+    had not committed them yet) leaves them for the next command, which stores them."""
+    server = mock_server({"replies": [{"content": "fine"}]})
+    r = run_cli("run", "-q", str(AGENTS / "helper_gone.py"), "6", "0", "die", env=server_env(server))
+    assert r.code == -9, r.stderr
+    assert server.stats.requests == 6
+    again = run_cli("run", "-q", str(AGENTS / "helper_gone.py"), "6", env=server_env(server))
+    assert again.code == 0, again.stderr
+    assert server.stats.requests == 6  # all six replayed from the cache
+    trace, spans = last_trace(llmtrace_home)
+    assert len([s for s in spans if s.kind == "llm" and s.cache_hit]) == 6

@@ -30,6 +30,7 @@ from llmtrace.store.db import insert_rows
 _IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
 VERSION = 2  # 2: entries are HTTP answers, keys carry `stream` and the occurrence
 _LINGER_S = 0.2  # answers written behind the calls are committed together, at most this late
+_HANDED_KEPT = 1024  # answers handed to the helper process kept in memory (`set`)
 # Read-ahead (`_read`): a found answer comes with the answers stored after it, up to this many rows
 # and bytes; the window doubles while they are used and halves while they are not.
 _AHEAD_FIRST, _AHEAD_MAX, _AHEAD_BYTES = 16, 256, 8 << 20
@@ -112,6 +113,10 @@ class ResponseCache:
         self._thread: threading.Thread | None = None
         self._owner = os.getpid()
         self.write_behind = True  # off in child processes: a Pool worker may be ended before a thread could write
+        # Where answers go instead of the writer thread, when the run has a helper process that stores
+        # its spool (store.helper): `handoff(key, entry)` puts the answer in the spool (from that moment a
+        # kill cannot lose it) and the helper writes it here. Set by the runner.
+        self.handoff: Any = None
         self._lock = threading.Lock()
         self._flushing = threading.Event()  # ends the linger at once
         self._warned = False
@@ -179,6 +184,15 @@ class ResponseCache:
         if not self.write_behind or os.getpid() != self._owner:  # a child process (a fork's writer stayed in the parent)
             self._write([(key, entry)])
             return
+        if self.handoff is not None:
+            with self._lock:
+                # Kept for a read of it later in the run (a semantic hit) until the helper has surely
+                # stored it: the newest answers only, the helper commits what 200 ms gathered.
+                self._pending[key] = entry
+                if len(self._pending) > _HANDED_KEPT:
+                    del self._pending[next(iter(self._pending))]
+            self.handoff(key, entry)
+            return
         with self._lock:
             if self._thread is None:
                 import queue
@@ -188,6 +202,20 @@ class ResponseCache:
                 self._thread.start()
             self._pending[key] = entry
         self._queue.put((key, entry))
+
+    def place(self) -> tuple[str, int, float | None]:
+        """What another process needs to open this cache as it is used here (`from_place`)."""
+        settings = self.settings
+        return str(settings.directory), settings.size_limit_bytes, settings.ttl_s
+
+    @classmethod
+    def from_place(cls, place: tuple[str, int, float | None]) -> "ResponseCache":
+        directory, size_limit, ttl_s = place
+        return cls(CacheSettings(directory=Path(directory), size_limit_bytes=size_limit, ttl_s=ttl_s))
+
+    def write(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Store answers now, in one transaction (the helper process, answers loaded from a spool)."""
+        self._write(items)
 
     def _write(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         # diskcache's own expiry (real time) only reclaims space; `get` decides what has expired.
@@ -307,6 +335,36 @@ def clear(directory: Path, older_than_s: float | None) -> int:
                 if not isinstance(entry, dict) or entry.get("stored_s", 0) < cutoff:
                     n += c.delete(k)
         return n
+
+
+_opened: dict[tuple[str, int, float | None], ResponseCache] = {}
+_write_warned = False
+
+
+def write_answers(answers: list[tuple[tuple[str, int, float | None], str, dict[str, Any]]]) -> None:
+    """Store (place, key, entry) answers handed over by runs (`ResponseCache.handoff`): by the helper
+    process as they come, or from a spool a run left. A cache that cannot be written is said once;
+    those answers go uncached, as with the writer thread."""
+    global _write_warned
+    by_place: dict[tuple[str, int, float | None], list[tuple[str, dict[str, Any]]]] = {}
+    for place, key, entry in answers:
+        by_place.setdefault(tuple(place), []).append((key, entry))  # type: ignore[arg-type]
+    for place, items in by_place.items():
+        try:
+            cache = _opened.get(place)
+            if cache is None:
+                cache = _opened[place] = ResponseCache.from_place(place)
+            cache.write(items)
+        except Exception as e:
+            if not _write_warned:
+                _write_warned = True
+                print(f"llmtrace: warning: could not write to the response cache ({type(e).__name__}: {e})",
+                      file=sys.stderr)
+
+
+def close_opened() -> None:
+    while _opened:
+        _opened.popitem()[1].close()
 
 
 def open_cache(settings: CacheSettings, quiet: bool = False) -> ResponseCache | None:

@@ -2,7 +2,7 @@
 
 The traced program's thread appends each finished span to the memory-mapped spool, as with the
 writer thread (`spool.SpoolingWriter`), and sends a 17-byte note of where the spool now ends on a
-socket. A helper process (`python -m llmtrace.store.helper`, started with the run) reads the spool
+socket. A helper process (`main` below, started with the run) reads the spool
 files up to that point and stores the rows, one commit for what 200 ms gathered. Encoding rows and
 SQLite's work then run on another core when there is one, and never hold the traced program's GIL:
 in a loop of fast calls, that work and its GIL hand-overs were most of what tracing added.
@@ -10,7 +10,8 @@ in a loop of fast calls, that work and its GIL hand-overs were most of what trac
 - The socket is a connected pair of SEQPACKET sockets: each note arrives whole or not at all, and
   the helper sees the end of the file when the traced process is gone. A note is sent without
   waiting; if the socket is full it is dropped, as the next one says more.
-- The helper runs in a session of its own: a ^C at the terminal is for the program, not for it.
+- The helper's interpreter is the program's, isolated (`-I`), with this llmtrace's folder first on
+  its path. It runs in a session of its own: a ^C at the terminal is for the program, not for it.
   Its standard output is /dev/null; warnings go to the run's standard error.
 - At the run's end the program stops appending, sends where the spool ends and waits for "ok"
   (every row stored). Anything else (the helper died, or could not write) and it loads what the
@@ -35,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace.store.spool import (
+    _CACHED,
     _LINGER_S,
     BatchStore,
     _Spooler,
     decode_records,
     read_records,
     segment_path,
+    store_answers,
 )
 
 _NOTE = struct.Struct("<cqq")  # kind, segment, offset
@@ -48,6 +51,8 @@ _AT, _STOP, _TRACE = b"P", b"S", b"T"  # the spool ends at; the run ends (and wh
 _SEND_NOW = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
 _SEND = getattr(socket, "MSG_NOSIGNAL", 0)
 _REPLY_TIMEOUT_S = 60.0
+_HOME = str(Path(__file__).resolve().parent.parent.parent)  # the folder this llmtrace package is in
+_START = "import sys; sys.path.insert(0, sys.argv[1]); from llmtrace.store.helper import main; sys.exit(main(sys.argv[2:]))"
 
 
 def available() -> bool:
@@ -65,8 +70,10 @@ class HelperSpoolingWriter(_Spooler):
         try:
             # Started by a shell that exits at once, so the helper is no child of the traced program
             # (whose os.wait() would otherwise find it), in a session of its own (a ^C is not for it).
+            # Isolated (-I): neither the program's folder nor its PYTHON* settings can put other modules
+            # in the helper's way; this llmtrace's own folder comes first.
             launcher = subprocess.Popen(
-                ["/bin/sh", "-c", 'exec "$0" "$@" &', sys.executable, "-m", "llmtrace.store.helper", writer.db_path,
+                ["/bin/sh", "-c", 'exec "$0" "$@" &', sys.executable, "-I", "-c", _START, _HOME, writer.db_path,
                  str(directory), trace_id, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True,
@@ -99,13 +106,26 @@ class HelperSpoolingWriter(_Spooler):
     def _handed(self, item: Any) -> None:
         self._send(_NOTE.pack(_AT, self._segment, self.file._offset))
 
+    def answer_handoff(self, cache: Any) -> Any:
+        """For the run's response cache (`ResponseCache.handoff`): an answer goes into the spool, from
+        there the helper writes it to the cache; a kill cannot lose it."""
+        place = cache.place()
+        dumps, append = pickle.dumps, self._append
+
+        def handoff(key: str, entry: dict[str, Any]) -> None:
+            append(_CACHED, dumps((place, key, entry), protocol=pickle.HIGHEST_PROTOCOL), None)
+
+        return handoff
+
     def _segment_full(self, path: Path) -> None:
         pass  # the helper deletes a segment once it has stored the rows of the next one's start
 
     def finish_trace(self, trace: Any) -> None:
         """Finish a trace of this run (`run --split`) once the spans spooled before it are stored."""
+        if os.getpid() != self._pid:  # a fork child of the traced program: not its trace to finish
+            return
         with self._lock:
-            if self._gone or os.getpid() != self._pid:
+            if self._gone:
                 self.writer.finish_trace(trace)  # the run's end sums every trace of the run again
                 return
             self._told_traces = True
@@ -220,6 +240,7 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
         ended = [pickle.loads(extra) for kind, _, _, extra in got if kind == _TRACE]
         stop = any(kind == _STOP for kind, _, _, _ in got)
         records, done = reader.read(*max((segment, offset) for _, segment, offset, _ in got)) if got else ([], [])
+        store_answers(records)  # before the segments they came in can go
         store.store(decode_records(records, encoder), done, ended)
         if stop:
             # Let go of the run's output streams first: whoever reads them to their end must not wait for us.
@@ -251,6 +272,8 @@ def main(argv: list[str]) -> int:
         serve(sock, writer, Path(directory), trace_id)
     finally:
         writer.db.close()
+        if "llmtrace.capture.cache" in sys.modules:
+            sys.modules["llmtrace.capture.cache"].close_opened()
     return 0
 
 

@@ -1,16 +1,17 @@
-"""Durable, cheap span recording: an append-only spool file plus a group-committing writer thread.
+"""Durable, cheap span recording: an append-only spool file plus a group-committing copier (a helper
+process, `store.helper`; where there can be none, the writer thread here).
 
 A finished span is appended to `<home>/spool/<trace-id>.spool` in the thread that ended it. The
 file is memory-mapped (shared), so appending is a memory copy with no system call and no release
 of the GIL, yet the bytes belong to the kernel's page cache at once: a kill of the process cannot
 lose them. The file grows in steps; unused space is zero bytes. A
-writer thread copies spans into SQLite in batches, one commit per batch (at most every 200 ms), so
+copier stores spans into SQLite in batches, one commit per batch (at most every 200 ms), so
 `ls` and `show` see a running trace within a fifth of a second. When the run finishes, the spool file is removed. A spool left
 behind by a killed run is loaded into the store by the next llmtrace command (`recover`).
 
 What the thread that ended a span writes is as little as makes the span safe: a marshal snapshot
 of its values when nothing in them needs redacting (the common case, a few microseconds), else its
-encoded and redacted rows as JSON (the old way, ~100 µs for an LLM call). The writer thread turns a
+encoded and redacted rows as JSON (the old way, ~100 µs for an LLM call). The copier turns a
 snapshot into rows. Records are framed: a tag byte (`M` snapshot, `J` JSON rows), a 4-byte length,
 the data. Spools of earlier versions (`<trace>.jsonl`, one JSON line a span) still load.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import pickle
 import queue
 import sqlite3
 import struct
@@ -36,14 +38,14 @@ _BATCH = 2048
 _INITIAL_BYTES = 1 << 20
 _SEGMENT_BYTES = 2 << 20
 # How stale the SQLite copy of a running trace may be. One commit for the spans of 200 ms, not one a
-# span: a commit costs the writer thread ~0.7 ms of CPU, whatever the batch (the pages of the table,
+# span: a commit costs the copier ~0.7 ms of CPU, whatever the batch (the pages of the table,
 # its indexes and the search index, written to the WAL), CPU the traced program could use. Batches of
 # 14 spans (50 ms of a fast loop) cost ~120 µs a span to store, of 56 spans (200 ms) ~75 µs.
 _LINGER_S = 0.2
 
 
 _HEAD = struct.Struct("<cI")  # tag, length
-_SNAPSHOT, _JSON = b"M", b"J"
+_SNAPSHOT, _JSON, _CACHED = b"M", b"J", b"C"
 SUFFIXES = (".spool", ".jsonl")  # .jsonl: written by earlier versions
 
 
@@ -57,7 +59,7 @@ def read_records(data: bytes) -> list[tuple[bytes, bytes]]:
     while at + _HEAD.size <= end:
         tag, length = _HEAD.unpack_from(data, at)
         at += _HEAD.size
-        if tag not in (_SNAPSHOT, _JSON) or at + length > end:
+        if tag not in (_SNAPSHOT, _JSON, _CACHED) or at + length > end:
             break
         out.append((tag, data[at : at + length]))
         at += length
@@ -178,6 +180,9 @@ class _Spooler:
         else:  # encoded (and redacted) here: the spool record and the SQLite rows are the same values
             item = self.writer.rows(span)
             tag, data = _JSON, encode_json(item).encode("utf-8", "replace")
+        self._append(tag, data, item)
+
+    def _append(self, tag: bytes, data: bytes, item: Any) -> None:
         with self._lock:  # file order = hand-over order, so a segment's end follows its last row
             file = self.file
             if file.closed:
@@ -279,6 +284,8 @@ def decode_records(records: list[tuple[bytes, bytes]], encoder: Any) -> list[tup
     rows = []
     for tag, payload in records:
         try:
+            if tag == _CACHED:
+                continue
             if tag == _SNAPSHOT:
                 rows.append(encoder.snapshot_rows(payload))
             else:
@@ -287,6 +294,21 @@ def decode_records(records: list[tuple[bytes, bytes]], encoder: Any) -> list[tup
         except (ValueError, TypeError, EOFError):
             continue
     return rows
+
+
+def store_answers(records: list[tuple[bytes, bytes]]) -> None:
+    """Write the response-cache answers among spool records (`C`: a run's cache handed them over) to their cache."""
+    answers = []
+    for tag, payload in records:
+        if tag == _CACHED:
+            try:
+                answers.append(pickle.loads(payload))
+            except Exception:  # cut short by a kill
+                continue
+    if answers:
+        from llmtrace.capture.cache import write_answers
+
+        write_answers(answers)
 
 
 def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
@@ -303,6 +325,7 @@ def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
     else:
         records = read_records(data)
     rows = decode_records(records, RowEncoder(redactor))
+    store_answers(records)
     if rows:
         StoreWriter(db, redactor).write_rows(rows)
     path.unlink(missing_ok=True)

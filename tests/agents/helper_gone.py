@@ -2,7 +2,9 @@
 (found by the trace id in its command line). Prints one JSON line: the thread names this process
 has, and what os.waitpid(-1, WNOHANG) says (a process with no children of its own: ChildProcessError).
 
-    python helper_gone.py CALLS [KILL_AFTER]
+    python helper_gone.py CALLS [KILL_AFTER [die]]
+
+With `die`, the script ends by SIGKILL of its own process, once it has printed.
 """
 
 import json
@@ -27,11 +29,14 @@ for i in range(calls):
                     argv = f.read().split(b"\0")
             except OSError:
                 continue
-            if b"llmtrace.store.helper" in argv and trace_id.encode() in argv:
+            if any(b"llmtrace.store.helper" in a for a in argv) and trace_id.encode() in argv:
                 os.kill(int(pid), signal.SIGKILL)
                 killed.append(int(pid))
 try:
     waited = repr(os.waitpid(-1, os.WNOHANG))
 except ChildProcessError:
     waited = "ChildProcessError"
-print(json.dumps({"threads": sorted(t.name for t in threading.enumerate()), "waitpid": waited, "killed": len(killed)}))
+print(json.dumps({"threads": sorted(t.name for t in threading.enumerate()), "waitpid": waited, "killed": len(killed)}),
+      flush=True)
+if sys.argv[3:] == ["die"]:
+    os.kill(os.getpid(), signal.SIGKILL)
