@@ -29,8 +29,8 @@ from llmtrace.store.db import insert_rows
 
 _IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
 VERSION = 2  # 2: entries are HTTP answers, keys carry `stream` and the occurrence
-_LINGER_S = 0.2  # answers written behind the calls are committed together, at most this late
-_HANDED_KEPT = 1024  # answers handed to the helper process kept in memory (`set`)
+_LINGER_S = 0.2 * clock.timer_scale()  # answers written behind the calls are committed together, at most this late
+_HANDED_KEPT = 64  # answers handed to the helper process kept in memory (`set`): ~200 ms of a fast loop
 # Read-ahead (`_read`): a found answer comes with the answers stored after it, up to this many rows
 # and bytes; the window doubles while they are used and halves while they are not.
 _AHEAD_FIRST, _AHEAD_MAX, _AHEAD_BYTES = 16, 256, 8 << 20

@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from llmtrace.clock import timer_scale
 from llmtrace.model import Span
 from llmtrace.store.writer import StoreWriter, encode_json
 
@@ -41,7 +42,7 @@ _SEGMENT_BYTES = 2 << 20
 # span: a commit costs the copier ~0.7 ms of CPU, whatever the batch (the pages of the table,
 # its indexes and the search index, written to the WAL), CPU the traced program could use. Batches of
 # 14 spans (50 ms of a fast loop) cost ~120 µs a span to store, of 56 spans (200 ms) ~75 µs.
-_LINGER_S = 0.2
+_LINGER_S = 0.2 * timer_scale()
 
 
 _HEAD = struct.Struct("<cI")  # tag, length
