@@ -17,6 +17,22 @@ from llmtrace.store import spool as spool_mod
 from llmtrace.store.writer import StoreWriter
 
 
+def _write_spans(spool, trace_id: str, n: int) -> None:
+    for i in range(n):
+        spool.write_span(Span(id=f"s{i:04d}", trace_id=trace_id, parent_id=None, kind="llm", name="x", start_us=i,
+                              end_us=i + 1, status="ok", inputs={"prompt": "p" * 200}))
+
+
+def _killed_trace_store(tmp_path, monkeypatch, trace_id: str):
+    """A store holding a trace whose process is gone, small spool segments, and the spool's folder."""
+    monkeypatch.setattr(spool_mod, "_SEGMENT_BYTES", 4096)
+    home = tmp_path / "home"
+    db = open_store(home / "traces.db")
+    writer = StoreWriter(db, Redactor())
+    writer.start_trace(Trace(id=trace_id, name="t", start_us=1, pid=2 ** 22 + 7))  # a pid no process has
+    return home, db, writer, spool_mod.spool_dir(home)
+
+
 @pytest.mark.parametrize("copier", ["thread", "process"])
 def test_spool_segments_go_once_sqlite_has_their_rows(tmp_path, monkeypatch, copier):
     monkeypatch.setattr(spool_mod, "_SEGMENT_BYTES", 4096)
@@ -27,9 +43,7 @@ def test_spool_segments_go_once_sqlite_has_their_rows(tmp_path, monkeypatch, cop
     directory = spool_mod.spool_dir(home)
     kind = spool_mod.SpoolingWriter if copier == "thread" else helper.HelperSpoolingWriter
     spool = kind(writer, directory, "t1")
-    for i in range(300):  # ~100 KB of rows: ~25 segments
-        spool.write_span(Span(id=f"s{i:04d}", trace_id="t1", parent_id=None, kind="llm", name="x", start_us=i,
-                              end_us=i + 1, status="ok", inputs={"prompt": "p" * 200}))
+    _write_spans(spool, "t1", 300)  # ~100 KB of rows: ~25 segments
     assert spool._segment > 10
     spool.close()  # every row committed, every segment handled
     assert db.execute("SELECT count(*) FROM spans").fetchone()[0] == 300
@@ -37,17 +51,10 @@ def test_spool_segments_go_once_sqlite_has_their_rows(tmp_path, monkeypatch, cop
 
 
 def test_killed_run_leaves_segments_that_are_recovered(tmp_path, monkeypatch):
-    monkeypatch.setattr(spool_mod, "_SEGMENT_BYTES", 4096)
-    home = tmp_path / "home"
-    db = open_store(home / "traces.db")
-    writer = StoreWriter(db, Redactor())
-    writer.start_trace(Trace(id="t2", name="t", start_us=1, pid=2 ** 22 + 7))  # a pid no process has
-    directory = spool_mod.spool_dir(home)
+    home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, "t2")
     spool = spool_mod.SpoolingWriter(writer, directory, "t2")
     spool._queue.put(object())  # jam the writer thread: nothing reaches SQLite, as if killed
-    for i in range(100):
-        spool.write_span(Span(id=f"s{i:03d}", trace_id="t2", parent_id=None, kind="llm", name="x", start_us=i,
-                              end_us=i + 1, status="ok", inputs={"prompt": "p" * 200}))
+    _write_spans(spool, "t2", 100)
     assert len(list(directory.glob("t2*"))) > 3
     db.close()
     db2 = open_store(home / "traces.db")  # what the next command does
@@ -58,16 +65,9 @@ def test_killed_run_leaves_segments_that_are_recovered(tmp_path, monkeypatch):
 def test_a_killed_run_leaves_its_helper_nothing_to_lose(tmp_path, monkeypatch):
     """The program gone (its end of the socket closed, no word of the run's end): the helper stores
     what it was told of and stops; the next command loads whatever the spool still holds."""
-    monkeypatch.setattr(spool_mod, "_SEGMENT_BYTES", 4096)
-    home = tmp_path / "home"
-    db = open_store(home / "traces.db")
-    writer = StoreWriter(db, Redactor())
-    writer.start_trace(Trace(id="t3", name="t", start_us=1, pid=2 ** 22 + 7))  # a pid no process has
-    directory = spool_mod.spool_dir(home)
+    home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, "t3")
     spool = helper.HelperSpoolingWriter(writer, directory, "t3")
-    for i in range(100):
-        spool.write_span(Span(id=f"s{i:03d}", trace_id="t3", parent_id=None, kind="llm", name="x", start_us=i,
-                              end_us=i + 1, status="ok", inputs={"prompt": "p" * 200}))
+    _write_spans(spool, "t3", 100)
     spool._sock.close()  # as a kill leaves it
     db.close()
     db2 = open_store(home / "traces.db")  # what the next command does

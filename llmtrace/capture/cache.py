@@ -29,7 +29,6 @@ from llmtrace.store.db import insert_rows
 
 _IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
 VERSION = 2  # 2: entries are HTTP answers, keys carry `stream` and the occurrence
-_LINGER_S = 0.2 * clock.timer_scale()  # answers written behind the calls are committed together, at most this late
 _HANDED_KEPT = 64  # answers handed to the helper process kept in memory (`set`): ~200 ms of a fast loop
 # Read-ahead (`_read`): a found answer comes with the answers stored after it, up to this many rows
 # and bytes; the window doubles while they are used and halves while they are not.
@@ -119,7 +118,6 @@ class ResponseCache:
         self.handoff: Any = None
         self._lock = threading.Lock()
         self._flushing = threading.Event()  # ends the linger at once
-        self._warned = False
         self._ahead: dict[str, tuple[Any, ...]] = {}  # read ahead: "r:<key>" → its row, not yet decoded
         self._window = _AHEAD_FIRST
         self._ahead_used = False
@@ -209,13 +207,9 @@ class ResponseCache:
         return str(settings.directory), settings.size_limit_bytes, settings.ttl_s
 
     @classmethod
-    def from_place(cls, place: tuple[str, int, float | None]) -> "ResponseCache":
+    def from_place(cls, place: tuple[str, int, float | None]) -> ResponseCache:
         directory, size_limit, ttl_s = place
         return cls(CacheSettings(directory=Path(directory), size_limit_bytes=size_limit, ttl_s=ttl_s))
-
-    def write(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """Store answers now, in one transaction (the helper process, answers loaded from a spool)."""
-        self._write(items)
 
     def _write(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         # diskcache's own expiry (real time) only reclaims space; `get` decides what has expired.
@@ -250,27 +244,17 @@ class ResponseCache:
             insert_rows(con, _INSERT_SQL, list(rows.values()))
 
     def _run(self) -> None:
-        import queue
+        from llmtrace.store.spool import gather
 
         while True:
-            items = [self._queue.get()]
-            if items[0] is not None:
-                self._flushing.wait(_LINGER_S)  # let answers gather: one commit for many
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = gather(self._queue, self._flushing)
             stop = None in items
             items = [i for i in items if i is not None]
             if items:
                 try:
                     self._write(items)
                 except Exception as e:  # a full or broken cache must not break the run: those answers go uncached
-                    if not self._warned:
-                        self._warned = True
-                        print(f"llmtrace: warning: could not write to the response cache ({type(e).__name__}: {e})",
-                              file=sys.stderr)
+                    _write_failed(e)
                 with self._lock:
                     for key, entry in items:
                         if self._pending.get(key) is entry:
@@ -283,8 +267,8 @@ class ResponseCache:
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None and os.getpid() == self._owner:
-            self._queue.put(None)
             self._flushing.set()
+            self._queue.put(None)
             thread.join()
             self._flushing.clear()
 
@@ -341,11 +325,19 @@ _opened: dict[tuple[str, int, float | None], ResponseCache] = {}
 _write_warned = False
 
 
+def _write_failed(error: BaseException) -> None:
+    """A batch of answers could not be written: said once a process; those answers go uncached."""
+    global _write_warned
+    if not _write_warned:
+        _write_warned = True
+        print(f"llmtrace: warning: could not write to the response cache ({type(error).__name__}: {error})",
+              file=sys.stderr)
+
+
 def write_answers(answers: list[tuple[tuple[str, int, float | None], str, dict[str, Any]]]) -> None:
     """Store (place, key, entry) answers handed over by runs (`ResponseCache.handoff`): by the helper
     process as they come, or from a spool a run left. A cache that cannot be written is said once;
     those answers go uncached, as with the writer thread."""
-    global _write_warned
     by_place: dict[tuple[str, int, float | None], list[tuple[str, dict[str, Any]]]] = {}
     for place, key, entry in answers:
         by_place.setdefault(tuple(place), []).append((key, entry))  # type: ignore[arg-type]
@@ -354,12 +346,9 @@ def write_answers(answers: list[tuple[tuple[str, int, float | None], str, dict[s
             cache = _opened.get(place)
             if cache is None:
                 cache = _opened[place] = ResponseCache.from_place(place)
-            cache.write(items)
+            cache._write(items)
         except Exception as e:
-            if not _write_warned:
-                _write_warned = True
-                print(f"llmtrace: warning: could not write to the response cache ({type(e).__name__}: {e})",
-                      file=sys.stderr)
+            _write_failed(e)
 
 
 def close_opened() -> None:

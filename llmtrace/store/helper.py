@@ -37,10 +37,11 @@ from typing import Any
 
 from llmtrace.store.spool import (
     _CACHED,
-    _LINGER_S,
     BatchStore,
+    _load,
     _Spooler,
     decode_records,
+    gather,
     read_records,
     segment_path,
     store_answers,
@@ -158,8 +159,6 @@ class HelperSpoolingWriter(_Spooler):
         if ok:
             self.file.path.unlink(missing_ok=True)
             return
-        from llmtrace.store.spool import _load
-
         try:  # what the helper did not store: from the spool, in this process
             for n in range(self._segment + 1):
                 path = self._segment_path(n)
@@ -214,27 +213,21 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
             except OSError:
                 data = b""
             if len(data) < _NOTE.size:
-                notes.put(None)
                 ending.set()
+                notes.put(None)
                 return
             kind, segment, offset = _NOTE.unpack_from(data)
-            notes.put((kind, segment, offset, data[_NOTE.size:]))
             if kind == _STOP:
                 ending.set()
+            notes.put((kind, segment, offset, data[_NOTE.size:]))
+            if kind == _STOP:
                 return
 
     threading.Thread(target=receive, name="llmtrace-notes", daemon=True).start()
     reader, store = _Reader(directory, trace_id), BatchStore(writer, directory)
     encoder = writer.encoder
     while True:
-        batch = [notes.get()]
-        if not ending.is_set():
-            ending.wait(_LINGER_S)  # let a burst gather: one commit for many spans
-        while True:
-            try:
-                batch.append(notes.get_nowait())
-            except queue.Empty:
-                break
+        batch = gather(notes, ending)
         gone = None in batch
         got = [b for b in batch if b is not None]
         ended = [pickle.loads(extra) for kind, _, _, extra in got if kind == _TRACE]

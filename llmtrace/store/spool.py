@@ -12,8 +12,8 @@ behind by a killed run is loaded into the store by the next llmtrace command (`r
 What the thread that ended a span writes is as little as makes the span safe: a marshal snapshot
 of its values when nothing in them needs redacting (the common case, a few microseconds), else its
 encoded and redacted rows as JSON (the old way, ~100 µs for an LLM call). The copier turns a
-snapshot into rows. Records are framed: a tag byte (`M` snapshot, `J` JSON rows), a 4-byte length,
-the data. Spools of earlier versions (`<trace>.jsonl`, one JSON line a span) still load.
+snapshot into rows. Records are framed: a tag byte (`M` snapshot, `J` JSON rows, `C` an answer for
+the response cache, `store.helper`), a 4-byte length, the data. Spools of earlier versions (`<trace>.jsonl`, one JSON line a span) still load.
 """
 
 from __future__ import annotations
@@ -48,6 +48,20 @@ _LINGER_S = 0.2 * timer_scale()
 _HEAD = struct.Struct("<cI")  # tag, length
 _SNAPSHOT, _JSON, _CACHED = b"M", b"J", b"C"
 SUFFIXES = (".spool", ".jsonl")  # .jsonl: written by earlier versions
+
+
+def gather(q: queue.SimpleQueue[Any], ending: threading.Event, limit: int | None = None) -> list[Any]:
+    """The next batch off `q`: wait for an item, let more gather for the linger (one commit for many;
+    at once when `ending` is set, which its setter does before queueing its last item), then take what
+    is there, up to `limit`."""
+    batch = [q.get()]
+    ending.wait(_LINGER_S)
+    while limit is None or len(batch) < limit:
+        try:
+            batch.append(q.get_nowait())
+        except queue.Empty:
+            break
+    return batch
 
 
 def spool_dir(home: Path) -> Path:
@@ -233,14 +247,7 @@ class SpoolingWriter(_Spooler):
     def _run(self) -> None:
         stop = False
         while not stop:
-            batch = [self._queue.get()]
-            if batch[0] is not _STOP:
-                self._closing.wait(_LINGER_S)  # let a burst gather: one commit for many spans
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = gather(self._queue, self._closing, _BATCH)
             if _STOP in batch:
                 stop = True
                 batch = [b for b in batch if b is not _STOP]
@@ -251,8 +258,8 @@ class SpoolingWriter(_Spooler):
 
     def close(self) -> None:
         """Write everything still queued, then remove the spool if the store has it all."""
-        self._queue.put(_STOP)
         self._closing.set()
+        self._queue.put(_STOP)
         self._thread.join(timeout=60)
         with self._lock:
             self.file.close()
