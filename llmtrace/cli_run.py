@@ -73,17 +73,18 @@ def find_mock_script(script: Path, explicit: Path | None) -> Any:
 
 
 def report_run(db: Any, trace: Any) -> None:
-    """The run summary on stderr (totals re-read from the store)."""
+    """The run summary on stderr (the totals the store summed when it finished the trace; a split run's
+    traces summed again)."""
     from llmtrace.render.summary import plain_summary, run_summary
-    from llmtrace.store.queries import get_trace, run_parts
 
     parts = None
-    try:
-        trace = get_trace(db, trace.id)
-        if trace.run_id:
+    if trace.run_id:
+        from llmtrace.store.queries import run_parts
+
+        try:
             parts = run_parts(db, trace.id)
-    except Exception:
-        pass
+        except Exception:
+            pass
     if styled_stderr():
         stderr_console().print(run_summary(trace, parts))
     else:

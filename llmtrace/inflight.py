@@ -34,8 +34,9 @@ def live_path(home: Path, trace_id: str) -> Path:
 class InFlightPublisher:
     """In the traced process: a daemon thread that publishes `recorder`'s open spans to `path`."""
 
-    def __init__(self, recorder: Any, path: Path, interval_s: float = INTERVAL_S):
+    def __init__(self, recorder: Any, path: Path, interval_s: float = INTERVAL_S, on_tick: Any = None):
         self.recorder, self.path, self.interval = recorder, path, interval_s
+        self.on_tick = on_tick  # also called at every tick (the spool starts its helper when due)
         self._stop = threading.Event()
         self._last: Any = None
         self._thread = threading.Thread(target=self._run, name="llmtrace-inflight", daemon=True)
@@ -70,6 +71,11 @@ class InFlightPublisher:
                 self.publish()
             except Exception:  # a full disk or a vanished folder must not disturb the run
                 pass
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except Exception:  # pragma: no cover - it reports its own failures
+                    pass
 
     def close(self) -> None:
         self._stop.set()

@@ -105,9 +105,9 @@ def _units_path() -> Path:
     path = os.environ.get("LLMTRACE_PRICE_UNITS")
     if path:
         return Path(path).expanduser()
-    import platformdirs
+    from llmtrace.home import user_dir
 
-    return Path(platformdirs.user_cache_dir("llmtrace", appauthor=False)) / "price-units.json"
+    return user_dir("cache") / "llmtrace" / "price-units.json"
 
 
 @functools.lru_cache(maxsize=1)

@@ -42,11 +42,7 @@ def _spooling_writer(writer: Any, trace_id: str) -> Any:
     directory = spool_dir(Path(writer.db_path).parent)
     try:
         if helper.available() and os.environ.get("LLMTRACE_WRITER") != "thread":
-            try:
-                return helper.HelperSpoolingWriter(writer, directory, trace_id)
-            except OSError as e:
-                print(f"llmtrace: warning: the store's helper process did not start ({e}); a thread writes instead",
-                      file=sys.stderr)
+            return helper.HelperSpoolingWriter(writer, directory, trace_id)
         return SpoolingWriter(writer, directory, trace_id)
     except OSError as e:  # no room for the spool: write straight to SQLite instead
         print(f"llmtrace: warning: no spool file ({e.strerror}); spans go straight to the store", file=sys.stderr)
@@ -256,7 +252,8 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     recorder = Recorder(trace, exporters, writer.redactor, splitter)
     from llmtrace.inflight import InFlightPublisher, live_path
 
-    in_flight = InFlightPublisher(recorder, live_path(Path(writer.db_path).parent, trace.id)).start()
+    in_flight = InFlightPublisher(recorder, live_path(Path(writer.db_path).parent, trace.id),
+                                  on_tick=getattr(spool, "tick", None)).start()
 
     from llmtrace import capture
 

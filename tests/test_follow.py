@@ -24,6 +24,9 @@ def test_follow_shows_the_span_in_flight_then_the_final_tree(mock_server, arriva
         follow = Pty([sys.executable, "-m", "llmtrace", "show", "--follow"], env)
         assert follow.wait_for("in flight"), follow.text
         assert follow.wait_for("following"), follow.text
+        # The finished first call, from the store: there once the run's helper process has started (half
+        # a second after the run's first span) and stored it.
+        assert follow.wait_for("LLM gpt-4o-mini-2024-07-18"), follow.text
         live = follow.text
         assert "slow_agent.py" in live and "running" in live
         assert re.search(r"LLM gpt-4o-mini\s+⏳ in flight", live), live  # the held call, marked

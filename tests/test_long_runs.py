@@ -17,8 +17,8 @@ from llmtrace.store import spool as spool_mod
 from llmtrace.store.writer import StoreWriter
 
 
-def _write_spans(spool, trace_id: str, n: int) -> None:
-    for i in range(n):
+def _write_spans(spool, trace_id: str, n: int, first: int = 0) -> None:
+    for i in range(first, first + n):
         spool.write_span(Span(id=f"s{i:04d}", trace_id=trace_id, parent_id=None, kind="llm", name="x", start_us=i,
                               end_us=i + 1, status="ok", inputs={"prompt": "p" * 200}))
 
@@ -75,6 +75,35 @@ def test_a_killed_run_leaves_its_helper_nothing_to_lose(tmp_path, monkeypatch):
     assert list(directory.glob("t3*")) == []
 
 
+def test_a_short_run_stores_its_spool_itself_and_a_longer_one_starts_the_helper(tmp_path, monkeypatch):
+    """Under 16 records (and, here, never by time), no helper process: the run's end stores the spans
+    and the cached answers itself. The 16th record starts the helper."""
+    from llmtrace.capture.cache import CacheSettings, ResponseCache
+
+    monkeypatch.setattr(helper, "_START_AFTER_S", 1e9)
+    home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, "t4")
+    cache = ResponseCache(CacheSettings(directory=tmp_path / "cache"))
+    short = helper.HelperSpoolingWriter(writer, directory, "t4")
+    cache.handoff = short.answer_handoff(cache)
+    _write_spans(short, "t4", 3)
+    cache.set("k1", 200, [], [b"{}"], False)
+    short.close()
+    assert short._sock is None
+    assert db.execute("SELECT count(*) FROM spans").fetchone()[0] == 3
+    cache.close()
+    assert ResponseCache(CacheSettings(directory=tmp_path / "cache")).get("k1")["parts"] == [b"{}"]
+    assert list(directory.glob("t4*")) == []
+
+    longer = helper.HelperSpoolingWriter(writer, directory, "t5")
+    _write_spans(longer, "t5", helper._START_AFTER_RECORDS - 1)
+    assert longer._sock is None
+    _write_spans(longer, "t5", 1, first=100)
+    assert longer._sock is not None
+    longer.close()
+    assert db.execute("SELECT count(*) FROM spans WHERE trace_id = 't5'").fetchone()[0] == helper._START_AFTER_RECORDS
+    assert list(directory.glob("t5*")) == []
+
+
 @pytest.mark.soak  # ~65 s of one worker: a step of its own (`pytest -m 'parity or soak'`), not the default run
 def test_memory_stays_flat_over_a_long_loop(llmtrace_home, mock_server):
     """A leak of a hundred bytes a call shows: 3,000 recorded and cached calls after a warm-up."""
@@ -107,9 +136,10 @@ def test_spans_are_stored_by_a_helper_process_the_script_cannot_see(llmtrace_hom
     """The helper process does the SQLite work: the script has no writer thread, and no child process
     of its own (os.waitpid finds none, as under python)."""
     server = mock_server({"replies": [{"content": "fine"}]})
-    r = run_cli("run", "-q", "--no-cache", str(AGENTS / "helper_gone.py"), "5", env=server_env(server))
+    r = run_cli("run", "-q", "--no-cache", str(AGENTS / "helper_gone.py"), "5", "0", "wait", env=server_env(server))
     assert r.code == 0, r.stderr
     seen = json.loads(r.stdout.strip().splitlines()[-1])
+    assert seen["seen"] == 1  # started half a second after the first span
     plain = subprocess.run([sys.executable, str(AGENTS / "helper_gone.py"), "0"], capture_output=True, text=True,
                            env={**os.environ, **server_env(server)}, check=False)
     assert seen["waitpid"] == json.loads(plain.stdout)["waitpid"] == "ChildProcessError"
@@ -136,11 +166,14 @@ def test_a_helper_that_dies_loses_no_span(llmtrace_home, mock_server):
     assert again.code == 0 and server.stats.requests == 8  # every answer was cached: none asked again
 
 
-def test_a_killed_runs_cached_answers_are_kept(llmtrace_home, mock_server):
-    """Answers go to the cache by way of the spool: a run killed straight after its calls (its writer
-    had not committed them yet) leaves them for the next command, which stores them."""
+@pytest.mark.parametrize("helper_started", [False, True])
+def test_a_killed_runs_cached_answers_are_kept(llmtrace_home, mock_server, helper_started):
+    """Answers go to the cache by way of the spool: a run killed straight after its calls (before any
+    helper, or before the helper had committed them) leaves them for the next command, which stores them."""
     server = mock_server({"replies": [{"content": "fine"}]})
-    r = run_cli("run", "-q", str(AGENTS / "helper_gone.py"), "6", "0", "die", env=server_env(server))
+    wait = ["wait"] if helper_started else []
+    slow = {} if helper_started else {"LLMTRACE_TIMER_SCALE": "1000"}  # no helper by time: 500 s, not 0.5 s
+    r = run_cli("run", "-q", str(AGENTS / "helper_gone.py"), "6", "0", *wait, "die", env={**server_env(server), **slow})
     assert r.code == -9, r.stderr
     assert server.stats.requests == 6
     again = run_cli("run", "-q", str(AGENTS / "helper_gone.py"), "6", env=server_env(server))

@@ -6,6 +6,7 @@ import io
 import json
 import sqlite3
 import uuid
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -513,3 +514,20 @@ def test_spans_are_written_a_statement_per_32_rows_not_one_per_row(tmp_path):
     assert w.db.execute("SELECT count(*) FROM spans WHERE trace_id = 't-batch'").fetchone()[0] == 70
     assert [json.loads(r[0]) for r in w.db.execute("SELECT response FROM payloads ORDER BY span_id")] == [{"answer": i} for i in range(70)]
     assert w.db.execute("SELECT s.id FROM span_text JOIN spans s ON s.rowid = span_text.rowid WHERE span_text MATCH 'needle69'").fetchall() == [("s069",)]
+
+
+@pytest.mark.parametrize("xdg", [None, "", "/some/where"])
+def test_default_folders_are_platformdirs_ones(monkeypatch, xdg):
+    """home.user_dir spares a run the import of platformdirs; it must name the same folders."""
+    import platformdirs
+
+    from llmtrace.home import home, user_dir
+
+    monkeypatch.delenv("LLMTRACE_HOME", raising=False)
+    for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        if xdg is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, xdg)
+    assert home() == Path(platformdirs.user_data_dir("llmtrace", appauthor=False))
+    assert user_dir("cache") / "llmtrace" == Path(platformdirs.user_cache_dir("llmtrace", appauthor=False))

@@ -201,6 +201,11 @@ class ResponseCache:
             self._pending[key] = entry
         self._queue.put((key, entry))
 
+    def adopt(self) -> None:
+        """Answers for this cache that this process stores from a spool (`write_answers`) go through
+        this instance, not a second one opened for them."""
+        _opened.setdefault(self.place(), self)
+
     def place(self) -> tuple[str, int, float | None]:
         """What another process needs to open this cache as it is used here (`from_place`)."""
         settings = self.settings

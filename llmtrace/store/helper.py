@@ -2,8 +2,10 @@
 
 The traced program's thread appends each finished span to the memory-mapped spool, as with the
 writer thread (`spool.SpoolingWriter`), and sends a 17-byte note of where the spool now ends on a
-socket. A helper process (`main` below, started with the run) reads the spool
-files up to that point and stores the rows, one commit for what 200 ms gathered. Encoding rows and
+socket. A helper process (`main` below) reads the spool files up to that point and stores the rows,
+one commit for what 200 ms gathered. It is started once the run has spooled 16 records or its first
+record is half a second old; a shorter run (a one-call script) stores its few records at its end,
+in its own process, which costs less than starting a process. Encoding rows and
 SQLite's work then run on another core when there is one, and never hold the traced program's GIL:
 in a loop of fast calls, that work and its GIL hand-overs were most of what tracing added.
 
@@ -14,11 +16,11 @@ in a loop of fast calls, that work and its GIL hand-overs were most of what trac
   its path. It runs in a session of its own: a ^C at the terminal is for the program, not for it.
   Its standard output is /dev/null; warnings go to the run's standard error.
 - At the run's end the program stops appending, sends where the spool ends and waits for "ok"
-  (every row stored). Anything else (the helper died, or could not write) and it loads what the
+  (every row stored). Anything else (no helper, it died, or could not write) and it loads what the
   spool holds itself. If the program is killed, the helper stores what it was told of and leaves
   the rest of the spool for the next llmtrace command (`spool.recover`), as before.
-- Where SEQPACKET sockets do not exist (macOS, Windows), or the helper cannot start, the writer
-  thread does the copying (`spool.SpoolingWriter`).
+- Where SEQPACKET sockets do not exist (macOS, Windows), the writer thread does the copying
+  (`spool.SpoolingWriter`). Where the helper cannot start, the run's end stores the spool.
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+from llmtrace.clock import timer_scale
 from llmtrace.store.spool import (
     _CACHED,
     BatchStore,
     _load,
+    close_caches,
     _Spooler,
     decode_records,
     gather,
@@ -52,6 +57,11 @@ _AT, _STOP, _TRACE = b"P", b"S", b"T"  # the spool ends at; the run ends (and wh
 _SEND_NOW = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
 _SEND = getattr(socket, "MSG_NOSIGNAL", 0)
 _REPLY_TIMEOUT_S = 60.0
+# The helper starts once the run has spooled this many records, or its first record is this old: a short
+# run (a one-call script) stores its few spans at its end, where a helper's start would cost more
+# CPU than all of them (its interpreter and imports: ~90 ms); a longer one has them in SQLite soon.
+_START_AFTER_RECORDS = 16
+_START_AFTER_S = 0.5 * timer_scale()
 _HOME = str(Path(__file__).resolve().parent.parent.parent)  # the folder this llmtrace package is in
 _START = "import sys; sys.path.insert(0, sys.argv[1]); from llmtrace.store.helper import main; sys.exit(main(sys.argv[2:]))"
 
@@ -62,40 +72,76 @@ def available() -> bool:
 
 
 class HelperSpoolingWriter(_Spooler):
-    """Exporter: spool record now, SQLite soon after, from the helper process; `close()` waits for
-    it, then removes the spool (or stores what is left itself)."""
+    """Exporter: spool record now, SQLite soon after, from the helper process once the run is long
+    enough to want one; `close()` waits for it, then removes the spool (or stores what is left itself)."""
 
     def __init__(self, writer: Any, directory: Path, trace_id: str):
         super().__init__(writer, directory, trace_id)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._sock: socket.socket | None = None  # till the helper is started (`_start_when_due`)
+        self._records = 0
+        self._first_s: float | None = None  # when the first record was spooled
+        self._pid = os.getpid()
+        self._gone = False  # the helper cannot be reached: the run's end stores the spool here
+        self._closed = False
+        self._told_traces = False
+
+    def _start(self) -> None:
+        """Start the helper (under the lock). If it cannot start, the run's end stores the spool itself."""
+        if self._sock is not None or self._gone or os.getpid() != self._pid:  # a fork child: not its helper
+            return
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError as e:
+            self._not_started(e)
+            return
         try:
             # Started by a shell that exits at once, so the helper is no child of the traced program
             # (whose os.wait() would otherwise find it), in a session of its own (a ^C is not for it).
             # Isolated (-I): neither the program's folder nor its PYTHON* settings can put other modules
             # in the helper's way; this llmtrace's own folder comes first.
             launcher = subprocess.Popen(
-                ["/bin/sh", "-c", 'exec "$0" "$@" &', sys.executable, "-I", "-c", _START, _HOME, writer.db_path,
-                 str(directory), trace_id, str(theirs.fileno())],
+                ["/bin/sh", "-c", 'exec "$0" "$@" &', sys.executable, "-I", "-c", _START, _HOME, self.writer.db_path,
+                 str(self.directory), self.trace_id, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True,
             )
             if launcher.wait() != 0:
                 raise OSError(f"/bin/sh exited {launcher.returncode}")
-        except BaseException:
+        except OSError as e:
             ours.close()
-            self.file.close()
-            self.file.path.unlink(missing_ok=True)
-            raise
+            self._not_started(e)
+            return
         finally:
             theirs.close()
         self._sock = ours
-        self._pid = os.getpid()
-        self._gone = False  # the helper cannot be reached: the run's end stores the spool here
-        self._closed = False
-        self._told_traces = False
+
+    def _not_started(self, error: OSError) -> None:
+        self._gone = True
+        print(f"llmtrace: warning: the store's helper process did not start ({error}); spans are stored at the run's "
+              "end", file=sys.stderr)
+
+    def _start_when_due(self) -> bool:
+        """Whether the helper is running, started now if the run has spooled enough (under the lock).
+        A short run never starts it: its end stores the few records itself, cheaper than a process."""
+        if self._sock is not None:
+            return True
+        if self._gone or self._first_s is None:
+            return False
+        if self._records >= _START_AFTER_RECORDS or time.monotonic() - self._first_s >= _START_AFTER_S:
+            self._start()
+        return self._sock is not None
+
+    def tick(self) -> None:
+        """Called a few times a second (by the in-flight publisher's thread): a slow run's first spans
+        reach SQLite within about `_START_AFTER_S` of their end, not at its next span."""
+        if self._sock is not None or self._gone or self._first_s is None:
+            return
+        with self._lock:
+            if not self.file.closed and self._sock is None and self._start_when_due():
+                self._send(_NOTE.pack(_AT, self._segment, self.file._offset))
 
     def _send(self, note: bytes, wait: bool = False) -> None:
-        if self._gone:
+        if self._gone or self._sock is None:
             return
         try:
             self._sock.send(note, _SEND if wait else _SEND_NOW)
@@ -105,12 +151,20 @@ class HelperSpoolingWriter(_Spooler):
             self._gone = True
 
     def _handed(self, item: Any) -> None:
+        if self._sock is None:
+            self._records += 1
+            if self._first_s is None:
+                self._first_s = time.monotonic()
+            if not self._start_when_due():
+                return
         self._send(_NOTE.pack(_AT, self._segment, self.file._offset))
 
     def answer_handoff(self, cache: Any) -> Any:
         """For the run's response cache (`ResponseCache.handoff`): an answer goes into the spool, from
-        there the helper writes it to the cache; a kill cannot lose it."""
+        there the helper writes it to the cache (or this process, at the run's end, into `cache` itself);
+        a kill cannot lose it."""
         place = cache.place()
+        cache.adopt()
         dumps, append = pickle.dumps, self._append
 
         def handoff(key: str, entry: dict[str, Any]) -> None:
@@ -126,6 +180,7 @@ class HelperSpoolingWriter(_Spooler):
         if os.getpid() != self._pid:  # a fork child of the traced program: not its trace to finish
             return
         with self._lock:
+            self._start()  # the trace is finished once its spans are stored: by the helper
             if self._gone:
                 self.writer.finish_trace(trace)  # the run's end sums every trace of the run again
                 return
@@ -145,25 +200,29 @@ class HelperSpoolingWriter(_Spooler):
             self.file.close()  # appends end here: the note says where
             self._send(end, wait=True)
         ok = False
+        sock = self._sock
         if not spooled:  # nothing to wait for (the helper may still be starting)
-            self._sock.close()
+            if sock is not None:
+                sock.close()
             self.file.path.unlink(missing_ok=True)
             return
-        if not self._gone:
-            self._sock.settimeout(_REPLY_TIMEOUT_S)
+        if sock is not None and not self._gone:
+            sock.settimeout(_REPLY_TIMEOUT_S)
             try:
-                ok = self._sock.recv(16) == b"ok"
+                ok = sock.recv(16) == b"ok"
             except OSError:
                 pass
-        self._sock.close()  # a helper still at work sees the end of the file and stops
+        if sock is not None:
+            sock.close()  # a helper still at work sees the end of the file and stops
         if ok:
             self.file.path.unlink(missing_ok=True)
             return
-        try:  # what the helper did not store: from the spool, in this process
+        try:  # what no helper stored (a short run's, or one whose helper died): from the spool, in this process
             for n in range(self._segment + 1):
                 path = self._segment_path(n)
                 if path.exists():
                     _load(self.writer.db, path, self.redactor)
+            close_caches()
         except Exception as e:
             print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
                   f"{self.directory} and loaded by the next llmtrace command", file=sys.stderr)
@@ -265,8 +324,7 @@ def main(argv: list[str]) -> int:
         serve(sock, writer, Path(directory), trace_id)
     finally:
         writer.db.close()
-        if "llmtrace.capture.cache" in sys.modules:
-            sys.modules["llmtrace.capture.cache"].close_opened()
+        close_caches()
     return 0
 
 

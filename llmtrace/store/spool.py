@@ -319,6 +319,12 @@ def store_answers(records: list[tuple[bytes, bytes]]) -> None:
         write_answers(answers)
 
 
+def close_caches() -> None:
+    """Close the response caches `store_answers` opened."""
+    if "llmtrace.capture.cache" in sys.modules:
+        sys.modules["llmtrace.capture.cache"].close_opened()
+
+
 def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
     from llmtrace.redact import Redactor
     from llmtrace.store.writer import RowEncoder

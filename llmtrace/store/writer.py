@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from typing import Any
 
-from llmtrace.model import Span, Trace
+from llmtrace.model import Span, Totals, Trace
 from llmtrace.redact import Redactor, has_key_fragment
 from llmtrace.store.db import insert_rows, transaction
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
@@ -164,7 +164,7 @@ class StoreWriter:
                 insert_rows(self.db, _PAYLOAD_INSERT, payloads)
 
     def finish_trace(self, trace: Trace) -> None:
-        """Mark the trace ended and store its totals, computed from the spans on disk."""
+        """Mark the trace ended and store its totals, computed from the spans on disk (and set on `trace`)."""
         with self._lock, transaction(self.db):
             self.db.execute(
                 "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ?, traceback = ? WHERE id = ?",
@@ -176,6 +176,9 @@ class StoreWriter:
                    WHERE traces.id = t.trace_id""",
                 (trace.id,),
             )
+            row = self.db.execute(f"SELECT {', '.join(TOTAL_COLUMNS)} FROM traces WHERE id = ?", (trace.id,)).fetchone()
+        if row is not None:
+            trace.totals = Totals(*row)
 
     def settle_split_run(self, run_id: str) -> None:
         """`run --split`, at the run's end: spans that landed in the run's own record (a child process's,
