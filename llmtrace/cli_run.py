@@ -17,7 +17,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from llmtrace import timespec
 from llmtrace.errors import ExitCode, UserError
 
 
@@ -110,7 +109,11 @@ def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mo
         if not project.strip():
             raise UserError("bad --project '': give a name")
         tags["project"] = project.strip()
-    ttl_s = timespec.parse_duration(cache_ttl) if cache_ttl else None
+    ttl_s = None
+    if cache_ttl:
+        from llmtrace import timespec
+
+        ttl_s = timespec.parse_duration(cache_ttl)
     if trace_id is not None:
         try:
             trace_id = str(uuid.UUID(trace_id))

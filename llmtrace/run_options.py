@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # an __init__ only: less to generate when a run starts
 class RunOptions:
     script: str  # as the user typed it: it becomes sys.argv[0]
     args: list[str] = field(default_factory=list)
@@ -46,7 +46,6 @@ def _mock_aliases(mock_url: str | None) -> dict[str, str]:
 
 
 def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
-    from llmtrace.capture.budget import Budget, Limits
     from llmtrace.capture.cache import CacheSettings, open_cache
     from llmtrace.capture.retry import RetryPolicy
     from llmtrace.capture.wire import WireSettings
@@ -59,9 +58,10 @@ def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
     )
     cache = open_cache(cs, quiet=quiet) if opts.replay is None else None
     budget = None
-    limits = Limits(opts.max_cost, opts.max_calls, opts.max_tokens)
-    if limits.any():
-        budget = Budget(limits)
+    if (opts.max_cost, opts.max_calls, opts.max_tokens) != (None, None, None):
+        from llmtrace.capture.budget import Budget, Limits
+
+        budget = Budget(Limits(opts.max_cost, opts.max_calls, opts.max_tokens))
     return WireSettings(
         cache=cache, retry=RetryPolicy.from_env(opts.retries), semantic=cs if (opts.semantic_cache and cache) else None,
         url_aliases=_mock_aliases(opts.mock_url), cache_mode=opts.cache_mode, budget=budget, replay=opts.replay,

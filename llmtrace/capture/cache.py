@@ -41,7 +41,7 @@ _AHEAD_SQL = (
 )
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # an __init__ only: less to generate when a run starts
 class CacheSettings:
     enabled: bool = True
     directory: Path | None = None

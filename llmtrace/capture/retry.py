@@ -18,7 +18,7 @@ RETRY_STATUSES = {408, 409, 429}
 NEVER_CODES = {"insufficient_quota", "context_length_exceeded", "invalid_api_key"}
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # an __init__ only: less to generate when a run starts
 class RetryPolicy:
     retries: int = 4  # after the first attempt: 5 attempts in all
     base_delay: float = 0.5

@@ -38,7 +38,7 @@ from llmtrace.recorder import Recorder, now_us
 _recorder: Recorder | None = None
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # an __init__ only: less to generate when a run starts
 class WireSettings:
     cache: Any = None  # ResponseCache, or None for no caching
     retry: Any = None  # RetryPolicy, or None to leave retries to the SDK (library use)

@@ -99,25 +99,34 @@ def migrate(db: sqlite3.Connection) -> None:
     if version == known:
         return
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_us INTEGER NOT NULL)")
-    for index, (name, fn) in enumerate(MIGRATIONS, start=1):
-        if index <= version:
-            continue
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            # Re-read under the write lock: another process may have just applied it.
-            if db.execute("PRAGMA user_version").fetchone()[0] >= index:
-                db.execute("COMMIT")
+    # One transaction for every pending migration (a new store applies them all: one commit, not one
+    # each), a savepoint around each: one that fails is undone, the ones before it stand.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have just applied some.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for index, (name, fn) in enumerate(MIGRATIONS, start=1):
+            if index <= version:
                 continue
-            fn(db)
-            db.execute(
-                "INSERT INTO schema_migrations (name, applied_us) VALUES (?, ?)",
-                (name, time.time_ns() // 1000),
-            )
-            db.execute(f"PRAGMA user_version = {index}")
-            db.execute("COMMIT")
-        except BaseException:
+            db.execute("SAVEPOINT migration")
+            try:
+                fn(db)
+                db.execute(
+                    "INSERT INTO schema_migrations (name, applied_us) VALUES (?, ?)",
+                    (name, time.time_ns() // 1000),
+                )
+                db.execute(f"PRAGMA user_version = {index}")
+            except BaseException:
+                db.execute("ROLLBACK TO migration")
+                db.execute("RELEASE migration")
+                db.execute("COMMIT")
+                raise
+            db.execute("RELEASE migration")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
             db.execute("ROLLBACK")
-            raise
+        raise
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
