@@ -23,9 +23,6 @@ class Limits:
     max_calls: int | None = None
     max_tokens: int | None = None
 
-    def any(self) -> bool:
-        return any(v is not None for v in (self.max_cost, self.max_calls, self.max_tokens))
-
 
 class Budget:
     def __init__(self, limits: Limits):
