@@ -332,7 +332,7 @@ def test_cache_reads_ahead_in_stored_order_and_answers_as_without(tmp_path):
     del reads[:]
     assert cache.get(keys[0]) is not None and cache.get("e" * 64 + ".0") is None
     assert [cache.get(k)["parts"] for k in keys[1:40]] == [[b'{"n": %d}' % i] for i in range(1, 40)]
-    assert len(reads) == 2, len(reads)  # the first key, the unknown one: the rest were read ahead
+    assert len(reads) == 1, len(reads)  # the first key; the unknown one is not among the keys: the rest were read ahead
     cache.close()
 
     import random
@@ -344,6 +344,54 @@ def test_cache_reads_ahead_in_stored_order_and_answers_as_without(tmp_path):
     assert [cache.get(keys[i])["parts"] for i in order] == [[b'{"n": %d}' % i] for i in order]
     assert cache.get("f" * 64 + ".0") is None
     assert len(reads) <= 301 + 2  # out of order the window shrinks to one row: a read a call, as without
+    cache.close()
+
+
+def test_cache_asks_sqlite_only_for_keys_it_may_hold(tmp_path, monkeypatch):
+    """The keys stored before a cache's first look-up, and those it stores itself, are kept in memory:
+    a key among neither is a miss without a query. A cache with more keys than is worth reading, or a
+    run storing more than is worth keeping, asks SQLite for every key, as without."""
+    from llmtrace.capture import cache as cache_mod
+
+    cache, keys = _filled_cache(tmp_path / "c", 40)
+    cache.close()
+    cache = cache_mod.ResponseCache(cache_mod.CacheSettings(directory=tmp_path / "c"))
+    reads = _count_reads(cache)
+    assert cache.get("e" * 64 + ".0") is None
+    first = len(reads)  # the count and the keys, read once
+    assert [cache.get(f"{i:064x}.1") for i in range(100)] == [None] * 100 and len(reads) == first
+    assert cache.get(keys[7])["parts"] == [b'{"n": 7}'] and len(reads) == first + 1
+    # Its own answers, handed to a helper process and no longer among those kept in memory: looked for.
+    handed = []
+    cache.handoff = lambda key, entry: handed.append((key, entry))
+    for i in range(cache_mod._HANDED_KEPT + 10):
+        cache.set(f"{i:064x}.5", 200, [], [b'{"own": %d}' % i], False)
+    assert f"{0:064x}.5" not in cache._pending
+    assert cache.get(f"{0:064x}.5") is None and len(reads) == first + 2  # not stored yet: SQLite asked, as without
+    cache._write(handed)  # what the helper does
+    assert cache.get(f"{0:064x}.5")["parts"] == [b'{"own": 0}']
+    # Stored by another process after the first look-up: not looked for (the run replays what was there).
+    other = cache_mod.ResponseCache(cache_mod.CacheSettings(directory=tmp_path / "c"))
+    other._write([("d" * 64 + ".0", handed[0][1])])
+    assert cache.get("d" * 64 + ".0") is None
+    assert cache_mod.ResponseCache(cache_mod.CacheSettings(directory=tmp_path / "c")).get("d" * 64 + ".0") is not None
+    other.close()
+    # Past the number kept: every key asked of SQLite again, and answers found as before.
+    monkeypatch.setattr(cache_mod, "_KNOWN_KEPT", len(cache._known) + 2)
+    for i in range(3):
+        cache.set(f"{i:064x}.6", 200, [], [b"{}"], False)
+    assert cache._known is None and cache.get(keys[8])["parts"] == [b'{"n": 8}']
+    del reads[:]
+    assert cache.get("e" * 64 + ".0") is None and len(reads) == 1
+    cache.close()
+    # More entries than is worth reading at the first look-up: SQLite asked each time from the start.
+    monkeypatch.setattr(cache_mod, "_KNOWN_READ", 10)
+    cache = cache_mod.ResponseCache(cache_mod.CacheSettings(directory=tmp_path / "c"))
+    reads = _count_reads(cache)
+    assert cache.get("e" * 64 + ".0") is None
+    first = len(reads)
+    assert cache.get("e" * 64 + ".1") is None and len(reads) == first + 1
+    assert cache._known is None and cache.get(keys[9])["parts"] == [b'{"n": 9}']
     cache.close()
 
 

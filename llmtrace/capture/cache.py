@@ -33,6 +33,10 @@ _HANDED_KEPT = 64  # answers handed to the helper process kept in memory (`set`)
 # Read-ahead (`_read`): a found answer comes with the answers stored after it, up to this many rows
 # and bytes; the window doubles while they are used and halves while they are not.
 _AHEAD_FIRST, _AHEAD_MAX, _AHEAD_BYTES = 16, 256, 8 << 20
+# The keys a run may find (`_known`): kept when the cache holds at most this many entries at the run's
+# first look-up (read then, ~1 µs each), while the run's own answers keep them under the second figure
+# (~60 bytes each); beyond either, every look-up asks SQLite, as without.
+_KNOWN_READ, _KNOWN_KEPT = 4096, 16384
 _INSERT_SQL = ("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename,"
                " value) VALUES ")
 _AHEAD_SQL = (
@@ -52,12 +56,35 @@ class CacheSettings:
     semantic_max_messages: int = 6
 
 
-_KEY_JSON = json.JSONEncoder(sort_keys=True, default=str)  # json.dumps(…, sort_keys=True, default=str), built once
+def _key_encoder() -> Any:
+    """`json.dumps(value, sort_keys=True, default=str)` for the cache key, as fast as it goes: json's C
+    encoder made once (`JSONEncoder.encode` makes one each call, half the cost of a small body's key).
+    The same text exactly, or keys would change: checked here, with the plain encoder where it differs."""
+    plain = json.JSONEncoder(sort_keys=True, default=str).encode
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+
+        # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys, allow_nan):
+        # no circular check, as a request body is a plain copy (wire._json_copy)
+        made = c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", True, False, True)
+
+        def fast(value: Any) -> str:
+            return "".join(made(value, 0))
+
+        probe = {"b": [1, 2.5, float("nan"), -1e300, None, True], "a": {"é": "ü\n\"", "z": [{}]}, "c": Path("p")}
+        if fast(probe) == plain(probe):
+            return fast
+    except Exception:  # another Python's private API: the public one
+        pass
+    return plain
+
+
+_KEY_JSON = _key_encoder()
 
 
 def request_key(body: dict[str, Any], base_url: str) -> str:
-    material = {k: v for k, v in body.items() if k not in _IGNORED}
-    blob = _KEY_JSON.encode({"v": VERSION, "url": base_url.rstrip("/"), "body": material})
+    material = body if _IGNORED.isdisjoint(body) else {k: v for k, v in body.items() if k not in _IGNORED}
+    blob = _KEY_JSON({"v": VERSION, "url": base_url.rstrip("/"), "body": material})
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -116,9 +143,16 @@ class ResponseCache:
         # its spool (store.helper): `handoff(key, entry)` puts the answer in the spool (from that moment a
         # kill cannot lose it) and the helper writes it here. Set by the runner.
         self.handoff: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._flushing = threading.Event()  # ends the linger at once
         self._ahead: dict[str, tuple[Any, ...]] = {}  # read ahead: "r:<key>" → its row, not yet decoded
+        # hash() of every key stored before this cache's first use in this process and of every answer
+        # stored through it since: a key not in it is a miss without asking SQLite (~30,000 instructions,
+        # and 50 µs of wall time in a traced loop, whose other work leaves SQLite's pages cold). An answer
+        # another process stores after that first use is not looked for: a run replays what was stored
+        # before it started, and its own. None: SQLite is asked (not read yet, or too many keys).
+        self._known: set[int] | None = None
+        self._known_read = False
         self._window = _AHEAD_FIRST
         self._ahead_used = False
 
@@ -126,13 +160,42 @@ class ResponseCache:
         """The recorded answer {status, headers, parts, sse}, or None (missing, damaged or expired)."""
         entry = self._pending.get(key)
         if entry is None:
-            entry = self._read("r:" + key)
+            db_key = "r:" + key
+            known = self._known if self._known_read else self._read_known()
+            if known is not None and hash(db_key) not in known:
+                return None
+            entry = self._read(db_key)
         if not isinstance(entry, dict) or entry.get("v") != VERSION:
             return None
         ttl = self.settings.ttl_s
         if ttl is not None and clock.now() - entry.get("stored_s", 0) > ttl:
             return None
         return entry
+
+    def _read_known(self) -> set[int] | None:
+        """The keys stored so far (`_known`), read at this cache's first use in the process: before any
+        answer of its own, so that each of those is added as it is stored (`set`)."""
+        with self._lock:  # re-entered from `_stored`
+            if not self._known_read:
+                known = None
+                try:
+                    if len(self.store) <= _KNOWN_READ:  # diskcache's count of entries, kept in a table
+                        known = {hash(k) for (k,) in self.store._sql("SELECT key FROM Cache").fetchall()}
+                except Exception:  # not diskcache's table as this code knows it: SQLite is asked each time
+                    known = None
+                self._known, self._known_read = known, True
+            return self._known
+
+    def _stored(self, db_keys: list[str], read: bool = True) -> None:
+        """Answers for `db_keys` are stored from now on (`set`: behind the call): `get` looks for them.
+        With read=False (rows just committed here, which may not have come through `set`): only if the
+        keys were read already; a reading after the commit finds them in SQLite."""
+        with self._lock:
+            known = self._known if self._known_read or not read else self._read_known()
+            if known is not None:
+                known.update(map(hash, db_keys))
+                if len(known) > _KNOWN_KEPT:
+                    self._known = None
 
     def _read(self, db_key: str) -> Any:
         """diskcache's value for `db_key`, or None. A replay asks for answers in the order they were
@@ -182,6 +245,7 @@ class ResponseCache:
         if not self.write_behind or os.getpid() != self._owner:  # a child process (a fork's writer stayed in the parent)
             self._write([(key, entry)])
             return
+        self._stored(["r:" + key])
         if self.handoff is not None:
             with self._lock:
                 # Kept for a read of it later in the run (a semantic hit) until the helper has surely
@@ -247,6 +311,7 @@ class ResponseCache:
                 for (old,) in con.execute(f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({marks})", chunk).fetchall():
                     store.delete(old)  # its file too, if it had one
             insert_rows(con, _INSERT_SQL, list(rows.values()))
+        self._stored(list(rows), read=False)
 
     def _run(self) -> None:
         from llmtrace.store.spool import gather
