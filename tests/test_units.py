@@ -579,3 +579,47 @@ def test_default_folders_are_platformdirs_ones(monkeypatch, xdg):
             monkeypatch.setenv(var, xdg)
     assert home() == Path(platformdirs.user_data_dir("llmtrace", appauthor=False))
     assert user_dir("cache") / "llmtrace" == Path(platformdirs.user_cache_dir("llmtrace", appauthor=False))
+
+
+@pytest.mark.parametrize("where", ["llmtrace.model:Span", "llmtrace.model:Trace", "llmtrace.run_options:RunOptions",
+                                   "llmtrace.capture.cache:CacheSettings", "llmtrace.capture.wire:WireSettings",
+                                   "llmtrace.capture.retry:RetryPolicy"])
+def test_init_written_out_matches_its_fields(where):
+    """The __init__ of the dataclasses every run makes are written out (a generated one is compiled at
+    every run's start): the same parameters, in the fields' order, with the fields' defaults, as
+    dataclass would generate."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    module, name = where.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    fields = dataclasses.fields(cls)
+    assert [p.name for p in params] == [f.name for f in fields]
+    required = {f.name: f"v-{f.name}" for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    made = cls(**required)
+    for f in fields:
+        if f.name in required:
+            assert getattr(made, f.name) == required[f.name]
+        elif f.default_factory is not dataclasses.MISSING:
+            assert getattr(made, f.name) == f.default_factory()
+            assert getattr(made, f.name) is not getattr(cls(**required), f.name)  # a new one each time
+        else:
+            assert getattr(made, f.name) == f.default, f.name
+    every = {f.name: object() for f in fields}
+    assert all(getattr(cls(**every), k) is v for k, v in every.items())  # every argument kept as given
+    if module == "llmtrace.model":
+        assert repr(made).startswith(f"{name}(id='v-id'")
+
+
+def test_model_equality_is_field_by_field():
+    from llmtrace.model import Feedback, Span, Totals, Trace
+
+    assert Trace("a", "n", 1) == Trace("a", "n", 1) and Trace("a", "n", 1) != Trace("a", "n", 2)
+    assert Totals(llm_calls=2) == Totals(llm_calls=2) != Totals(llm_calls=3)
+    assert Feedback(1, None, 5) == Feedback(1, None, 5) != Feedback(1, "x", 5)
+    assert Span("s", "t", None, "llm", "n", 0) != Span("s", "t", None, "llm", "n", 0, model="m")
+    assert Trace("a", "n", 1) != ("a", "n", 1)
+    with pytest.raises(TypeError):
+        hash(Totals())  # unhashable, as a dataclass with eq is

@@ -45,7 +45,7 @@ _AHEAD_SQL = (
 )
 
 
-@dataclass(repr=False, eq=False)  # an __init__ only: less to generate when a run starts
+@dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
 class CacheSettings:
     enabled: bool = True
     directory: Path | None = None
@@ -54,6 +54,14 @@ class CacheSettings:
     threshold: float = 0.95
     embedding_model: str = "text-embedding-3-small"
     semantic_max_messages: int = 6
+
+    def __init__(
+        self, enabled: bool = True, directory: Path | None = None, ttl_s: float | None = None,
+        size_limit_bytes: int = 1 << 30, threshold: float = 0.95, embedding_model: str = "text-embedding-3-small",
+        semantic_max_messages: int = 6,
+    ) -> None:
+        self.enabled, self.directory, self.ttl_s, self.size_limit_bytes = enabled, directory, ttl_s, size_limit_bytes
+        self.threshold, self.embedding_model, self.semantic_max_messages = threshold, embedding_model, semantic_max_messages
 
 
 def _key_encoder() -> Any:

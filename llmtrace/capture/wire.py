@@ -38,7 +38,7 @@ from llmtrace.recorder import Recorder, now_us
 _recorder: Recorder | None = None
 
 
-@dataclass(repr=False, eq=False)  # an __init__ only: less to generate when a run starts
+@dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
 class WireSettings:
     cache: Any = None  # ResponseCache, or None for no caching
     retry: Any = None  # RetryPolicy, or None to leave retries to the SDK (library use)
@@ -50,6 +50,14 @@ class WireSettings:
     cache_mode: str = "replay"
     budget: Any = None  # capture.budget.Budget: refuses calls once the run has spent its limits
     replay: Any = None  # capture.replay.ReplaySource: `llmtrace replay` answers calls from a trace
+
+    def __init__(
+        self, cache: Any = None, retry: Any = None, semantic: Any = None, url_aliases: dict[str, str] | None = None,
+        cache_mode: str = "replay", budget: Any = None, replay: Any = None,
+    ) -> None:
+        self.cache, self.retry, self.semantic = cache, retry, semantic
+        self.url_aliases = {} if url_aliases is None else url_aliases
+        self.cache_mode, self.budget, self.replay = cache_mode, budget, replay
 
 
 _settings = WireSettings()
