@@ -54,6 +54,9 @@ def script_path(arg: str) -> str:
     return arg if os.path.isabs(arg) else os.path.join(os.getcwd(), arg)
 
 
+_checked: tuple[str, bytes, Any] | None = None  # (file name, source, code) of the script check_script compiled
+
+
 def check_script(arg: str) -> SyntaxError | None:
     """A user-facing error for anything that is not a runnable Python file; a SyntaxError is returned,
     to be reported as python reports it (its own message, exit status 1)."""
@@ -66,8 +69,10 @@ def check_script(arg: str) -> SyntaxError | None:
         source = path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}", ExitCode.SCRIPT) from None
+    global _checked
     try:
-        compile(source, script_path(arg), "exec", dont_inherit=True)
+        filename = script_path(arg)
+        _checked = (filename, source, compile(source, filename, "exec", dont_inherit=True))
     except SyntaxError as e:
         if path.suffix not in (".py", ".pyw") or b"\x00" in source:
             raise UserError(f"{path} is not a Python script", ExitCode.SCRIPT) from None
@@ -134,7 +139,11 @@ def _exec_main(script: str) -> None:
     sys.argv untouched (runpy.run_path would put the joined path into sys.argv[0])."""
     with open(script, "rb") as f:
         source = f.read()
-    code = compile(source, script, "exec", dont_inherit=True)
+    checked = _checked
+    if checked is not None and checked[0] == script and checked[1] == source:
+        code = checked[2]  # the same file as checked, unchanged since: not compiled a second time
+    else:
+        code = compile(source, script, "exec", dont_inherit=True)
     module = types.ModuleType("__main__")
     module.__dict__.update(
         __file__=script, __cached__=None, __package__=None, __spec__=None, __builtins__=builtins,

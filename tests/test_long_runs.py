@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import time
+
 import pytest
 from conftest import AGENTS, last_trace, run_cli, server_env
 
@@ -102,6 +104,56 @@ def test_a_short_run_stores_its_spool_itself_and_a_longer_one_starts_the_helper(
     longer.close()
     assert db.execute("SELECT count(*) FROM spans WHERE trace_id = 't5'").fetchone()[0] == helper._START_AFTER_RECORDS
     assert list(directory.glob("t5*")) == []
+
+
+def _count_notes(spool) -> list[bytes]:
+    kinds, send = [], spool._send
+
+    def counting(note, wait=False):
+        kinds.append(note[:1])
+        send(note, wait)
+
+    spool._send = counting
+    return kinds
+
+
+def _stored_spans(db, trace_id: str, want: int) -> int:
+    """The trace's spans in SQLite once the helper has stored `want` of them (or after 60 s: fewer)."""
+    deadline = time.monotonic() + 60
+    while True:
+        n = db.execute("SELECT count(*) FROM spans WHERE trace_id = ?", (trace_id,)).fetchone()[0]
+        if n >= want or time.monotonic() > deadline:
+            return n
+        time.sleep(0.02)
+
+
+def test_records_are_told_to_the_helper_at_most_so_often_and_ticks_tell_the_rest(tmp_path, monkeypatch):
+    """Once the in-flight publisher ticks, a record's note goes to the helper only if none went in the
+    last `_NOTE_EVERY_S` (a system call a span saved); the next tick tells where the spool ends. Without
+    ticks, every record is told."""
+    monkeypatch.setattr(helper, "_NOTE_EVERY_S", 1e9)  # after the first, no record is told
+    home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, "t6")
+    spool = helper.HelperSpoolingWriter(writer, directory, "t6")
+    notes = _count_notes(spool)
+    spool.tick()  # the publisher's first tick: nothing spooled yet, nothing told
+    _write_spans(spool, "t6", 40)
+    assert spool._sock is not None and notes == [helper._AT]  # when the helper started, at the 16th
+    assert _stored_spans(db, "t6", helper._START_AFTER_RECORDS) == helper._START_AFTER_RECORDS
+    spool.tick()
+    assert notes == [helper._AT, helper._AT] and _stored_spans(db, "t6", 40) == 40  # before the run's end
+    spool.tick()
+    assert len(notes) == 2  # nothing new: nothing told
+    spool.close()
+    assert db.execute("SELECT count(*) FROM spans WHERE trace_id = 't6'").fetchone()[0] == 40
+
+    writer.start_trace(Trace(id="t7", name="t", start_us=1, pid=2 ** 22 + 7))
+    spool = helper.HelperSpoolingWriter(writer, directory, "t7")  # no publisher ticking
+    notes = _count_notes(spool)
+    _write_spans(spool, "t7", 40)
+    assert notes == [helper._AT] * (40 - helper._START_AFTER_RECORDS + 1)
+    assert _stored_spans(db, "t7", 40) == 40
+    spool.close()
+    assert list(directory.glob("t[67]*")) == []
 
 
 @pytest.mark.soak  # ~65 s of one worker: a step of its own (`pytest -m 'parity or soak'`), not the default run

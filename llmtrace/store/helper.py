@@ -62,6 +62,10 @@ _REPLY_TIMEOUT_S = 60.0
 # CPU than all of them (its interpreter and imports: ~90 ms); a longer one has them in SQLite soon.
 _START_AFTER_RECORDS = 16
 _START_AFTER_S = 0.5 * timer_scale()
+# Where the spool ends is told at most this often as records come: the helper gathers 200 ms of them
+# for a commit anyway, and a note a record was a system call (and a wake-up of the helper) a span. The
+# in-flight publisher's tick tells the rest; without ticks, every record is told.
+_NOTE_EVERY_S = 0.05 * timer_scale()
 _HOME = str(Path(__file__).resolve().parent.parent.parent)  # the folder this llmtrace package is in
 _START = "import sys; sys.path.insert(0, sys.argv[1]); from llmtrace.store.helper import main; sys.exit(main(sys.argv[2:]))"
 
@@ -84,6 +88,9 @@ class HelperSpoolingWriter(_Spooler):
         self._gone = False  # the helper cannot be reached: the run's end stores the spool here
         self._closed = False
         self._told_traces = False
+        self._ticking = False  # tick() has been called: it tells where the spool ends, if no record did
+        self._noted_s = -1e9  # when a record's note was last sent
+        self._unnoted = False  # records spooled since then
 
     def _start(self) -> None:
         """Start the helper (under the lock). If it cannot start, the run's end stores the spool itself."""
@@ -133,11 +140,14 @@ class HelperSpoolingWriter(_Spooler):
 
     def tick(self) -> None:
         """Called a few times a second (by the in-flight publisher's thread): a slow run's first spans
-        reach SQLite within about `_START_AFTER_S` of their end, not at its next span."""
-        if self._sock is not None or self._gone or self._first_s is None:
+        reach SQLite within about `_START_AFTER_S` of their end, not at its next span, and the helper
+        hears of records no note told (`_NOTE_EVERY_S`)."""
+        self._ticking = True
+        if self._gone or self._first_s is None or (self._sock is not None and not self._unnoted):
             return
         with self._lock:
-            if not self.file.closed and self._sock is None and self._start_when_due():
+            if not self.file.closed and (self._unnoted if self._sock is not None else self._start_when_due()):
+                self._unnoted = False
                 self._send(_NOTE.pack(_AT, self._segment, self.file._offset))
 
     def _send(self, note: bytes, wait: bool = False) -> None:
@@ -145,8 +155,8 @@ class HelperSpoolingWriter(_Spooler):
             return
         try:
             self._sock.send(note, _SEND if wait else _SEND_NOW)
-        except BlockingIOError:  # the helper is behind: the next note says where the spool ends
-            pass
+        except BlockingIOError:  # the helper is behind: the next note (or tick) says where the spool ends
+            self._unnoted = True
         except OSError:
             self._gone = True
 
@@ -157,6 +167,11 @@ class HelperSpoolingWriter(_Spooler):
                 self._first_s = time.monotonic()
             if not self._start_when_due():
                 return
+        now = time.monotonic()
+        if self._ticking and now - self._noted_s < _NOTE_EVERY_S:
+            self._unnoted = True  # told by the next record's note after the interval, or the next tick
+            return
+        self._noted_s, self._unnoted = now, False
         self._send(_NOTE.pack(_AT, self._segment, self.file._offset))
 
     def answer_handoff(self, cache: Any) -> Any:
