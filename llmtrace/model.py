@@ -123,7 +123,6 @@ class Totals:
     cost_saved: float = 0.0
     retries: int = 0
 
-
     __repr__, __eq__ = _repr, _eq
 
 
@@ -134,7 +133,6 @@ class Feedback:
     score: int
     comment: str | None
     created_us: int
-
 
     __repr__, __eq__ = _repr, _eq
 
