@@ -348,9 +348,9 @@ def test_cache_reads_ahead_in_stored_order_and_answers_as_without(tmp_path):
 
 
 def test_cache_asks_sqlite_only_for_keys_it_may_hold(tmp_path, monkeypatch):
-    """The keys stored before a cache's first look-up, and those it stores itself, are kept in memory:
-    a key among neither is a miss without a query. A cache with more keys than is worth reading, or a
-    run storing more than is worth keeping, asks SQLite for every key, as without."""
+    """The keys stored before a cache's first look-up, and those it stores itself, are kept in memory
+    (a Bloom filter of a fixed size): a key among neither is a miss without a query. A cache with more
+    keys than is worth reading asks SQLite for every key, as without."""
     from llmtrace.capture import cache as cache_mod
 
     cache, keys = _filled_cache(tmp_path / "c", 40)
@@ -376,14 +376,21 @@ def test_cache_asks_sqlite_only_for_keys_it_may_hold(tmp_path, monkeypatch):
     assert cache.get("d" * 64 + ".0") is None
     assert cache_mod.ResponseCache(cache_mod.CacheSettings(directory=tmp_path / "c")).get("d" * 64 + ".0") is not None
     other.close()
-    # Past the number kept: every key asked of SQLite again, and answers found as before.
-    monkeypatch.setattr(cache_mod, "_KNOWN_KEPT", len(cache._known) + 2)
-    for i in range(3):
+    # Its memory does not grow with the answers it stores; a key it holds is always found.
+    size = len(cache._known)
+    del handed[:]
+    for i in range(3000):
         cache.set(f"{i:064x}.6", 200, [], [b"{}"], False)
-    assert cache._known is None and cache.get(keys[8])["parts"] == [b'{"n": 8}']
+    cache._write(handed)
+    assert len(cache._known) == size and all(cache.get(f"{i:064x}.6") is not None for i in range(0, 3000, 97))
     del reads[:]
-    assert cache.get("e" * 64 + ".0") is None and len(reads) == 1
+    assert cache.get("e" * 64 + ".0") is None and cache.get("e" * 64 + ".2") is None and len(reads) == 0
     cache.close()
+    bits = bytearray(len(cache._known))
+    for h in (0, -1, 12345, -(2**63), 2**63 - 1, hash("r:x")):  # hash() is signed
+        cache_mod._add_known(bits, h)
+        assert cache_mod._maybe_known(bits, h)
+    assert not cache_mod._maybe_known(bytearray(len(bits)), -1)
     # More entries than is worth reading at the first look-up: SQLite asked each time from the start.
     monkeypatch.setattr(cache_mod, "_KNOWN_READ", 10)
     cache = cache_mod.ResponseCache(cache_mod.CacheSettings(directory=tmp_path / "c"))

@@ -33,10 +33,24 @@ _HANDED_KEPT = 64  # answers handed to the helper process kept in memory (`set`)
 # Read-ahead (`_read`): a found answer comes with the answers stored after it, up to this many rows
 # and bytes; the window doubles while they are used and halves while they are not.
 _AHEAD_FIRST, _AHEAD_MAX, _AHEAD_BYTES = 16, 256, 8 << 20
-# The keys a run may find (`_known`): kept when the cache holds at most this many entries at the run's
-# first look-up (read then, ~1 µs each), while the run's own answers keep them under the second figure
-# (~60 bytes each); beyond either, every look-up asks SQLite, as without.
-_KNOWN_READ, _KNOWN_KEPT = 4096, 16384
+# The keys a run may find (`_known`): read at the run's first look-up when the cache holds at most this
+# many entries (~1 µs each; beyond, every look-up asks SQLite, as without), into a Bloom filter of a
+# fixed 128 KiB (three bits a key, taken from its hash()): memory that does not grow with the run. It
+# answers "maybe" for about one key in 10,000 at 16,000 keys, one in 50 at 100,000: SQLite is asked then.
+_KNOWN_READ = 4096
+_KNOWN_BITS = 20  # 2**20 bits
+_KNOWN_MASK = (1 << _KNOWN_BITS) - 1
+
+
+def _add_known(known: bytearray, key_hash: int) -> None:
+    for shift in (0, _KNOWN_BITS, 2 * _KNOWN_BITS):
+        bit = (key_hash >> shift) & _KNOWN_MASK
+        known[bit >> 3] |= 1 << (bit & 7)
+
+
+def _maybe_known(known: bytearray, key_hash: int) -> bool:
+    a, b, c = key_hash & _KNOWN_MASK, (key_hash >> _KNOWN_BITS) & _KNOWN_MASK, (key_hash >> 2 * _KNOWN_BITS) & _KNOWN_MASK
+    return bool(known[a >> 3] >> (a & 7) & known[b >> 3] >> (b & 7) & known[c >> 3] >> (c & 7) & 1)
 _INSERT_SQL = ("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename,"
                " value) VALUES ")
 _AHEAD_SQL = (
@@ -154,12 +168,12 @@ class ResponseCache:
         self._lock = threading.RLock()
         self._flushing = threading.Event()  # ends the linger at once
         self._ahead: dict[str, tuple[Any, ...]] = {}  # read ahead: "r:<key>" → its row, not yet decoded
-        # hash() of every key stored before this cache's first use in this process and of every answer
-        # stored through it since: a key not in it is a miss without asking SQLite (~30,000 instructions,
-        # and 50 µs of wall time in a traced loop, whose other work leaves SQLite's pages cold). An answer
-        # another process stores after that first use is not looked for: a run replays what was stored
-        # before it started, and its own. None: SQLite is asked (not read yet, or too many keys).
-        self._known: set[int] | None = None
+        # Every key stored before this cache's first use in this process and every answer stored through
+        # it since, in a Bloom filter: a key not in it is a miss without asking SQLite (~30,000
+        # instructions, and 50 µs of wall time in a traced loop, whose other work leaves SQLite's pages
+        # cold). An answer another process stores after that first use is not looked for: a run replays
+        # what was stored before it started, and its own. None: SQLite is asked (not read yet, or too many keys).
+        self._known: bytearray | None = None
         self._known_read = False
         self._window = _AHEAD_FIRST
         self._ahead_used = False
@@ -170,7 +184,7 @@ class ResponseCache:
         if entry is None:
             db_key = "r:" + key
             known = self._known if self._known_read else self._read_known()
-            if known is not None and hash(db_key) not in known:
+            if known is not None and not _maybe_known(known, hash(db_key)):
                 return None
             entry = self._read(db_key)
         if not isinstance(entry, dict) or entry.get("v") != VERSION:
@@ -180,7 +194,7 @@ class ResponseCache:
             return None
         return entry
 
-    def _read_known(self) -> set[int] | None:
+    def _read_known(self) -> bytearray | None:
         """The keys stored so far (`_known`), read at this cache's first use in the process: before any
         answer of its own, so that each of those is added as it is stored (`set`)."""
         with self._lock:  # re-entered from `_stored`
@@ -188,7 +202,9 @@ class ResponseCache:
                 known = None
                 try:
                     if len(self.store) <= _KNOWN_READ:  # diskcache's count of entries, kept in a table
-                        known = {hash(k) for (k,) in self.store._sql("SELECT key FROM Cache").fetchall()}
+                        known = bytearray(1 << (_KNOWN_BITS - 3))
+                        for (k,) in self.store._sql("SELECT key FROM Cache").fetchall():
+                            _add_known(known, hash(k))
                 except Exception:  # not diskcache's table as this code knows it: SQLite is asked each time
                     known = None
                 self._known, self._known_read = known, True
@@ -201,9 +217,8 @@ class ResponseCache:
         with self._lock:
             known = self._known if self._known_read or not read else self._read_known()
             if known is not None:
-                known.update(map(hash, db_keys))
-                if len(known) > _KNOWN_KEPT:
-                    self._known = None
+                for db_key in db_keys:
+                    _add_known(known, hash(db_key))
 
     def _read(self, db_key: str) -> Any:
         """diskcache's value for `db_key`, or None. A replay asks for answers in the order they were
