@@ -51,6 +51,8 @@ def _add_known(known: bytearray, key_hash: int) -> None:
 def _maybe_known(known: bytearray, key_hash: int) -> bool:
     a, b, c = key_hash & _KNOWN_MASK, (key_hash >> _KNOWN_BITS) & _KNOWN_MASK, (key_hash >> 2 * _KNOWN_BITS) & _KNOWN_MASK
     return bool(known[a >> 3] >> (a & 7) & known[b >> 3] >> (b & 7) & known[c >> 3] >> (c & 7) & 1)
+
+
 _INSERT_SQL = ("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename,"
                " value) VALUES ")
 _AHEAD_SQL = (
