@@ -74,12 +74,14 @@ def _genai_price(model: str, provider: str | None, input_tokens: int, output_tok
 
 
 # --- flat prices remembered across runs ---------------------------------------------------------------
-# Importing genai-prices loads its whole price table (~0.2 s): most of what `llmtrace run` adds to a
+# Importing genai-prices loads its whole price table (~0.3 s): most of what `llmtrace run` adds to a
 # short script. A model with one flat price per token kind (no tiers) is priced by three numbers,
-# learnt from genai-prices the first time a day and kept in the user's cache folder (price-units.json), keyed by the
+# learnt from genai-prices once and kept in the user's cache folder (price-units.json), keyed by the
 # installed genai-prices data; later runs price such calls without importing it. The three numbers
 # are kept only when they reproduce genai-prices' own result for this call and for a probe with
-# cached tokens; anything else (tiers, unknown models) is asked of genai-prices each time.
+# cached tokens; anything else (tiers, unknown models) is asked of genai-prices each time. A model
+# whose price changes on a date is kept for the UTC day it was learnt on; one whose price depends on
+# the time of day (off-peak rates) is never kept.
 
 _UNKNOWN = object()
 _units_lock = threading.Lock()
@@ -112,19 +114,23 @@ def _units_path() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _units() -> dict[str, Any]:
-    """The remembered flat prices for today's genai-prices data ({} when none or stale)."""
+    """The remembered flat prices for the installed genai-prices data ({} when none or stale)."""
     try:
         data = json.loads(_units_path().read_text())
     except (OSError, ValueError):
         data = None
-    stamp = (_data_stamp(), time.strftime("%Y-%m-%d"))
-    if not isinstance(data, dict) or data.get("stamp") != list(stamp) or not isinstance(data.get("models"), dict):
-        return {"stamp": list(stamp), "models": {}}
+    stamp = _data_stamp()
+    if not isinstance(data, dict) or data.get("stamp") != stamp or not isinstance(data.get("models"), dict):
+        return {"stamp": stamp, "models": {}}
     return data
 
 
-def _linear(units: list[float], input_tokens: int, output_tokens: int, cached: int) -> float:
-    inp, cache_read, out = units
+def _utc_day() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def _linear(units: list[Any], input_tokens: int, output_tokens: int, cached: int) -> float:
+    inp, cache_read, out = units[:3]
     return round(((input_tokens - cached) * inp + cached * cache_read + output_tokens * out) / 1e6, 12)
 
 
@@ -134,7 +140,12 @@ def _learn(model: str, provider: str | None, input_tokens: int, output_tokens: i
         from genai_prices import Usage, calc_price
 
         pid = _PROVIDERS.get((provider or "").lower())
-        mp = calc_price(Usage(input_tokens=1, output_tokens=1), model, provider_id=pid).model_price
+        day = _utc_day()
+        calc = calc_price(Usage(input_tokens=1, output_tokens=1), model, provider_id=pid)
+        mp, dated = calc.model_price, calc.model.prices
+        if isinstance(dated, list) and any(c.constraint is not None and type(c.constraint).__name__ != "StartDateConstraint"
+                                           for c in dated):
+            return  # off-peak rates: the price depends on the hour
         fields = {k: v for k, v in vars(mp).items() if v is not None}
         if not all(isinstance(v, Decimal) for v in fields.values()):
             return  # tiers, or prices that depend on more than the token counts
@@ -145,6 +156,8 @@ def _learn(model: str, provider: str | None, input_tokens: int, output_tokens: i
                           (_linear(units, 10_000, 1_000, 4_000), probe)):
             if want is None or abs(got - want) > 1e-12 * max(1.0, abs(want)):
                 return
+        if isinstance(dated, list):
+            units.append(day)  # the price changes on some date: good for this UTC day only
     except Exception:
         return
     with _units_lock:
@@ -171,7 +184,7 @@ def cost(
     if override is not None:
         return override
     units = _units()["models"].get(f"{provider or ''}/{model}", _UNKNOWN)
-    if units is not _UNKNOWN:
+    if units is not _UNKNOWN and (len(units) == 3 or units[3] == _utc_day()):
         return _linear(units, input_tokens, output_tokens, cached)
     price = _genai_price(model, provider, input_tokens, output_tokens, cached)
     if price is not None:

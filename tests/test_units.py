@@ -550,6 +550,38 @@ def test_flat_prices_are_remembered_so_later_runs_need_not_import_genai_prices(l
     assert second == (first[0], "True", "False")  # same price, genai-prices never imported
 
 
+def test_remembered_prices_last_as_long_as_the_price_data_says(llmtrace_home, monkeypatch):
+    """gpt-4o-mini has one price: its numbers are used on any later day. o3's price changed on a date
+    (genai-prices: prices with a start date): its numbers are kept with the UTC day they were learnt
+    on and used that day only. deepseek-chat has off-peak hours: never kept."""
+    from genai_prices import Usage, calc_price
+
+    from llmtrace import pricing
+
+    monkeypatch.setattr(pricing, "_utc_day", lambda: "2031-05-06")
+    try:
+        pricing._units.cache_clear()
+        pricing._genai_price.cache_clear()
+        cases = (("gpt-4o-mini", "openai"), ("o3", "openai"), ("deepseek-chat", "deepseek"))
+        got = {model: pricing.cost(model, provider, 1000, 100, 0) for model, provider in cases}
+        for model, provider in cases:
+            assert got[model] == pytest.approx(float(calc_price(Usage(input_tokens=1000, output_tokens=100), model,
+                                                                provider_id=provider).total_price), rel=1e-12)
+        table = json.loads((llmtrace_home / "price-units.json").read_text())["models"]
+        assert list(table) == ["openai/gpt-4o-mini", "openai/o3"]
+        assert len(table["openai/gpt-4o-mini"]) == 3 and table["openai/o3"][3] == "2031-05-06"
+        for key in table:
+            pricing._units()["models"][key][:3] = [0.0, 0.0, 0.0]  # so a use of the kept numbers shows
+        pricing._genai_price.cache_clear()
+        assert pricing.cost("o3", "openai", 1000, 100, 0) == 0.0  # same day: the kept numbers
+        monkeypatch.setattr(pricing, "_utc_day", lambda: "2031-05-07")
+        assert pricing.cost("gpt-4o-mini", "openai", 1000, 100, 0) == 0.0  # any day
+        assert pricing.cost("o3", "openai", 1000, 100, 0) == got["o3"]  # next day: asked of genai-prices again
+    finally:
+        pricing._units.cache_clear()
+        pricing._genai_price.cache_clear()
+
+
 def test_spans_are_written_a_statement_per_32_rows_not_one_per_row(tmp_path):
     """A batch of 70 spans (with payloads) takes 4 statements a table, each one SQLite step: a writer
     thread lets go of the GIL once a statement, not once a row. Every row, payload and search entry lands."""
