@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from llmtrace.errors import ExitCode, UserError
+from llmtrace.store import schema
 from llmtrace.store.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
@@ -105,6 +106,9 @@ def migrate(db: sqlite3.Connection) -> None:
     try:
         # Re-read under the write lock: another process may have just applied some.
         version = db.execute("PRAGMA user_version").fetchone()[0]
+        empty = not db.execute("SELECT 1 FROM sqlite_master WHERE tbl_name != 'schema_migrations'").fetchone()
+        if version == 0 and empty:
+            version = _create_fresh(db)
         for index, (name, fn) in enumerate(MIGRATIONS, start=1):
             if index <= version:
                 continue
@@ -127,6 +131,28 @@ def migrate(db: sqlite3.Connection) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _create_fresh(db: sqlite3.Connection) -> int:
+    """Make an empty store's schema in one step (schema.FRESH_SCHEMA): the version it is at, or 0 when
+    it could not (an SQLite without FTS5), and the migrations are to be replayed one by one."""
+    count = schema.FRESH_VERSION
+    if count == 0 or len(MIGRATIONS) < count:
+        return 0
+    db.execute("SAVEPOINT fresh")
+    try:
+        for sql in schema.FRESH_SCHEMA:
+            db.execute(sql)
+    except sqlite3.OperationalError:  # replaying the migrations will say what is wrong, or do without FTS5
+        db.execute("ROLLBACK TO fresh")
+        db.execute("RELEASE fresh")
+        return 0
+    now = time.time_ns() // 1000
+    db.executemany("INSERT INTO schema_migrations (name, applied_us) VALUES (?, ?)",
+                   [(name, now) for name, _ in MIGRATIONS[:count]])
+    db.execute(f"PRAGMA user_version = {count}")
+    db.execute("RELEASE fresh")
+    return count
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
