@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 
+class ExitCode:
+    """The exit statuses, as plain ints (an IntEnum class costs every run's start ~1 M instructions)."""
 
-class ExitCode(enum.IntEnum):
+    __slots__ = ()
     OK = 0
     ERROR = 1  # the traced script failed, or an unexpected internal error
     USAGE = 2  # bad arguments, unknown trace id, malformed value
@@ -19,7 +20,7 @@ class ExitCode(enum.IntEnum):
 class UserError(Exception):
     """A problem the user can fix; shown as one line on stderr, never as a traceback."""
 
-    def __init__(self, message: str, code: ExitCode = ExitCode.USAGE):
+    def __init__(self, message: str, code: int = ExitCode.USAGE):
         super().__init__(message)
         self.code = code
 

@@ -1,7 +1,7 @@
 """Plain data objects shared by capture, store and render: traces, spans and their states.
 
 Dataclasses (`fields`, `asdict`, `replace` work on them), but with no method generated when the module
-is imported, since every `llmtrace run` imports it: `Span` and `Trace` have their `__init__` written out
+is imported, since every `llmtrace run` imports it: every class has its `__init__` written out
 (each generated one is compiled at import: a few million instructions of a run's start-up; a test
 holds them to the fields), every class a docstring (else dataclass computes one with `inspect`), and
 one `__repr__` and one `__eq__` for all (field by field, as dataclass's).
@@ -107,7 +107,7 @@ class Span:
         return None if self.end_us is None else self.end_us - self.start_us
 
 
-@dataclass(repr=False, eq=False)
+@dataclass(init=False, repr=False, eq=False)
 class Totals:
     """What a trace's spans add up to."""
 
@@ -123,16 +123,29 @@ class Totals:
     cost_saved: float = 0.0
     retries: int = 0
 
+    def __init__(
+        self, llm_calls: int = 0, tool_calls: int = 0, input_tokens: int = 0, output_tokens: int = 0,
+        cached_tokens: int = 0, cost: float = 0.0, unpriced_calls: int = 0, errors: int = 0, cache_hits: int = 0,
+        cost_saved: float = 0.0, retries: int = 0,
+    ) -> None:
+        self.llm_calls, self.tool_calls = llm_calls, tool_calls
+        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+        self.cached_tokens, self.cost, self.unpriced_calls, self.errors = cached_tokens, cost, unpriced_calls, errors
+        self.cache_hits, self.cost_saved, self.retries = cache_hits, cost_saved, retries
+
     __repr__, __eq__ = _repr, _eq
 
 
-@dataclass(repr=False, eq=False)
+@dataclass(init=False, repr=False, eq=False)
 class Feedback:
     """A score (and comment) given to a trace."""
 
     score: int
     comment: str | None
     created_us: int
+
+    def __init__(self, score: int, comment: str | None, created_us: int) -> None:
+        self.score, self.comment, self.created_us = score, comment, created_us
 
     __repr__, __eq__ = _repr, _eq
 

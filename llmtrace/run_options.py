@@ -12,6 +12,8 @@ from typing import Any
 
 @dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
 class RunOptions:
+    """What `llmtrace run` was asked to do: the script, its arguments, and the run's options."""
+
     script: str  # as the user typed it: it becomes sys.argv[0]
     args: list[str] = field(default_factory=list)
     trace_id: str | None = None

@@ -63,6 +63,8 @@ _AHEAD_SQL = (
 
 @dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
 class CacheSettings:
+    """Where and how the response cache keeps answers (exact and semantic)."""
+
     enabled: bool = True
     directory: Path | None = None
     ttl_s: float | None = None

@@ -20,6 +20,8 @@ NEVER_CODES = {"insufficient_quota", "context_length_exceeded", "invalid_api_key
 
 @dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
 class RetryPolicy:
+    """How often and how patiently a failed LLM call is tried again."""
+
     retries: int = 4  # after the first attempt: 5 attempts in all
     base_delay: float = 0.5
     max_delay: float = 20.0  # one wait

@@ -40,6 +40,8 @@ _recorder: Recorder | None = None
 
 @dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
 class WireSettings:
+    """What the SDK-level capture does besides recording: cache, retries, budget, replay."""
+
     cache: Any = None  # ResponseCache, or None for no caching
     retry: Any = None  # RetryPolicy, or None to leave retries to the SDK (library use)
     semantic: Any = None  # CacheSettings when the semantic cache is on
