@@ -75,6 +75,54 @@ def test_migrations_recorded_once_each(tmp_path):
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def _schema_of(db: sqlite3.Connection) -> dict:
+    """Every table, column, index, view and trigger, with its SQL as SQLite keeps it, spaces aside
+    (a column added by ALTER TABLE is appended to the CREATE TABLE text with a line break and ", ")."""
+    import re
+
+    def norm(sql: str) -> str:
+        return re.sub(r"\s*([(),;])\s*", r"\1", " ".join(sql.split()))
+
+    rows = db.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+    objects = {(t, n): norm(sql) for t, n, sql in rows}
+    columns = {t: db.execute(f"PRAGMA table_xinfo({t})").fetchall() for (kind, t) in objects if kind == "table"}
+    indexes = {i: db.execute(f"PRAGMA index_xinfo({i})").fetchall() for (kind, i) in objects if kind == "index"}
+    names = [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+    return {"objects": objects, "columns": columns, "indexes": indexes, "migrations": names,
+            "version": db.execute("PRAGMA user_version").fetchone()[0]}
+
+
+def test_a_new_store_made_in_one_step_is_the_store_the_migrations_make(tmp_path, monkeypatch):
+    """A new store is made from schema.FRESH_SCHEMA, not by replaying the migrations: no migration
+    runs, and what it holds is what replaying them all makes, table by table, column by column."""
+    from llmtrace.store import schema
+
+    def never(db: sqlite3.Connection) -> None:
+        raise AssertionError("a migration ran on a new store")
+
+    with monkeypatch.context() as m:
+        m.setattr("llmtrace.store.db.MIGRATIONS", [(name, never) for name, _ in MIGRATIONS])
+        fresh = open_store(tmp_path / "fresh.db")
+    with monkeypatch.context() as m:
+        m.setattr(schema, "FRESH_VERSION", 0)
+        replayed = open_store(tmp_path / "replayed.db")
+    assert _schema_of(fresh) == _schema_of(replayed)
+    assert _schema_of(fresh)["version"] == len(MIGRATIONS) == schema.FRESH_VERSION
+    # A statement SQLite refuses (as CREATE VIRTUAL TABLE … fts5 where SQLite lacks FTS5): nothing of
+    # the one step is kept, and the migrations are replayed instead.
+    with monkeypatch.context() as m:
+        refused = tuple(sql.replace("USING fts5", "USING no_such_module") for sql in schema.FRESH_SCHEMA)
+        m.setattr(schema, "FRESH_SCHEMA", refused)
+        fallback = open_store(tmp_path / "fallback.db")
+    assert _schema_of(fallback) == _schema_of(replayed)
+    # A store made either way takes spans, and finds them by text.
+    for db in (fresh, replayed):
+        w = StoreWriter(db, Redactor())
+        w.start_trace(Trace(id="t1", name="t", start_us=1))
+        w.write_span(Span(id="s1", trace_id="t1", parent_id=None, kind="llm", name="needle", start_us=2, end_us=3))
+        assert db.execute("SELECT rowid FROM span_text WHERE span_text MATCH 'needle'").fetchall()
+
+
 def test_failed_migration_rolls_back(tmp_path, monkeypatch):
     from llmtrace.store import schema
 
@@ -181,6 +229,19 @@ def test_written_spans_round_trip(tmp_path):
     back = get_spans(w.db, trace.id)
     assert [(s.id, s.parent_id, s.kind, s.inputs, s.outputs, s.tool_calls) for s in back] == \
         [(s.id, s.parent_id, s.kind, s.inputs, s.outputs, s.tool_calls) for s in sorted(spans, key=lambda s: (s.start_us, s.id))]
+
+
+def test_spool_files_are_found_by_trace_and_suffix_as_a_glob_would(tmp_path):
+    from llmtrace.store.spool import _spools
+
+    names = ["t1.spool", "t1.42.spool", "t1.42.jsonl", "t1.7.spool.tmp", "t2.9.spool", "t1.live", "t10.3.spool", "x.jsonl"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    for prefix in ("t1.", "t2.", "t1", ""):
+        want = [p for suffix in (".spool", ".jsonl") for p in sorted(tmp_path.glob(f"{prefix}*{suffix}"))]
+        assert _spools(tmp_path, prefix) == want, prefix
+    assert [p.name for p in _spools(tmp_path, "t1.")] == ["t1.42.spool", "t1.42.jsonl"]
+    assert _spools(tmp_path / "absent", "t1.") == []
 
 
 def test_spool_written_at_span_end_and_recovered_after_a_kill(tmp_path):
@@ -620,19 +681,22 @@ def test_default_folders_are_platformdirs_ones(monkeypatch, xdg):
     assert user_dir("cache") / "llmtrace" == Path(platformdirs.user_cache_dir("llmtrace", appauthor=False))
 
 
-@pytest.mark.parametrize("where", ["llmtrace.model:Span", "llmtrace.model:Trace", "llmtrace.run_options:RunOptions",
+@pytest.mark.parametrize("where", ["llmtrace.model:Span", "llmtrace.model:Trace", "llmtrace.model:Totals",
+                                   "llmtrace.model:Feedback", "llmtrace.run_options:RunOptions",
                                    "llmtrace.capture.cache:CacheSettings", "llmtrace.capture.wire:WireSettings",
                                    "llmtrace.capture.retry:RetryPolicy"])
 def test_init_written_out_matches_its_fields(where):
     """The __init__ of the dataclasses every run makes are written out (a generated one is compiled at
     every run's start): the same parameters, in the fields' order, with the fields' defaults, as
-    dataclass would generate."""
+    dataclass would generate. Each has a docstring of its own (for one without, dataclass writes one
+    from `inspect.signature`: ~2 M instructions at import)."""
     import dataclasses
     import importlib
     import inspect
 
     module, name = where.split(":")
     cls = getattr(importlib.import_module(module), name)
+    assert cls.__doc__ and not cls.__doc__.startswith(f"{name}(")
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     fields = dataclasses.fields(cls)
     assert [p.name for p in params] == [f.name for f in fields]
@@ -649,7 +713,8 @@ def test_init_written_out_matches_its_fields(where):
     every = {f.name: object() for f in fields}
     assert all(getattr(cls(**every), k) is v for k, v in every.items())  # every argument kept as given
     if module == "llmtrace.model":
-        assert repr(made).startswith(f"{name}(id='v-id'")
+        first = fields[0].name
+        assert repr(made).startswith(f"{name}({first}={getattr(made, first)!r}")
 
 
 def test_model_equality_is_field_by_field():

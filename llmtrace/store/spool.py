@@ -346,8 +346,15 @@ def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
     return len(rows)
 
 
-def _spools(directory: Path, pattern: str) -> list[Path]:
-    return [p for suffix in SUFFIXES for p in directory.glob(pattern + suffix)]
+def _spools(directory: Path, prefix: str = "") -> list[Path]:
+    """The spool files in `directory` named `prefix`…`suffix` (`glob(prefix + "*" + suffix)`, without
+    the pattern compiled each call: a run's end asks with its own trace id)."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    return [directory / name for suffix in SUFFIXES for name in names
+            if name.startswith(prefix) and name.endswith(suffix) and len(name) >= len(prefix) + len(suffix)]
 
 
 def load_children(db: sqlite3.Connection, directory: Path, trace_id: str, redactor: Any = None) -> int:
@@ -355,7 +362,7 @@ def load_children(db: sqlite3.Connection, directory: Path, trace_id: str, redact
     from llmtrace.procs import pid_alive
 
     total = 0
-    for path in _spools(directory, f"{trace_id}.*"):
+    for path in _spools(directory, f"{trace_id}."):
         pid = path.name.split(".")[1]
         if pid.isdigit() and pid_alive(int(pid)):
             continue  # a child that outlives the run: the next command loads it
@@ -370,7 +377,7 @@ def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> in
     from llmtrace.procs import pid_alive
 
     total = 0
-    for path in _spools(directory, "*"):
+    for path in _spools(directory):
         trace_id, _, rest = path.name.partition(".")
         child_pid = rest.split(".")[0] if rest.count(".") == 1 else ""
         if child_pid.isdigit() and pid_alive(int(child_pid)):
