@@ -727,3 +727,37 @@ def test_model_equality_is_field_by_field():
     assert Trace("a", "n", 1) != ("a", "n", 1)
     with pytest.raises(TypeError):
         hash(Totals())  # unhashable, as a dataclass with eq is
+
+
+def test_import_hooks_fire_once_after_the_module_runs_and_add_no_meta_path_finder(tmp_path, monkeypatch):
+    """`hooks.when_imported` calls back once the watched module has run, whether its package's
+    directory was seen before the watch began or not; no meta-path finder is added (one would be
+    asked about every import the script makes)."""
+    import importlib
+    import sys
+
+    from llmtrace.capture import hooks
+
+    for pkg in ("hookpkg_a", "hookpkg_b"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+        (tmp_path / pkg / "_base_client.py").write_text("RAN = True\n")
+        (tmp_path / pkg / "other.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    meta_path = list(sys.meta_path)
+    importlib.import_module("hookpkg_b.other")  # hookpkg_b's directory has its finder before the watch
+    seen: list = []
+    try:
+        for pkg in ("hookpkg_a", "hookpkg_b"):
+            hooks.when_imported(f"{pkg}._base_client", lambda m: seen.append((m.__name__, m.RAN)))
+        assert seen == [] and sys.meta_path == meta_path
+        importlib.import_module("hookpkg_a.other")
+        assert seen == []
+        importlib.import_module("hookpkg_a._base_client")
+        importlib.import_module("hookpkg_b._base_client")
+        assert seen == [("hookpkg_a._base_client", True), ("hookpkg_b._base_client", True)]
+        hooks.when_imported("hookpkg_a._base_client", lambda m: seen.append("at once"))  # already imported
+        assert seen[-1] == "at once" and len(seen) == 3
+    finally:
+        for name in [n for n in sys.modules if n.startswith("hookpkg_")]:
+            del sys.modules[name]
