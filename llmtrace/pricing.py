@@ -143,8 +143,8 @@ def _learn(model: str, provider: str | None, input_tokens: int, output_tokens: i
         day = _utc_day()
         calc = calc_price(Usage(input_tokens=1, output_tokens=1), model, provider_id=pid)
         mp, dated = calc.model_price, calc.model.prices
-        if isinstance(dated, list) and any(c.constraint is not None and type(c.constraint).__name__ != "StartDateConstraint"
-                                           for c in dated):
+        kinds = {type(c.constraint).__name__ for c in dated} if isinstance(dated, list) else set()
+        if kinds - {"NoneType", "StartDateConstraint"}:
             return  # off-peak rates: the price depends on the hour
         fields = {k: v for k, v in vars(mp).items() if v is not None}
         if not all(isinstance(v, Decimal) for v in fields.values()):

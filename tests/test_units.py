@@ -234,7 +234,8 @@ def test_written_spans_round_trip(tmp_path):
 def test_spool_files_are_found_by_trace_and_suffix_as_a_glob_would(tmp_path):
     from llmtrace.store.spool import _spools
 
-    names = ["t1.spool", "t1.42.spool", "t1.42.jsonl", "t1.7.spool.tmp", "t2.9.spool", "t1.live", "t10.3.spool", "x.jsonl"]
+    names = ["t1.spool", "t1.42.spool", "t1.42.jsonl", "t1.7.spool.tmp", "t2.9.spool", "t1.live", "t10.3.spool",
+             "x.jsonl"]
     for name in names:
         (tmp_path / name).write_bytes(b"")
     for prefix in ("t1.", "t2.", "t1", ""):
