@@ -43,11 +43,11 @@ def _notify_after_exec(spec: Any, name: str) -> None:
     loader.exec_module = run_then_notify  # this loader object belongs to this one spec
 
 
-def _watch(finder: Any) -> Any:
-    """`finder` (a directory's path-entry finder), telling us when it finds a watched module."""
+def _watch(finder: Any) -> None:
+    """Make `finder` (a directory's path-entry finder) tell us when it finds a watched module."""
     find = getattr(finder, "find_spec", None)
     if find is None or getattr(find, "_llmtrace_watch", False):
-        return finder
+        return
 
     def find_spec(fullname: str, target: Any = None) -> Any:
         spec = find(fullname, target)
@@ -60,7 +60,6 @@ def _watch(finder: Any) -> Any:
         finder.find_spec = find_spec
     except (AttributeError, TypeError):  # a finder that takes no attributes: left as it is
         pass
-    return finder
 
 
 def _path_hook(path: str) -> Any:

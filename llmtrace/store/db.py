@@ -106,9 +106,8 @@ def migrate(db: sqlite3.Connection) -> None:
     try:
         # Re-read under the write lock: another process may have just applied some.
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        empty = not db.execute("SELECT 1 FROM sqlite_master WHERE tbl_name != 'schema_migrations'").fetchone()
-        if version == 0 and empty:
-            version = _create_fresh(db)
+        if version == 0 and not db.execute("SELECT 1 FROM sqlite_master WHERE tbl_name != 'schema_migrations'").fetchone():
+            version = _create_fresh(db)  # an empty store: made in one step
         for index, (name, fn) in enumerate(MIGRATIONS, start=1):
             if index <= version:
                 continue
