@@ -321,6 +321,10 @@ def test_a_span_snapshot_encodes_to_exactly_the_rows_of_the_direct_path(fields):
     {"response": {"t": "ghp_abcdefghijklmnopqrstuvwxyz0123456789"}},
     {"response": {"usage": {"prompt_tokens": 3}, "token": "t"}},
     {"response": {"usage": {"prompt_tokens": 3}, "id_tokens": ["t"]}},
+    {"response": {"usage": {"completion_tokens": 3}, "access_tokens": ["t"]}},
+    {"response": {"usage": {"cached_tokens": 3}, "refresh_tokens": ["t"]}},
+    {"response": {"usage": {"total_tokens": 3}, "auth_tokens": ["t"]}},
+    {"response": {"usage": {"max_tokens": 3}, "session_tokens": ["t"]}},
     {"inputs": {"access-tokens": "t", "total_tokens": 3}},
     {"metadata": {"params": {"max_tokens": 5}, "x": {"Auth_Token": "t"}}},
     {"inputs": {"x": object()}},
@@ -332,6 +336,47 @@ def test_a_span_with_anything_to_redact_is_never_snapshotted(fields):
     span = Span(id="s", trace_id="t", parent_id=None, kind="llm", name="x", start_us=1, end_us=2, status="ok", **fields)
     assert enc.snapshot(span) is None
 
+
+# Pieces of names and texts near what redaction acts on: fragments of credential names, "…_tokens"
+# count names and the credential patterns they can hide, key shapes, the secret, non-ASCII.
+_NEAR_MISSES = ["key", "Key", "API_KEY", "monkey", "secret", "passw", "authoriz", "credential", "token", "tokens",
+                "_tokens", "prompt_tokens", "completion_tokens", "cached_tokens", "max_tokens", "id_token", "id_tokens",
+                "paid_tokens", "access_tokens", "auth_tokens", "refresh-token", "session_tokens", "s_tokens", "bearer",
+                "Bearer ", "cookie", "sk-", "AKIA", "gh", "ghp_", "right", "super-secret-value-1", "super-secret",
+                "abcdefghijklmnopqrstuvwxyz0123456789", "é", "✓", "x", " ", "_"]
+
+
+def test_a_span_snapshot_is_taken_only_when_redaction_would_change_nothing():
+    """The snapshot skips redaction; whenever it is taken, the rows it gives must be the redacted rows."""
+    import random
+
+    from llmtrace.store.writer import RowEncoder
+
+    rnd = random.Random(7)
+
+    def text() -> str:
+        return "".join(rnd.choice(_NEAR_MISSES) for _ in range(rnd.randint(0, 4)))
+
+    def value(depth: int = 0) -> object:
+        roll = rnd.random()
+        if depth > 2 or roll < 0.4:
+            return text()
+        if roll < 0.5:
+            return rnd.randint(0, 9)
+        if roll < 0.75:
+            return {text(): value(depth + 1) for _ in range(rnd.randint(0, 3))}
+        return [value(depth + 1) for _ in range(rnd.randint(0, 3))]
+
+    enc = RowEncoder(Redactor({"super-secret-value-1"}))
+    taken = 0
+    for i in range(3000):
+        span = Span(id=f"s{i}", trace_id="t", parent_id=None, kind="llm", name="x", start_us=1, end_us=2,
+                    status="ok", inputs=value(), metadata={"m": value()}, response=value())
+        blob = enc.snapshot(span)
+        if blob is not None:
+            taken += 1
+            assert enc.snapshot_rows(blob) == enc.rows(span), span
+    assert 300 < taken < 2700  # both ways were tried
 
 def test_pricing_cached_tokens_and_unknown_models():
     from llmtrace import pricing
