@@ -282,3 +282,21 @@ def test_explicit_max_retries_five_is_kept(llmtrace_home, mock_server):
     assert server.stats.requests == 7
     _, spans = last_trace(llmtrace_home)
     assert [s.attempts for s in spans if s.kind == "llm"] == [6, 1]
+
+
+def test_the_sdk_request_options_are_left_as_they_were(llmtrace_home, mock_server):
+    # llmtrace turns the SDK's retries off on a request's options while it sends (its own retries
+    # take over) and puts them back after: a script that keeps its options sees no change.
+    server = mock_server({"faults": [503, 200, 200, 200, 200]})
+    r = run_cli("run", "--no-cache", str(AGENTS / "own_options.py"), env={**server_env(server), **FAST})
+    plain_server = mock_server({"faults": [503, 200, 200, 200, 200]})
+    plain = subprocess.run([sys.executable, str(AGENTS / "own_options.py")], capture_output=True, text=True,
+                           env={**os.environ, **server_env(plain_server), **FAST}, cwd=str(ROOT))
+    assert plain.returncode == 0, plain.stderr
+    assert (r.code, r.stdout) == (0, plain.stdout), r.stderr
+    lines = [line.split("|") for line in r.stdout.splitlines()]
+    assert [line[2] for line in lines] == ["['json_data', 'method', 'url']"] * 2 + [
+        "['json_data', 'max_retries', 'method', 'url']"] * 2
+    assert [line[1] for line in lines[2:]] == ["3", "3"]
+    _, spans = last_trace(llmtrace_home)
+    assert [s.attempts for s in spans if s.kind == "llm"] == [2, 1, 1, 1]  # the 503 retried, by llmtrace

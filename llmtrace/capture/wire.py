@@ -343,6 +343,7 @@ class _Call:
         self.replay_failures: list[dict[str, Any]] = []
         self._base: str | None = None  # the client's base URL as text, once asked for
         self._url: str | None = None
+        self._sdk_retries: tuple[Any, bool] | None = None  # (max_retries, was unset) while send_plan set 0
         self.t0 = time.perf_counter()
 
     # -- cache ------------------------------------------------------------------------------------
@@ -553,13 +554,31 @@ class _Call:
         return policy.retries
 
     def send_plan(self) -> tuple[int | None, Any]:
-        """(retries llmtrace makes, or None; the request options to send with)."""
+        """(retries llmtrace makes, or None; the request options to send with).
+
+        With llmtrace's retries, the SDK's own are turned off on the request's options for the call:
+        one layer owns the retry budget. `restore_options` puts them back when the call is over. The
+        SDK makes fresh options for each request; a copy would cost more than the rest of the call's
+        set-up (pydantic's model_copy, ~17,000 instructions)."""
         budget = self.retry_budget()
         options = self.options
         if budget is not None:
-            options = options.model_copy() if hasattr(options, "model_copy") else options.copy()
-            options.max_retries = 0  # one layer owns the retry budget: ours
+            fields = getattr(options, "__pydantic_fields_set__", None)
+            self._sdk_retries = (options.max_retries, fields is not None and "max_retries" not in fields)
+            options.max_retries = 0
         return budget, options
+
+    def restore_options(self) -> None:
+        """The options' max_retries as they were before `send_plan` (and pydantic's note of it)."""
+        saved = self._sdk_retries
+        if saved is None:
+            return
+        self._sdk_retries = None
+        options = self.options
+        if options.max_retries == 0:  # else someone else changed it since: theirs stays
+            options.max_retries = saved[0]
+            if saved[1]:
+                options.__pydantic_fields_set__.discard("max_retries")
 
     def before(self) -> None:
         self.attempts += 1
@@ -821,6 +840,7 @@ def _wrap_request_sync(orig: Any) -> Any:
             raise
         finally:
             _active.reset(token)
+            call.restore_options()
         call.returned()
         return result
 
@@ -875,6 +895,7 @@ def _wrap_request_async(orig: Any) -> Any:
             raise
         finally:
             _active.reset(token)
+            call.restore_options()
         call.returned()
         return result
 
