@@ -763,6 +763,43 @@ def test_init_written_out_matches_its_fields(where):
         assert repr(made).startswith(f"{name}({first}={getattr(made, first)!r}")
 
 
+def test_a_started_span_holds_each_argument_in_its_own_field():
+    """Recorder.start_span makes the Span by position (cheaper than by keyword): each value must land
+    in the field of its name, the rest keep their defaults."""
+    import dataclasses
+
+    from llmtrace.recorder import Recorder
+
+    rec = Recorder(Trace(id="t", name="t", start_us=1), [])
+    given = {"span_id": "s", "kind": "llm", "name": "n", "parent_id": "p", "inputs": object(), "tags": ["x"],
+             "metadata": {"m": 1}, "model_requested": "gpt", "provider": "openai"}
+    span = rec.start_span(**given)
+    fields = {"id": "s", "trace_id": "t", **{k: v for k, v in given.items() if k != "span_id"}}
+    defaults = Span(id="s", trace_id="t", parent_id="p", kind="llm", name="n", start_us=span.start_us)
+    for f in dataclasses.fields(Span):
+        expected = fields[f.name] if f.name in fields else getattr(defaults, f.name)
+        assert getattr(span, f.name) == expected, f.name
+    assert span.inputs is given["inputs"] and span.start_us > 0 and rec.get_open("s") is span
+
+
+def test_run_ids_kept_as_text_are_what_str_makes_of_them():
+    """The handler writes a run id as text itself (str(UUID) costs its method calls) and keeps it by the
+    UUID's integer: the text must be str()'s, found again by the same or an equal UUID, and any other
+    kind of id kept as it is."""
+    from langchain_core.utils.uuid import uuid7
+
+    from llmtrace.capture.handler import _TEXT_IDS, _forget, _remember, _sid
+
+    for run_id in [uuid.uuid4(), uuid7(), uuid.UUID(int=0), uuid.UUID(int=2 ** 128 - 1), "not-a-uuid"]:
+        text = _remember(run_id)
+        assert text == str(run_id)
+        twin = uuid.UUID(str(run_id)) if isinstance(run_id, uuid.UUID) else run_id
+        assert _sid(twin) == text and _sid(run_id) == text
+        assert _forget(twin) == text and not _TEXT_IDS
+        assert _sid(run_id) == text  # once forgotten, made again
+    assert _sid(None) is None
+
+
 def test_model_equality_is_field_by_field():
     from llmtrace.model import Feedback, Span, Totals, Trace
 

@@ -477,25 +477,30 @@ class _Call:
     def on_response(self, response: Any) -> None:
         """The SDK is about to parse `response` (live or replayed): tee its body into the span."""
         self.status = response.status_code
-        # One pass over the headers (items() joins repeated ones with ", " as headers.get does).
-        kept: list[list[str]] = []
-        content_type, encoding = "", "identity"
-        for k, v in response.headers.items():
-            low = k.lower()
-            if low not in _DROP_HEADERS:
-                kept.append([k, v])
-                if low == "content-type":
-                    content_type = v
-            elif low == "content-encoding":
-                encoding = v
-        self.headers = kept
+        headers = response.headers
+        if self.key is not None:  # an answer for the cache: its headers are kept with it
+            # One pass over the headers (items() joins repeated ones with ", " as headers.get does).
+            kept: list[list[str]] = []
+            content_type, encoding = "", "identity"
+            for k, v in headers.items():
+                low = k.lower()
+                if low not in _DROP_HEADERS:
+                    kept.append([k, v])
+                    if low == "content-type":
+                        content_type = v
+                elif low == "content-encoding":
+                    encoding = v
+            self.headers = kept
+        else:  # two look-ups cost a fifth of decoding every header
+            content_type, encoding = headers.get("content-type", ""), headers.get("content-encoding", "identity")
         sse = self.sse = content_type.startswith("text/event-stream")
         encoded = encoding.lower() not in ("", "identity")
         if hasattr(response, "_content"):  # already read (a non-streamed send)
             self.body_done([response.content], None, True)
             return
         if encoded:  # compressed bytes under the decoder: record them whole, as they came
-            self.headers = [[k, v] for k, v in response.headers.items() if k.lower() not in _DROP_HEADERS - {"content-encoding"}]
+            if self.key is not None:
+                self.headers = [[k, v] for k, v in headers.items() if k.lower() not in _DROP_HEADERS - {"content-encoding"}]
             sse = self.sse = False
         httpx = sys.modules[type(response).__module__.split(".")[0]]
         tee, atee, _ = _stream_classes(httpx)
