@@ -608,6 +608,43 @@ def test_a_replayed_answer_is_the_response_httpx_would_build(module):
         assert odd.headers.raw == httpx.Response(200, headers=hs, content=b, request=request).headers.raw
 
 
+@pytest.mark.parametrize("headers, sse", [
+    ([("Content-Type", "text/event-stream; charset=utf-8"), ("X-Request-Id", "r")], True),
+    ([("content-type", "application/json"), ("Content-Length", "2"), ("Set-Cookie", "a=b")], False),
+    ([("CONTENT-TYPE", "text/event-stream"), ("content-type", "x/y")], True),
+    ([("x-other", "text/event-stream")], False),
+])
+@pytest.mark.parametrize("key", [None, "cache-key"])
+def test_a_response_is_read_by_its_content_type_and_only_a_cached_one_keeps_its_headers(headers, sse, key):
+    import httpx
+
+    from llmtrace.capture import wire
+
+    call = wire._Call.__new__(wire._Call)
+    call.key, call.headers, call.status = key, [], None
+    bodies: list = []
+    call.body_done = lambda parts, error, exhausted: bodies.append(parts)  # type: ignore[method-assign]
+    response = httpx.Response(200, headers=headers, content=b"{}")
+    call.on_response(response)
+    assert call.status == 200 and call.sse is sse and bodies == [[b"{}"]]
+    kept = [[k, v] for k, v in response.headers.items() if k.lower() not in wire._DROP_HEADERS]
+    assert call.headers == (kept if key else [])
+    assert (response.headers.get("content-type", "").startswith("text/event-stream")) is sse
+
+
+@pytest.mark.parametrize("text", ['{"a": 1}', ' {"a": 1} ', '{"a":1}\n', "[1,2]", '"x"', "1", "NaN", "-Infinity", "1e400",
+                                  "true", "hello", "", "  ", '{"a": 1} x', '{"a":', '{"a": "\\ud800"}', "\ud800"])
+def test_json_is_parsed_as_json_loads_parses_it(text):
+    """parse_json_maybe calls json's scanner itself: whatever the text, what json.loads makes of it (or the text)."""
+    from llmtrace.capture.serialize import parse_json_maybe
+
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        expected = text
+    assert repr(parse_json_maybe(text)) == repr(expected)
+
+
 def _raised(fn):
     try:
         fn()

@@ -112,8 +112,20 @@ def to_jsonable(value: Any, depth: int = 0) -> Any:
         return f"<{cls}>"
 
 
+# json.loads' own scanner: json.loads is it plus two regex matches for the whitespace around the
+# value (~9,000 instructions of the ~58,000 for a chat reply), which a reply seldom has.
+_scan = json.JSONDecoder().scan_once
+
+
 def parse_json_maybe(text: Any) -> Any:
+    """`text` as JSON (json.loads), or `text` itself if it is not JSON."""
     if isinstance(text, str):
+        try:
+            value, end = _scan(text, 0)
+            if end == len(text):
+                return value
+        except (StopIteration, ValueError):  # not a value at its first character (maybe whitespace)
+            pass
         try:
             return json.loads(text)
         except ValueError:
