@@ -11,6 +11,10 @@ count repeats to within a few thousand in billions (PYTHONHASHSEED fixed). Each 
 twice, with 10 and with 10 + N calls: the difference divided by N is the work of one call, with
 interpreter start, imports and set-up cancelled out; the one-call script (`one`) gives start-up.
 
+Then the developers' 200-step chat + tool loop (bench/agent_loop.py: each step one ChatOpenAI.invoke
+and one tool call), under `python` and `llmtrace run --no-cache`, fresh home: issue #16's "≤ 1.03"
+read in the traced process's instructions, start-up included (`--agent-steps 0` skips it).
+
 The rows are bench_peers.py's (MLflow only when named: its migrations take many minutes under
 valgrind). Figures are instructions; "traced ÷ untraced" is the ratio of per-call instructions, and
 the µs figures convert instructions at the rate the untraced loop runs at natively on this machine
@@ -46,12 +50,14 @@ from bench.bench_peers import (
     peer_python,
     pins,
 )
-from bench.common import PY, ROOT
+from bench.common import PY, ROOT, llmtrace
 
 ROWS = ("python", "noop", "llmtrace-nocache", "llmtrace-miss", "llmtrace-hit", "openinference")
 # Calls in the shorter loop: enough that llmtrace's helper process starts in both loops (it starts
 # once a run has spooled 16 records), so the difference is a long run's per-call work.
 FIRST = 20
+AGENT = str(ROOT / "bench" / "agent_loop.py")
+AGENT_STEPS = 200
 STARTS = 3  # one-call runs of a traced row, the median taken: when the garbage collector runs moves it by ~±30 M
 _IREFS = re.compile(r"==(\d+)== I\s+refs:\s+([\d,]+)")
 _PID = re.compile(r"==(\d+)==")  # the first process valgrind reports on: the command's own
@@ -72,7 +78,7 @@ def count(cmd: list[str], env: dict[str, str], home: str, row: str) -> dict[str,
 
 
 def measure(calls: int = 50, rows: tuple[str, ...] | None = None, create_venvs: bool = True,
-            log: Any = None) -> dict[str, Any]:
+            log: Any = None, agent_steps: int = AGENT_STEPS) -> dict[str, Any]:
     from llmtrace.mock import MockServer, Script
 
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -142,10 +148,28 @@ def measure(calls: int = 50, rows: tuple[str, ...] | None = None, create_venvs: 
                     slow = results[row]["long"]["loop_s"] / (FIRST + calls)
                     scale = max(1.0, slow / min(native_wall))
                 say(f"  {row}: done ({time.perf_counter() - t0:.0f} s)")
+            agent: dict[str, Any] = {}
+            if agent_steps:
+                for row, cmd in (("python", [PY, AGENT, str(agent_steps)]),
+                                 ("llmtrace-nocache", llmtrace("run", "-q", "--no-cache", AGENT, str(agent_steps)))):
+                    n += 1
+                    home = scratch / f"p{n}"
+                    home.mkdir()
+                    env = {**env0, "OPENAI_BASE_URL": chat.base_url, "LLMTRACE_HOME": str(home),
+                           "LLMTRACE_TIMER_SCALE": f"{scale:.1f}"}
+                    agent[row] = count(cmd, env, str(home), row)
+                say(f"  {agent_steps}-step agent loop: done ({time.perf_counter() - t0:.0f} s)")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     out = summarize(results, calls, min(native), skipped, time.perf_counter() - t0)
     out["timer_scale"] = scale
+    if agent:
+        plain, traced = agent["python"], agent["llmtrace-nocache"]
+        out["agent_loop"] = {"steps": agent_steps, "python": plain["own_instructions"],
+                             "traced": traced["own_instructions"], "traced_all": traced["instructions"],
+                             "ratio": traced["own_instructions"] / plain["own_instructions"],
+                             "ratio_all": traced["instructions"] / plain["instructions"],
+                             "spans": traced.get("spans"), "llm_spans": traced.get("llm_spans")}
     return out
 
 
@@ -224,6 +248,15 @@ def report(r: dict[str, Any]) -> str:
               f"start-up: the median of {STARTS} one-call runs of each traced row; "
               f"pinned: {', '.join(r['pins'])}.")]
     notes += [f"{LABELS[k]}: skipped, {why}." for k, why in r["skipped"].items()]
+    loop = r.get("agent_loop")
+    if loop:
+        notes.append(
+            f"\n**{loop['steps']}-step chat + tool loop** (`bench/agent_loop.py {loop['steps']}`, one `ChatOpenAI.invoke` "
+            f"and one tool call a step, fresh home): the traced process of `llmtrace run --no-cache` "
+            f"{loop['traced'] / 1e6:,.0f} M instructions, `python` {loop['python'] / 1e6:,.0f} M: "
+            f"**traced ÷ untraced {loop['ratio']:.4f}** (target ≤ 1.03), start-up included; with the helper "
+            f"process {loop['traced_all'] / 1e6:,.0f} M, {loop['ratio_all']:.3f}. Spans stored: {loop['spans']:,} "
+            f"({loop['llm_spans']:,} LLM) of {2 * loop['steps']:,}.")
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 
@@ -231,13 +264,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=50, help="calls between the two loops (default 50)")
     ap.add_argument("--rows", help=f"comma-separated rows (default: {','.join(ROWS)}; also: mlflow)")
+    ap.add_argument("--agent-steps", type=int, default=AGENT_STEPS,
+                    help=f"steps of the agent loop measured after the rows (default {AGENT_STEPS}; 0: none)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     a = ap.parse_args()
     rows = tuple(x.strip() for x in a.rows.split(",")) if a.rows else None
     unknown = [x for x in rows or () if x not in (*ROWS, *PEERS)]
     if unknown:
         ap.error(f"unknown row {', '.join(unknown)}")
-    r = measure(a.calls, rows)
+    r = measure(a.calls, rows, agent_steps=a.agent_steps)
     if a.json:
         a.json.write_text(json.dumps(r, indent=2))
     print(report(r))

@@ -114,7 +114,7 @@ def main() -> None:
         if name == "peers":
             results[name] = bench_peers.measure(a.quick, calls=a.peers_calls, rounds=a.peers_rounds)
         elif name == "instructions":
-            results[name] = (bench_instructions.measure(5, ("llmtrace-nocache",), create_venvs=False) if a.quick
+            results[name] = (bench_instructions.measure(5, ("llmtrace-nocache",), create_venvs=False, agent_steps=3) if a.quick
                              else bench_instructions.measure())
         else:
             results[name] = BENCHES[name].measure(a.quick)
