@@ -1,6 +1,6 @@
 """Per-call work in instructions: the figures of bench_peers.py that this machine's noise cannot move.
 
-    python bench/bench_instructions.py              # 10 and 60 calls, every row but MLflow (~10 minutes)
+    python bench/bench_instructions.py              # 20 and 70 calls, every row but MLflow, the 200-step loop (~17 minutes)
     python bench/bench_instructions.py --calls 100 --rows llmtrace-nocache,openinference
 
 Wall time on a shared machine moves by more than a tracer adds to a call (bench_peers.py: an untraced
