@@ -8,7 +8,7 @@ call took 3.7–5.7 ms from round to round). The instructions a process executes
 workload (bench/peer_workload.py, against the same scripted server) runs under valgrind's cachegrind,
 which counts every instruction of every thread of the process (the server runs outside it), and the
 count repeats to within a few thousand in billions (PYTHONHASHSEED fixed). Each row runs the loop
-twice, with 10 and with 10 + N calls: the difference divided by N is the work of one call, with
+twice, with 20 and with 20 + N calls: the difference divided by N is the work of one call, with
 interpreter start, imports and set-up cancelled out; the one-call script (`one`) gives start-up.
 
 Then the developers' 200-step chat + tool loop (bench/agent_loop.py: each step one ChatOpenAI.invoke
