@@ -105,6 +105,47 @@ def test_a_short_run_stores_its_spool_itself_and_a_longer_one_starts_the_helper(
     assert list(directory.glob("t5*")) == []
 
 
+def test_the_next_command_stores_a_killed_runs_answers_and_closes_only_the_caches_it_opened(tmp_path, monkeypatch):
+    """A run killed before any helper leaves its answers in the spool; recovery (in `open_store`)
+    writes them to their cache and closes the cache it opened for them, but not one that was open
+    before (a run's own cache, adopted, which the run goes on using)."""
+    from llmtrace.capture import cache as cache_mod
+    from llmtrace.capture.cache import CacheSettings, ResponseCache
+
+    monkeypatch.setattr(helper, "_START_AFTER_S", 1e9)
+    monkeypatch.setattr(cache_mod, "_opened", {})
+    home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, "t6")
+    killed_cache = ResponseCache(CacheSettings(directory=tmp_path / "cache"))
+    spool = helper.HelperSpoolingWriter(writer, directory, "t6")
+    killed_cache.handoff = spool.answer_handoff(killed_cache)
+    _write_spans(spool, "t6", 3)
+    killed_cache.set("k1", 200, [], [b"{}"], False)
+    assert spool._sock is None and list(directory.glob("t6*"))  # no helper: all of it in the spool
+    cache_mod._opened.clear()  # the killed process's, gone with it
+    db.close()
+
+    own = ResponseCache(CacheSettings(directory=tmp_path / "own-cache"))
+    own.adopt()  # the next command is a run whose cache is open already
+    opened: list[ResponseCache] = []
+    from_place = ResponseCache.from_place.__func__
+    monkeypatch.setattr(ResponseCache, "from_place",
+                        classmethod(lambda cls, place: opened.append(from_place(cls, place)) or opened[-1]))
+    closed: list[ResponseCache] = []
+    close = ResponseCache.close
+    monkeypatch.setattr(ResponseCache, "close", lambda self: (closed.append(self), close(self))[1])
+
+    db2 = open_store(home / "traces.db")  # what the next command does
+    assert db2.execute("SELECT count(*) FROM spans WHERE trace_id = 't6'").fetchone()[0] == 3
+    assert len(opened) == 1 and closed == opened  # the cache opened for the answers, closed
+    assert list(cache_mod._opened.values()) == [own]  # the run's own, still open
+    assert own.get("k0") is None  # and usable
+    again = ResponseCache(CacheSettings(directory=tmp_path / "cache"))
+    assert again.get("k1")["parts"] == [b"{}"]
+    again.close()
+    own.close()
+    assert list(directory.glob("t6*")) == []
+
+
 def _count_notes(spool) -> list[bytes]:
     kinds, send = [], spool._send
 

@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -448,9 +449,10 @@ def write_answers(answers: list[tuple[tuple[str, int, float | None], str, dict[s
             _write_failed(e)
 
 
-def close_opened() -> None:
-    while _opened:
-        _opened.popitem()[1].close()
+def close_opened(keep: Collection[tuple[str, int, float | None]] = ()) -> None:
+    """Close the caches `write_answers` opened (or a run adopted), but those whose place is in `keep`."""
+    for place in [p for p in _opened if p not in keep]:
+        _opened.pop(place).close()
 
 
 def open_cache(settings: CacheSettings, quiet: bool = False) -> ResponseCache | None:

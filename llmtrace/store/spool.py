@@ -319,10 +319,17 @@ def store_answers(records: list[tuple[bytes, bytes]]) -> None:
         write_answers(answers)
 
 
-def close_caches() -> None:
-    """Close the response caches `store_answers` opened."""
+def open_caches() -> set[Any]:
+    """The places of the response caches open for `store_answers` now (to keep, in `close_caches`)."""
+    cache = sys.modules.get("llmtrace.capture.cache")
+    return set(cache._opened) if cache is not None else set()
+
+
+def close_caches(keep: set[Any] | frozenset[Any] = frozenset()) -> None:
+    """Close the response caches `store_answers` opened, but those whose place is in `keep` (open
+    before: a run's own cache, which it adopted)."""
     if "llmtrace.capture.cache" in sys.modules:
-        sys.modules["llmtrace.capture.cache"].close_opened()
+        sys.modules["llmtrace.capture.cache"].close_opened(keep)
 
 
 def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
@@ -361,12 +368,15 @@ def load_children(db: sqlite3.Connection, directory: Path, trace_id: str, redact
     """Load the spools of a run's child processes that have ended; returns spans loaded."""
     from llmtrace.procs import pid_alive
 
-    total = 0
-    for path in _spools(directory, f"{trace_id}."):
-        pid = path.name.split(".")[1]
-        if pid.isdigit() and pid_alive(int(pid)):
-            continue  # a child that outlives the run: the next command loads it
-        total += _load(db, path, redactor)
+    total, kept = 0, open_caches()
+    try:
+        for path in _spools(directory, f"{trace_id}."):
+            pid = path.name.split(".")[1]
+            if pid.isdigit() and pid_alive(int(pid)):
+                continue  # a child that outlives the run: the next command loads it
+            total += _load(db, path, redactor)
+    finally:
+        close_caches(kept)  # the caches the children's answers went to
     return total
 
 
@@ -376,14 +386,17 @@ def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> in
         return 0
     from llmtrace.procs import pid_alive
 
-    total = 0
-    for path in _spools(directory):
-        trace_id, _, rest = path.name.partition(".")
-        child_pid = rest.split(".")[0] if rest.count(".") == 1 else ""
-        if child_pid.isdigit() and pid_alive(int(child_pid)):
-            continue  # a child process still writing
-        row = db.execute("SELECT status, pid FROM traces WHERE id = ?", (trace_id,)).fetchone()
-        if row is not None and row[0] == "running" and pid_alive(row[1]):
-            continue  # still being written
-        total += _load(db, path, redactor)
+    total, kept = 0, open_caches()
+    try:
+        for path in _spools(directory):
+            trace_id, _, rest = path.name.partition(".")
+            child_pid = rest.split(".")[0] if rest.count(".") == 1 else ""
+            if child_pid.isdigit() and pid_alive(int(child_pid)):
+                continue  # a child process still writing
+            row = db.execute("SELECT status, pid FROM traces WHERE id = ?", (trace_id,)).fetchone()
+            if row is not None and row[0] == "running" and pid_alive(row[1]):
+                continue  # still being written
+            total += _load(db, path, redactor)
+    finally:
+        close_caches(kept)  # the caches a killed run's answers went to (a run's own, adopted before, stays open)
     return total
