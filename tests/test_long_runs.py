@@ -34,6 +34,21 @@ def _killed_trace_store(tmp_path, monkeypatch, trace_id: str):
     return home, db, writer, spool_mod.spool_dir(home)
 
 
+def _short_run_with_an_answer(tmp_path, monkeypatch, trace_id: str):
+    """A killed trace's store and a run of it with no helper yet (nor by time): three spans spooled,
+    and one answer ("k1") its cache handed to the spool. Returns the store's parts, the cache, the spool."""
+    from llmtrace.capture.cache import CacheSettings, ResponseCache
+
+    monkeypatch.setattr(helper, "_START_AFTER_S", 1e9)
+    home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, trace_id)
+    cache = ResponseCache(CacheSettings(directory=tmp_path / "cache"))
+    spool = helper.HelperSpoolingWriter(writer, directory, trace_id)
+    cache.handoff = spool.answer_handoff(cache)
+    _write_spans(spool, trace_id, 3)
+    cache.set("k1", 200, [], [b"{}"], False)
+    return home, db, writer, directory, cache, spool
+
+
 @pytest.mark.parametrize("copier", ["thread", "process"])
 def test_spool_segments_go_once_sqlite_has_their_rows(tmp_path, monkeypatch, copier):
     monkeypatch.setattr(spool_mod, "_SEGMENT_BYTES", 4096)
@@ -81,13 +96,7 @@ def test_a_short_run_stores_its_spool_itself_and_a_longer_one_starts_the_helper(
     and the cached answers itself. The 16th record starts the helper."""
     from llmtrace.capture.cache import CacheSettings, ResponseCache
 
-    monkeypatch.setattr(helper, "_START_AFTER_S", 1e9)
-    home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, "t4")
-    cache = ResponseCache(CacheSettings(directory=tmp_path / "cache"))
-    short = helper.HelperSpoolingWriter(writer, directory, "t4")
-    cache.handoff = short.answer_handoff(cache)
-    _write_spans(short, "t4", 3)
-    cache.set("k1", 200, [], [b"{}"], False)
+    _, db, writer, directory, cache, short = _short_run_with_an_answer(tmp_path, monkeypatch, "t4")
     short.close()
     assert short._sock is None
     assert db.execute("SELECT count(*) FROM spans").fetchone()[0] == 3
@@ -112,14 +121,8 @@ def test_the_next_command_stores_a_killed_runs_answers_and_closes_only_the_cache
     from llmtrace.capture import cache as cache_mod
     from llmtrace.capture.cache import CacheSettings, ResponseCache
 
-    monkeypatch.setattr(helper, "_START_AFTER_S", 1e9)
     monkeypatch.setattr(cache_mod, "_opened", {})
-    home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, "t6")
-    killed_cache = ResponseCache(CacheSettings(directory=tmp_path / "cache"))
-    spool = helper.HelperSpoolingWriter(writer, directory, "t6")
-    killed_cache.handoff = spool.answer_handoff(killed_cache)
-    _write_spans(spool, "t6", 3)
-    killed_cache.set("k1", 200, [], [b"{}"], False)
+    home, db, _, directory, _, spool = _short_run_with_an_answer(tmp_path, monkeypatch, "t6")
     assert spool._sock is None and list(directory.glob("t6*"))  # no helper: all of it in the spool
     cache_mod._opened.clear()  # the killed process's, gone with it
     db.close()
