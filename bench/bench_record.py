@@ -27,7 +27,7 @@ def _handler_loop(exporter, n: int, prose: bool = False) -> float:
     from llmtrace.capture.handler import TraceHandler
     from llmtrace.ids import uuid7
     from llmtrace.model import Trace
-    from llmtrace.recorder import Recorder
+    from llmtrace.core.recorder import Recorder
     from llmtrace.redact import Redactor
 
     rec = Recorder(Trace(id="bench", name="bench", start_us=0), [exporter], Redactor())
@@ -47,7 +47,7 @@ def _handler_loop(exporter, n: int, prose: bool = False) -> float:
 
 
 def measure(quick: bool = False) -> dict[str, float]:
-    from llmtrace.recorder import MemoryExporter
+    from llmtrace.core.recorder import MemoryExporter
     from llmtrace.redact import Redactor
     from llmtrace.store import open_store
     from llmtrace.store.writer import StoreWriter
@@ -101,7 +101,7 @@ def measure(quick: bool = False) -> dict[str, float]:
     plain = [loop() for _ in range(repeats)]
     from llmtrace import capture
     from llmtrace.model import Trace
-    from llmtrace.recorder import Recorder
+    from llmtrace.core.recorder import Recorder
 
     db = open_store(tmp / "lc.db")
     spool = SpoolingWriter(StoreWriter(db, Redactor()), tmp / "spool", "lc")

@@ -21,7 +21,7 @@ WORKER = r"""
 import os, sys, time
 sys.path.insert(0, sys.argv[4])
 from llmtrace.model import Trace
-from llmtrace.recorder import Recorder
+from llmtrace.core.recorder import Recorder
 from llmtrace.redact import Redactor
 from llmtrace.store import open_store
 from llmtrace.store.spool import SpoolingWriter, spool_dir

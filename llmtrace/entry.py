@@ -1,5 +1,5 @@
 """The `llmtrace` command: `run` in its common forms straight to its work (no typer: start-up is
-added to the user's program), everything else to the typer app (`llmtrace.cli`)."""
+added to the user's program), everything else to the typer app (`llmtrace.cli.main`)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import sys
 def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["run"]:
-        from llmtrace import cli_run
+        from llmtrace.cli.fast_run import plain_run_args
 
-        kwargs = cli_run.plain_run_args(argv[1:])
+        kwargs = plain_run_args(argv[1:])
         if kwargs is not None:
-            cli_run.guarded(lambda: cli_run.start_run(**kwargs))
+            from llmtrace.cli.common import guarded
+            from llmtrace.run.launch import start_run
+
+            guarded(lambda: start_run(**kwargs))
             sys.exit(0)  # pragma: no cover - start_run always exits
-    from llmtrace.cli import main as typer_main
+    from llmtrace.cli.main import main as typer_main
 
     typer_main()
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from llmtrace import cli, cli_run
+from llmtrace.cli import fast_run
+from llmtrace.cli.main import app
+from llmtrace.run import launch
 from conftest import run_cli
 
-DEFAULTS = {k: p.default for k, p in inspect.signature(cli_run.start_run).parameters.items()
+DEFAULTS = {k: p.default for k, p in inspect.signature(launch.start_run).parameters.items()
             if p.default is not inspect.Parameter.empty}
 
 
@@ -27,8 +29,8 @@ def _normal(kwargs: dict) -> dict:
 
 def _typer_reads(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict:
     seen: dict = {}
-    monkeypatch.setattr(cli_run, "start_run", lambda script_arg, args, **kw: seen.update(script_arg=script_arg, args=args, **kw))
-    cli.app(["run", *argv], standalone_mode=False)
+    monkeypatch.setattr(launch, "start_run", lambda script_arg, args, **kw: seen.update(script_arg=script_arg, args=args, **kw))
+    app(["run", *argv], standalone_mode=False)
     return seen
 
 
@@ -58,19 +60,19 @@ TYPER = [
 
 @pytest.mark.parametrize("argv", PLAIN, ids=" ".join)
 def test_the_plain_parser_reads_what_typer_reads(argv, monkeypatch):
-    plain = cli_run.plain_run_args(argv)
+    plain = fast_run.plain_run_args(argv)
     assert plain is not None
     assert _normal(plain) == _normal(_typer_reads(argv, monkeypatch))
 
 
 @pytest.mark.parametrize("argv", TYPER, ids=" ".join)
 def test_everything_else_goes_to_typer(argv):
-    assert cli_run.plain_run_args(argv) is None
+    assert fast_run.plain_run_args(argv) is None
 
 
 def test_budget_from_the_environment_goes_to_typer(monkeypatch):
     monkeypatch.setenv("LLMTRACE_MAX_CALLS", "3")
-    assert cli_run.plain_run_args(["a.py"]) is None
+    assert fast_run.plain_run_args(["a.py"]) is None
 
 
 def test_a_plain_run_loads_neither_typer_nor_click_and_errors_still_read_as_before(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""Plain option values converted without pydantic on typer ≥ 0.29 (llmtrace/cli_values.py): what the
+"""Plain option values converted without pydantic on typer ≥ 0.29 (llmtrace/cli/values.py): what the
 fast converters answer is what typer's own adapters answer, and everything else is typer's to say."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 import pytest
 import typer.main
 
-from llmtrace.cli import app
-from llmtrace.cli_values import FastValue, converter
+from llmtrace.cli.main import app
+from llmtrace.cli.values import FastValue, converter
 
 build_runtime_param = pytest.importorskip("typer._coercion", reason="typer < 0.29 converts through click").build_runtime_param
 

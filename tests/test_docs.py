@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import ROOT, run_cli
-from llmtrace.cli import app
+from llmtrace.cli.main import app
 
 COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
 README = (ROOT / "README.md").read_text()

@@ -73,9 +73,9 @@ def test_in_flight_file_holds_only_spans_open_for_a_whole_interval(tmp_path):
     interval is left out (it is likely in the store before a reader looks); one open longer is in."""
     import json
 
-    from llmtrace.inflight import InFlightPublisher, read_in_flight
+    from llmtrace.core.inflight import InFlightPublisher, read_in_flight
     from llmtrace.model import Trace
-    from llmtrace.recorder import MemoryExporter, Recorder
+    from llmtrace.core.recorder import MemoryExporter, Recorder
 
     rec = Recorder(Trace(id="t1", name="x", start_us=0), [MemoryExporter()])
     span = rec.start_span(kind="llm", name="ChatOpenAI", parent_id=None)

@@ -54,7 +54,7 @@ def test_uncaught_exception_traceback_is_the_scripts(llmtrace_home):
     plain = _python("raise")
     assert "ValueError: boom from the script" in r.stderr
     assert "Traceback (most recent call last)" in r.stderr
-    assert "runpy" not in r.stderr and "llmtrace/runner.py" not in r.stderr
+    assert "runpy" not in r.stderr and "llmtrace/run/script.py" not in r.stderr
     # The same traceback python prints, line for line.
     assert plain.stderr in r.stderr
     trace, _ = last_trace(llmtrace_home)

@@ -765,7 +765,7 @@ def test_default_folders_are_platformdirs_ones(monkeypatch, xdg):
 
 
 @pytest.mark.parametrize("where", ["llmtrace.model:Span", "llmtrace.model:Trace", "llmtrace.model:Totals",
-                                   "llmtrace.model:Feedback", "llmtrace.run_options:RunOptions",
+                                   "llmtrace.model:Feedback", "llmtrace.core.options:RunOptions",
                                    "llmtrace.capture.cache:CacheSettings", "llmtrace.capture.wire:WireSettings",
                                    "llmtrace.capture.retry:RetryPolicy"])
 def test_init_written_out_matches_its_fields(where):
@@ -805,7 +805,7 @@ def test_a_started_span_holds_each_argument_in_its_own_field():
     in the field of its name, the rest keep their defaults."""
     import dataclasses
 
-    from llmtrace.recorder import Recorder
+    from llmtrace.core.recorder import Recorder
 
     rec = Recorder(Trace(id="t", name="t", start_us=1), [])
     given = {"span_id": "s", "kind": "llm", "name": "n", "parent_id": "p", "inputs": object(), "tags": ["x"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from llmtrace.recorder import Recorder
+from llmtrace.core.recorder import Recorder
 
 _hook_var: ContextVar | None = None
 

@@ -10,7 +10,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from llmtrace.capture import wire
 from llmtrace.capture.serialize import message_dict, parse_json_maybe, to_jsonable
 from llmtrace.model import Span, SpanKind
-from llmtrace.recorder import Recorder, now_us
+from llmtrace.core.recorder import Recorder, now_us
 
 # The kinds as the plain strings spans hold (an Enum's .value is a descriptor call).
 _CHAIN, _LLM, _TOOL, _RETRIEVER = (k.value for k in (SpanKind.CHAIN, SpanKind.LLM, SpanKind.TOOL, SpanKind.RETRIEVER))

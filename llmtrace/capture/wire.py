@@ -33,7 +33,7 @@ from llmtrace.capture.cache import cosine, params_key, prompt_text, request_key
 from llmtrace.capture.endpoints import Endpoint
 from llmtrace.capture.serialize import parse_json_maybe
 from llmtrace.model import Span
-from llmtrace.recorder import Recorder, now_us
+from llmtrace.core.recorder import Recorder, now_us
 
 _recorder: Recorder | None = None
 

@@ -51,7 +51,7 @@ def delete_traces(db: sqlite3.Connection, trace_ids: list[str]) -> int:
 
 def _dead_running(db: sqlite3.Connection, before_us: int) -> list[str]:
     """Traces that still say running but whose process is gone (shown as killed)."""
-    from llmtrace.procs import pid_alive
+    from llmtrace.store.procs import pid_alive
 
     rows = db.execute("SELECT id, pid FROM traces WHERE start_us < ? AND status = 'running'", (before_us,))
     return [tid for tid, pid in rows if not pid_alive(pid)]

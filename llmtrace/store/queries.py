@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from llmtrace.errors import UserError
 from llmtrace.model import Feedback, Span, Status, Totals, Trace
-from llmtrace.procs import pid_alive
+from llmtrace.store.procs import pid_alive
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 _TOTAL_COLS = ", ".join(TOTAL_COLUMNS)

@@ -366,7 +366,7 @@ def _spools(directory: Path, prefix: str = "") -> list[Path]:
 
 def load_children(db: sqlite3.Connection, directory: Path, trace_id: str, redactor: Any = None) -> int:
     """Load the spools of a run's child processes that have ended; returns spans loaded."""
-    from llmtrace.procs import pid_alive
+    from llmtrace.store.procs import pid_alive
 
     total, kept = 0, open_caches()
     try:
@@ -384,7 +384,7 @@ def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> in
     """Load spools of runs that are gone (killed) into the store; returns spans recovered."""
     if not directory.is_dir():
         return 0
-    from llmtrace.procs import pid_alive
+    from llmtrace.store.procs import pid_alive
 
     total, kept = 0, open_caches()
     try:

@@ -23,13 +23,13 @@ from typing import Any
 ENV = "LLMTRACE_CHILD"
 
 _SITECUSTOMIZE = '''\
-# Written by llmtrace: Python child processes of a traced run join its trace (see llmtrace/children.py).
+# Written by llmtrace: Python child processes of a traced run join its trace (see llmtrace/core/children.py).
 import os as _os
 import sys as _sys
 
 if _os.environ.get("LLMTRACE_CHILD"):
     try:
-        from llmtrace.children import start_from_env as _start
+        from llmtrace.core.children import start_from_env as _start
 
         _start()
     except Exception:
@@ -82,7 +82,7 @@ def _start(trace_id: str, spool_dir: Path, settings: Any, redactor: Any, keep_co
     global _child_spool, _fork_armed
     from llmtrace import capture
     from llmtrace.model import Trace
-    from llmtrace.recorder import Recorder
+    from llmtrace.core.recorder import Recorder
     from llmtrace.store.spool import ChildSpool
 
     spool = ChildSpool(spool_dir, trace_id, redactor)
@@ -114,7 +114,7 @@ def start_from_env() -> None:
         return
     spec = json.loads(raw)
     from llmtrace.redact import Redactor
-    from llmtrace.run_options import RunOptions, wire_settings
+    from llmtrace.core.options import RunOptions, wire_settings
 
     options = dict(spec["options"])
     options["cache_dir"] = Path(options["cache_dir"]) if options.get("cache_dir") else None

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from llmtrace import __version__
+from llmtrace.core.options import RunOptions, wire_settings
+from llmtrace.core.recorder import Recorder, now_us, stack_text
 from llmtrace.errors import ExitCode, UserError
 from llmtrace.model import Status, Trace
-from llmtrace.recorder import Recorder, now_us, stack_text
-from llmtrace.run_options import RunOptions, wire_settings
 
 __all__ = ["RunOptions", "check_script", "die_of", "print_syntax_error", "run", "script_path"]
 
@@ -254,12 +254,12 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         exporters.append(live)
     splitter = None
     if opts.split:
-        from llmtrace.split import SplitTraces
+        from llmtrace.core.split import SplitTraces
 
         splitter = SplitTraces(trace, writer)
         splitter.finisher = spool
     recorder = Recorder(trace, exporters, writer.redactor, splitter)
-    from llmtrace.inflight import InFlightPublisher, live_path
+    from llmtrace.core.inflight import InFlightPublisher, live_path
 
     in_flight = InFlightPublisher(recorder, live_path(Path(writer.db_path).parent, trace.id),
                                   on_tick=getattr(spool, "tick", None)).start()
@@ -273,7 +273,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         exporters.append(settings.budget)
     capture.install(recorder, settings)
     if opts.children:
-        from llmtrace import children
+        from llmtrace.core import children
         from llmtrace.home import home
 
         children.arm(trace.id, spool_dir(Path(writer.db_path).parent), home(), children.options_for_children(opts))

@@ -1,59 +1,26 @@
-"""`llmtrace run`, without typer: the command's work, and a parser for its common forms.
+"""`llmtrace run` and `replay`'s work, without typer: options checked, the store opened, the script run
+under a session, the summary printed, and the process ended as the script ended.
 
-`llmtrace run` is the one command whose start-up is added to the user's program, so it is the one that
-must not pay for typer and click (~40 ms of imports and of building every command's parser). The
-entry point (`llmtrace.entry`) hands `run` arguments it can read plainly — the options below, each
-valid, then the script — to `start_run` directly; anything else (help, a mistake, an option not
-listed) goes to the typer app, which calls the same `start_run`. `tests/test_cli_run.py` holds the
-two parsers to the same result.
+`llmtrace run` is the one command whose start-up is added to the user's program, so it must not pay for
+typer and click (~40 ms of imports and of building every command's parser): the entry point hands the
+common forms (`llmtrace.cli.fast_run`) to `start_run` directly, and the typer command calls the same.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+from llmtrace.cli.common import (
+    open_cli_store,
+    parse_tags,
+    stderr_console,
+    styled_stderr,
+)
 from llmtrace.errors import ExitCode, UserError
-
-
-def plain_style() -> dict[str, Any]:
-    """NO_COLOR (https://no-color.org, any non-empty value): no ANSI styles at all, not even bold or dim,
-    even on a terminal or with FORCE_COLOR. Rich's own no_color keeps those; no colour system drops every style."""
-    if os.environ.get("NO_COLOR"):
-        return {"no_color": True, "color_system": None}
-    return {}
-
-
-def stderr_console() -> Any:
-    from rich.console import Console
-
-    # Wrapped at the terminal's width on a terminal only: files and CI logs get whole lines.
-    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty(), **plain_style())
-
-
-def styled_stderr() -> bool:
-    """Whether rich would style or wrap what goes to stderr: a terminal, or an environment that forces one."""
-    return sys.stderr.isatty() or "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ
-
-
-def parse_tags(values: list[str] | None) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for raw in values or []:
-        key, sep, value = raw.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"bad tag {raw!r}: expected key=value")
-        tags[key.strip()] = value.strip()
-    return tags
-
-
-def open_cli_store(write: bool = True) -> Any:
-    from llmtrace.store import open_store
-
-    return open_store(write=write)
 
 
 def find_mock_script(script: Path, explicit: Path | None) -> Any:
@@ -119,7 +86,7 @@ def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mo
             trace_id = str(uuid.UUID(trace_id))
         except ValueError:
             raise UserError(f"bad --trace-id {trace_id!r}: expected a UUID") from None
-    from llmtrace import runner
+    from llmtrace.run import script as runner
 
     problem = runner.check_script(script_arg)
     if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
@@ -163,9 +130,9 @@ def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None 
             after: Any = None) -> None:
     """Run `opts` under a new trace (with the --mock server when given its reply script), print the
     summary (then `after()`), and exit as the script did."""
-    from llmtrace import runner
     from llmtrace.ids import new_trace_id
     from llmtrace.redact import Redactor
+    from llmtrace.run import script as runner
     from llmtrace.store.writer import StoreWriter
 
     db = open_cli_store()
@@ -198,75 +165,3 @@ def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None 
         runner.die_of(-code)
     raise SystemExit(code)
 
-
-
-
-def guarded(command: Any) -> None:
-    """Run a command, turning the user's mistakes and a damaged store into one line and an exit code."""
-    try:
-        command()
-    except UserError as e:
-        print(f"llmtrace: error: {e}", file=sys.stderr)
-        sys.exit(int(e.code))
-    except KeyboardInterrupt:  # before the script started (the runner handles Ctrl-C in it)
-        sys.exit(int(ExitCode.INTERRUPTED))
-    except BrokenPipeError:
-        sys.exit(0)
-    except sqlite3.DatabaseError as e:  # damaged file, or locked past the busy timeout
-        print(f"llmtrace: error: the trace store cannot be read or written ({e})", file=sys.stderr)
-        sys.exit(int(ExitCode.STORE))
-
-
-# --- the plain parser -----------------------------------------------------------------------------
-# Options read here (each one's typer definition is in cli.run); any other token before the script
-# sends the whole command line to typer.
-_FLAGS = {"-q": "quiet", "--quiet": "quiet", "--no-cache": "no_cache", "--mock": "mock", "--no-children": "no_children",
-          "--split": "split", "--semantic-cache": "semantic_cache"}
-_VALUES = {"--name": "name", "--trace-id": "trace_id", "--cache-dir": "cache_dir", "--cache-ttl": "cache_ttl",
-           "--cache-mode": "cache_mode", "--mock-script": "mock_script", "--tag": "tag", "--retries": "retries",
-           "--project": "project", "--cache-size": "cache_size"}
-_PATHS = {"cache_dir", "mock_script"}
-_ENV_OPTIONS = ("LLMTRACE_MAX_COST", "LLMTRACE_MAX_CALLS", "LLMTRACE_MAX_TOKENS")  # typer reads these
-
-
-def plain_run_args(argv: list[str]) -> dict[str, Any] | None:
-    """`start_run`'s arguments from `llmtrace run ARGV` when the typer app would read it the same way and
-    accept it; None when it should decide (help, an error to report, an option not read here)."""
-    if any(os.environ.get(v) for v in _ENV_OPTIONS):
-        return None
-    kwargs: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if not token.startswith("-") or token == "-":
-            break
-        name, sep, value = token.partition("=")
-        if not sep and token in _FLAGS:
-            kwargs[_FLAGS[token]] = True
-            i += 1
-            continue
-        if name not in _VALUES:
-            return None  # --help, --, an option typer knows and this parser does not, a mistake
-        if not sep:
-            if i + 1 >= len(argv):
-                return None
-            value = argv[i + 1]
-            i += 1
-        i += 1
-        key = _VALUES[name]
-        if key == "tag":
-            kwargs.setdefault("tag", []).append(value)
-        elif key in ("retries", "cache_size"):
-            if not value.isdigit():
-                return None
-            number = int(value)
-            if (key == "retries" and number > 20) or (key == "cache_size" and number < 1):
-                return None
-            kwargs[key] = number
-        elif key in _PATHS:
-            kwargs[key] = Path(value)
-        else:
-            kwargs[key] = value
-    if i >= len(argv):
-        return None  # no script: typer says so
-    return {"script_arg": argv[i], "args": argv[i + 1 :], **kwargs}
