@@ -23,7 +23,7 @@ _PROSE = ("The agent looked up the weather in Oslo, then multiplied the temperat
 
 
 def _handler_loop(exporter, n: int, prose: bool = False) -> float:
-    from llmtrace.capture import wire
+    from llmtrace.capture import context
     from llmtrace.capture.handler import TraceHandler
     from llmtrace.ids import uuid7
     from llmtrace.model import Trace
@@ -31,7 +31,7 @@ def _handler_loop(exporter, n: int, prose: bool = False) -> float:
     from llmtrace.redact import Redactor
 
     rec = Recorder(Trace(id="bench", name="bench", start_us=0), [exporter], Redactor())
-    wire.set_recorder(rec)
+    context.set_recorder(rec)
     h = TraceHandler()
     root = uuid7()
     ids = [uuid7() for _ in range(n)]
@@ -42,7 +42,7 @@ def _handler_loop(exporter, n: int, prose: bool = False) -> float:
                          tags=["t"], metadata={"k": "v"}, name="step")
         h.on_chain_end({"answer": f"{_PROSE} {i * 2}" if prose else i * 2}, run_id=rid)
     elapsed = time.perf_counter() - t0
-    wire.set_recorder(None)
+    context.set_recorder(None)
     return elapsed / n * 1e6
 
 

@@ -217,7 +217,7 @@ def test_memory_stays_flat_over_a_long_loop(llmtrace_home, mock_server):
 def test_occurrence_counts_are_exact_and_compact():
     import random
 
-    from llmtrace.capture.wire import Occurrences
+    from llmtrace.capture.lookup import Occurrences
 
     counts = Occurrences()
     keys = [random.Random(7).getrandbits(64) for _ in range(1)] + [random.Random(i).getrandbits(64) for i in range(20_000)]

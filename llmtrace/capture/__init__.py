@@ -1,8 +1,9 @@
 """Capture: the only room that imports LangChain or openai.
 
-`install(recorder)` makes every LangChain run and every openai SDK call in this process land in
-the recorder, with no change to the user's code. Nothing is imported here: openai is patched and
-the LangChain callback registered the moment the script itself imports them.
+`install(recorder, settings)` makes every LangChain run and every openai or anthropic SDK call in this
+process land in the recorder, with no change to the user's code. Nothing is imported here: the SDKs are
+patched (wire.py) and the LangChain callback registered (handler.py) the moment the script itself imports
+them. Sessions (core/session.py) call `install` and `uninstall`; nothing else should.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from llmtrace.core.recorder import Recorder
 _hook_var: ContextVar | None = None
 
 
-def install(recorder: Recorder, settings: Any = None, *, keep_counts: bool = False) -> None:
-    """`settings` is a wire.WireSettings (cache, retry policy, semantic cache); None for neither.
-    `keep_counts`: a fork child goes on counting its parent's requests (see wire.Occurrences)."""
-    from llmtrace.capture import hooks, threads, wire
+def install(recorder: Recorder, settings: Any = None) -> None:
+    """`settings` is a context.WireSettings (cache, retry policy, budget, replay); None for none of them."""
+    from llmtrace.capture import context, hooks, threads, wire
 
-    wire.configure(settings or wire.WireSettings(), keep_counts=keep_counts)
-    wire.set_recorder(recorder)
+    context.configure(settings or context.WireSettings())
+    context.set_recorder(recorder)
     for sdk in ("openai", "anthropic"):
         hooks.when_imported(f"{sdk}._base_client", wire.patch_sdk)
     threads.install()
@@ -42,9 +42,9 @@ def _register_handler(context_module: Any) -> None:
 
 
 def uninstall() -> None:
-    from llmtrace.capture import wire
+    from llmtrace.capture import context
 
-    wire.set_recorder(None)
-    if wire._settings.cache is not None:
-        wire._settings.cache.close()
-    wire.configure(wire.WireSettings())
+    context.set_recorder(None)
+    if context.settings.cache is not None:
+        context.settings.cache.close()
+    context.configure(context.WireSettings())

@@ -92,7 +92,7 @@ def _key_encoder() -> Any:
         from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 
         # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys, allow_nan):
-        # no circular check, as a request body is a plain copy (wire._json_copy)
+        # no circular check, as a request body is a plain copy (call._json_copy)
         made = c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", True, False, True)
 
         def fast(value: Any) -> str:

@@ -1,6 +1,6 @@
 """One small adapter per provider endpoint: how to read its request, its response and its stream events.
 
-The call pipeline (`wire.py`) knows nothing of any endpoint; it asks `for_path()` for the adapter
+The call pipeline (`wire.py`, `call.py`) knows nothing of any endpoint; it asks `for_path()` for the adapter
 of the request's URL path and hands it JSON. Adapters fill a Span and nothing else: no I/O, no SDK
 objects, so the same code reads a live answer, a replayed one and one whose SDK parsing failed.
 """

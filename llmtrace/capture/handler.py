@@ -7,7 +7,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from llmtrace.capture import wire
+from llmtrace.capture import context
 from llmtrace.capture.serialize import message_dict, parse_json_maybe, to_jsonable
 from llmtrace.model import Span, SpanKind
 from llmtrace.core.recorder import Recorder, now_us
@@ -88,7 +88,7 @@ class TraceHandler(BaseCallbackHandler):
     @property
     def recorder(self) -> Recorder:
         # Looked up per call: one handler is registered per process, the recorder can change.
-        return wire.current_recorder() or _NULL
+        return context.recorder or _NULL
 
 
     # -- helpers --------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class TraceHandler(BaseCallbackHandler):
                provider: str | None = None) -> Span:
         return self.recorder.start_span(
             span_id=_remember(run_id), kind=kind, name=name,
-            parent_id=_sid(parent_run_id), inputs=inputs,
+            parent_id=_sid(parent_run_id) or context.scope.get(), inputs=inputs,
             tags=list(tags or []), metadata=dict(metadata or {}), model_requested=model_requested, provider=provider,
         )
 
@@ -141,7 +141,7 @@ class TraceHandler(BaseCallbackHandler):
             span.metadata["tools"] = [
                 (t.get("function") or {}).get("name") or t.get("name") for t in params["tools"] if isinstance(t, dict)
             ]
-        wire.expect_call(span.id)
+        context.expect_call(span.id)
 
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *, run_id: UUID,
                             parent_run_id: UUID | None = None, tags: list[str] | None = None,
@@ -234,12 +234,12 @@ class TraceHandler(BaseCallbackHandler):
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         span = self._start(_RETRIEVER, run_id, parent_run_id, _name(serialized, kwargs, "retriever"), {"query": query},
                            tags, metadata)
-        _RETRIEVER_TOKENS[run_id] = wire.enter_retriever(span.id, _sid(parent_run_id))
+        _RETRIEVER_TOKENS[run_id] = context.enter_retriever(span.id, _sid(parent_run_id))
 
     def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        wire.leave_retriever(_RETRIEVER_TOKENS.pop(run_id, None))
+        context.leave_retriever(_RETRIEVER_TOKENS.pop(run_id, None))
         self._end(run_id, to_jsonable(documents))
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        wire.leave_retriever(_RETRIEVER_TOKENS.pop(run_id, None))
+        context.leave_retriever(_RETRIEVER_TOKENS.pop(run_id, None))
         self._end(run_id, error=error)

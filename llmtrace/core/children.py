@@ -13,10 +13,8 @@ LLMTRACE_CHILDREN=0 (or `run --no-children`) leaves child processes untraced.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ import sys as _sys
 
 if _os.environ.get("LLMTRACE_CHILD"):
     try:
-        from llmtrace.core.children import start_from_env as _start
+        from llmtrace.core.session import start_child as _start
 
         _start()
     except Exception:
@@ -50,8 +48,6 @@ finally:
         _sys.modules["sitecustomize"] = _me
 '''
 
-_fork_armed = False
-_child_spool: Any = None
 
 
 def enabled() -> bool:
@@ -60,7 +56,6 @@ def enabled() -> bool:
 
 def arm(trace_id: str, spool_dir: Path, home: Path, options: dict[str, Any]) -> None:
     """In the traced process: make children (started from now on) join trace `trace_id`."""
-    global _fork_armed
     if not enabled():
         return
     boot = home / "boot"
@@ -73,71 +68,14 @@ def arm(trace_id: str, spool_dir: Path, home: Path, options: dict[str, Any]) -> 
     os.environ[ENV] = json.dumps({"trace_id": trace_id, "spool_dir": str(spool_dir), "options": options})
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(boot)]
     os.environ["PYTHONPATH"] = os.pathsep.join([str(boot), *paths])
-    if not _fork_armed:
-        _fork_armed = True
-        os.register_at_fork(after_in_child=_after_fork)
 
 
-def _start(trace_id: str, spool_dir: Path, settings: Any, redactor: Any, keep_counts: bool = False) -> None:
-    global _child_spool, _fork_armed
-    from llmtrace import capture
-    from llmtrace.model import Trace
-    from llmtrace.core.recorder import Recorder
-    from llmtrace.store.spool import ChildSpool
-
-    spool = ChildSpool(spool_dir, trace_id, redactor)
-    _child_spool = spool
-    recorder = Recorder(Trace(id=trace_id, name="", start_us=0), [spool], redactor)
-    capture.install(recorder, settings, keep_counts=keep_counts)
-    atexit.register(_at_exit, recorder, spool)
-    if not _fork_armed:  # a forkserver, or a child that forks in its turn
-        _fork_armed = True
-        os.register_at_fork(after_in_child=_after_fork)
-
-
-def _at_exit(recorder: Any, spool: Any) -> None:
-    from llmtrace.model import Status
-
-    if spool is not _child_spool:
-        return  # a fork of this child took over
-    try:
-        recorder.close_open(Status.ERROR.value, "still open when the child process ended")
-        spool.close()
-    except Exception:
-        pass
-
-
-def start_from_env() -> None:
-    """In a spawned child (from sitecustomize): record into the parent's trace."""
+def spec_from_env() -> dict[str, Any] | None:
+    """In a child process: what its parent armed it with (trace id, spool folder, options), or None."""
     raw = os.environ.get(ENV)
     if not raw or not enabled():
-        return
-    spec = json.loads(raw)
-    from llmtrace.redact import Redactor
-    from llmtrace.core.options import RunOptions, wire_settings
-
-    options = dict(spec["options"])
-    options["cache_dir"] = Path(options["cache_dir"]) if options.get("cache_dir") else None
-    opts = RunOptions(script="", **options)
-    settings = wire_settings(opts, quiet=True)
-    if settings.cache is not None:  # a worker can be ended (Pool.terminate) before a writer thread had its turn
-        settings.cache.write_behind = False
-    _start(spec["trace_id"], Path(spec["spool_dir"]), settings, Redactor.from_environ())
-
-
-def _after_fork() -> None:
-    """In a fork child: the parent's spool, writer thread and store connection are not ours."""
-    from llmtrace.capture import wire
-
-    recorder = wire.current_recorder()
-    if recorder is None:
-        return
-    wire._occ_lock = threading.Lock()  # another thread may have held it at the fork
-    if not enabled() or ENV not in os.environ:
-        wire.set_recorder(None)
-        return
-    spec = json.loads(os.environ[ENV])
-    _start(spec["trace_id"], Path(spec["spool_dir"]), wire._settings, recorder.redactor, keep_counts=True)
+        return None
+    return json.loads(raw)
 
 
 def options_for_children(opts: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-@dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
+@dataclass
 class RunOptions:
     """What `llmtrace run` was asked to do: the script, its arguments, and the run's options."""
 
@@ -38,26 +38,6 @@ class RunOptions:
     max_tokens: int | None = None
     replay: Any = None  # capture.replay.ReplaySource: answer LLM calls from a recorded trace (cache off)
 
-    def __init__(
-        self, script: str, args: list[str] | None = None, trace_id: str | None = None, name: str | None = None,
-        tags: dict[str, str] | None = None, cache: bool = True, cache_dir: Path | None = None,
-        cache_ttl_s: float | None = None, cache_size_mb: int = 1024, semantic_cache: bool = False,
-        semantic_threshold: float = 0.95, embedding_model: str = "text-embedding-3-small", retries: int = 4,
-        cache_mode: str = "replay", children: bool = True, mock_url: str | None = None, otlp_url: str | None = None,
-        otlp_headers: dict[str, str] | None = None, split: bool = False, max_cost: float | None = None,
-        max_calls: int | None = None, max_tokens: int | None = None, replay: Any = None,
-    ) -> None:
-        self.script, self.trace_id, self.name = script, trace_id, name
-        self.args = [] if args is None else args
-        self.tags = {} if tags is None else tags
-        self.cache, self.cache_dir, self.cache_ttl_s, self.cache_size_mb = cache, cache_dir, cache_ttl_s, cache_size_mb
-        self.semantic_cache, self.semantic_threshold, self.embedding_model = semantic_cache, semantic_threshold, embedding_model
-        self.retries, self.cache_mode, self.children, self.mock_url = retries, cache_mode, children, mock_url
-        self.otlp_url = otlp_url
-        self.otlp_headers = {} if otlp_headers is None else otlp_headers
-        self.split, self.max_cost, self.max_calls, self.max_tokens = split, max_cost, max_calls, max_tokens
-        self.replay = replay
-
 
 def _mock_aliases(mock_url: str | None) -> dict[str, str]:
     """The --mock server's URLs (openai: …/v1, anthropic: its root) under stable names for cache keys."""
@@ -70,7 +50,7 @@ def _mock_aliases(mock_url: str | None) -> dict[str, str]:
 def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
     from llmtrace.capture.cache import CacheSettings, open_cache
     from llmtrace.capture.retry import RetryPolicy
-    from llmtrace.capture.wire import WireSettings
+    from llmtrace.capture.context import WireSettings
     from llmtrace.home import home
 
     cs = CacheSettings(

@@ -59,10 +59,9 @@ class Recorder:
     def start_span(self, *, kind: str, name: str, parent_id: str | None, span_id: str | None = None, inputs: Any = None,
                    tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                    model_requested: str | None = None, provider: str | None = None) -> Span:
-        # Positional, in the order of Span's fields (id … provider): a call by keyword costs ~5,000
-        # instructions more, and every LLM and tool call starts a span.
-        span = Span(span_id or new_span_id(), self.trace.id, parent_id, kind, name, now_us(), None, _RUNNING, None, None,
-                    inputs, None, tags, metadata, model_requested, None, provider)
+        span = Span(id=span_id or new_span_id(), trace_id=self.trace.id, parent_id=parent_id, kind=kind, name=name,
+                    start_us=now_us(), inputs=inputs, tags=tags or [], metadata=metadata or {},
+                    model_requested=model_requested, provider=provider)
         if self.splitter is not None:
             if parent_id is None:  # a top-level invocation: a trace of its own
                 span.trace_id = self.splitter.begin(span)

@@ -1,4 +1,5 @@
-"""Run a Python script in-process as `__main__` under a trace, exactly as `python script.py` would."""
+"""Where a run starts: a Python script run in-process as `__main__` under a tracing session, exactly as
+`python script.py` would run it (argv, sys.path[0], exit status, signals, the traceback it prints)."""
 
 from __future__ import annotations
 
@@ -14,39 +15,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from llmtrace import __version__
-from llmtrace.core.options import RunOptions, wire_settings
-from llmtrace.core.recorder import Recorder, now_us, stack_text
+from llmtrace.core.options import RunOptions
+from llmtrace.core.recorder import now_us, stack_text
+from llmtrace.core.session import Session
 from llmtrace.errors import ExitCode, UserError
 from llmtrace.model import Status, Trace
 
 __all__ = ["RunOptions", "check_script", "die_of", "print_syntax_error", "run", "script_path"]
-
-
-class _DirectWriter:
-    """Exporter used when no spool file can be made: one commit per span."""
-
-    def __init__(self, writer: Any):
-        self.write_span = writer.write_span
-        self.finish_trace = writer.finish_trace
-
-    def close(self) -> None:
-        pass
-
-
-def _spooling_writer(writer: Any, trace_id: str) -> Any:
-    """The run's span exporter: the spool, copied into SQLite by a helper process (a writer thread
-    where there can be none), or straight to SQLite when no spool file can be made."""
-    from llmtrace.store import helper
-    from llmtrace.store.spool import SpoolingWriter, spool_dir
-
-    directory = spool_dir(Path(writer.db_path).parent)
-    try:
-        if helper.available() and os.environ.get("LLMTRACE_WRITER") != "thread":
-            return helper.HelperSpoolingWriter(writer, directory, trace_id)
-        return SpoolingWriter(writer, directory, trace_id)
-    except OSError as e:  # no room for the spool: write straight to SQLite instead
-        print(f"llmtrace: warning: no spool file ({e.strerror}); spans go straight to the store", file=sys.stderr)
-        return _DirectWriter(writer)
 
 
 def script_path(arg: str) -> str:
@@ -241,42 +216,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     for k, v in (extra_env or {}).items():
         os.environ[k] = v
     os.environ["LLMTRACE_TRACE_ID"] = trace.id
-    writer.start_trace(trace)
-    from llmtrace.store.spool import spool_dir
-
-    spool = _spooling_writer(writer, trace.id)
-    exporters: list[Any] = [spool]
-    live = None
-    if opts.otlp_url:
-        from llmtrace.export.otlp import LiveOtlpExporter
-
-        live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers)
-        exporters.append(live)
-    splitter = None
-    if opts.split:
-        from llmtrace.core.split import SplitTraces
-
-        splitter = SplitTraces(trace, writer)
-        splitter.finisher = spool
-    recorder = Recorder(trace, exporters, writer.redactor, splitter)
-    from llmtrace.core.inflight import InFlightPublisher, live_path
-
-    in_flight = InFlightPublisher(recorder, live_path(Path(writer.db_path).parent, trace.id),
-                                  on_tick=getattr(spool, "tick", None)).start()
-
-    from llmtrace import capture
-
-    settings = wire_settings(opts)
-    if settings.cache is not None and hasattr(spool, "answer_handoff"):  # answers go by the spool, as spans do
-        settings.cache.handoff = spool.answer_handoff(settings.cache)
-    if settings.budget is not None:  # it sums what finished calls cost
-        exporters.append(settings.budget)
-    capture.install(recorder, settings)
-    if opts.children:
-        from llmtrace.core import children
-        from llmtrace.home import home
-
-        children.arm(trace.id, spool_dir(Path(writer.db_path).parent), home(), children.options_for_children(opts))
+    session = Session(opts, writer, trace).start()
 
     sys.argv = [opts.script, *opts.args]
     sys.path[0] = os.path.dirname(os.path.realpath(script))  # as python: symbolic links resolved
@@ -287,38 +227,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
             return
         finished.set()
         with _signals_ignored():
-            open_status = Status.INTERRUPTED.value if status == Status.INTERRUPTED.value else Status.ERROR.value
-            recorder.close_open(open_status, f"still open when the run ended ({status})")
-            in_flight.close()
-            capture.uninstall()
-            spool.close()
-            try:
-                from llmtrace.store.spool import load_children
-
-                load_children(writer.db, spool_dir(Path(writer.db_path).parent), trace.id, writer.redactor)
-            except Exception as e:
-                print(f"llmtrace: warning: could not load child processes' spans ({e}); the next command will", file=sys.stderr)
-            if splitter is not None:
-                try:
-                    writer.settle_split_run(trace.id)
-                except Exception as e:
-                    print(f"llmtrace: warning: could not settle the run's traces ({e})", file=sys.stderr)
-            trace.end_us = now_us()
-            trace.status, trace.exit_code, trace.error, trace.traceback = status, code, error, stack
-            stopped = settings.budget.stopped if settings.budget is not None else None
-            if stopped and status in (Status.OK.value, Status.ERROR.value):  # the budget is why it ended
-                trace.status, trace.error = Status.OVER_BUDGET.value, error or stopped
-            try:
-                writer.finish_trace(trace)
-            except Exception as e:
-                print(f"llmtrace: warning: could not finish the trace record ({e})", file=sys.stderr)
-            if live is not None:
-                from llmtrace.store.queries import get_trace
-
-                try:
-                    live.close(get_trace(writer.db, trace.id))
-                except Exception:
-                    live.close(trace)
+            session.finish(status, code, error, stack)
             if report is not None:
                 try:
                     sys.stdout.flush()

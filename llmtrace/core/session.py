@@ -1,0 +1,288 @@
+"""The tracing core: everything a traced process needs, started and stopped as a unit.
+
+A Session owns the recorder (open spans, cost) and where its spans go (the spool and the helper that
+copies it into SQLite, live OTLP, one trace per invocation with --split), the capture settings
+(response cache, retry policy, budget, replay source), the in-flight publisher that `show --follow`
+reads, and the arming of child processes. Every front door starts one and does only what its host
+needs around it: `llmtrace run` (run/script.py: argv, signals, exit status), each Python child process
+of a traced run (`start_child`, from the start-up hook core/children.py writes, and after a fork).
+
+One session is active in a process at a time. Starting another while one is active nests it: its work
+becomes a span of the running trace, and nothing is patched, opened or armed a second time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmtrace.core import children
+from llmtrace.core.options import RunOptions, wire_settings
+from llmtrace.core.recorder import Recorder, now_us
+from llmtrace.model import SpanKind, Status, Trace
+
+_active: "Session | None" = None
+_child: "Session | None" = None  # in a child process of a traced run: its session
+_forks_watched = False
+
+
+def active() -> "Session | None":
+    """The session tracing this process, if one is."""
+    return _active
+
+
+class _DirectWriter:
+    """Exporter used when no spool file can be made: one commit per span."""
+
+    def __init__(self, writer: Any):
+        self.write_span = writer.write_span
+        self.finish_trace = writer.finish_trace
+
+    def close(self) -> None:
+        pass
+
+
+def _spooling_writer(writer: Any, trace_id: str) -> Any:
+    """The run's span exporter: the spool, copied into SQLite by a helper process (a writer thread
+    where there can be none), or straight to SQLite when no spool file can be made."""
+    from llmtrace.store import helper
+    from llmtrace.store.spool import SpoolingWriter, spool_dir
+
+    directory = spool_dir(Path(writer.db_path).parent)
+    try:
+        if helper.available() and os.environ.get("LLMTRACE_WRITER") != "thread":
+            return helper.HelperSpoolingWriter(writer, directory, trace_id)
+        return SpoolingWriter(writer, directory, trace_id)
+    except OSError as e:  # no room for the spool: write straight to SQLite instead
+        print(f"llmtrace: warning: no spool file ({e.strerror}); spans go straight to the store", file=sys.stderr)
+        return _DirectWriter(writer)
+
+
+class Session:
+    """A trace being recorded in this process: `start()`, let the code run, `finish(...)`.
+
+    Made with `Session(opts, writer, trace)` for a trace of its own (stored through `writer`, a
+    store.writer.StoreWriter), or `Session.for_child(...)` in a child process of a traced run.
+    """
+
+    def __init__(self, opts: RunOptions, writer: Any, trace: Trace):
+        self.opts, self.writer, self.trace = opts, writer, trace
+        self.recorder: Recorder | None = None
+        self.settings: Any = None
+        self.spool: Any = None
+        self.live: Any = None  # the live OTLP exporter
+        self.splitter: Any = None
+        self.in_flight: Any = None
+        self.child_spool: Any = None  # in a child process: its own spool file, nothing else
+        self.outer: Session | None = None  # the session this one is nested in
+        self._span: Any = None
+        self._scope: Any = None
+        self.finished = False
+
+    @classmethod
+    def for_child(cls, trace_id: str, spool_dir: Path, settings: Any, redactor: Any) -> "Session":
+        """A child process's session: its spans go to a spool file of its own under the parent's trace,
+        which the parent loads when its run ends."""
+        from llmtrace.store.spool import ChildSpool
+
+        session = cls(RunOptions(script=""), None, Trace(id=trace_id, name="", start_us=0))
+        session.child_spool = ChildSpool(spool_dir, trace_id, redactor)
+        session.recorder = Recorder(session.trace, [session.child_spool], redactor)
+        session.settings = settings
+        return session
+
+    # -- start ------------------------------------------------------------------------------------
+    def start(self) -> "Session":
+        global _active
+        if _active is not None and not _active.finished and _active is not self:
+            return self._nest(_active)
+        from llmtrace import capture
+
+        if self.child_spool is None:
+            self._open_exporters()
+        capture.install(self.recorder, self.settings)
+        _active = self
+        if self.child_spool is not None or (self.opts.children and children.enabled()):
+            _watch_forks()
+        if self.opts.children and self.writer is not None:
+            from llmtrace.home import home
+            from llmtrace.store.spool import spool_dir
+
+            children.arm(self.trace.id, spool_dir(Path(self.writer.db_path).parent), home(),
+                         children.options_for_children(self.opts))
+        return self
+
+    def _open_exporters(self) -> None:
+        opts, writer, trace = self.opts, self.writer, self.trace
+        if trace.pid is None:  # a running trace without a live pid is a dead run's, which any command recovers
+            trace.pid = os.getpid()
+        writer.start_trace(trace)
+        self.spool = _spooling_writer(writer, trace.id)
+        exporters: list[Any] = [self.spool]
+        if opts.otlp_url:
+            from llmtrace.export.otlp import LiveOtlpExporter
+
+            self.live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers)
+            exporters.append(self.live)
+        if opts.split:
+            from llmtrace.core.split import SplitTraces
+
+            self.splitter = SplitTraces(trace, writer)
+            self.splitter.finisher = self.spool
+        self.recorder = Recorder(trace, exporters, writer.redactor, self.splitter)
+        from llmtrace.core.inflight import InFlightPublisher, live_path
+
+        self.in_flight = InFlightPublisher(self.recorder, live_path(Path(writer.db_path).parent, trace.id),
+                                           on_tick=getattr(self.spool, "tick", None)).start()
+        settings = self.settings = wire_settings(opts)
+        if settings.cache is not None and hasattr(self.spool, "answer_handoff"):  # answers go by the spool, as spans do
+            settings.cache.handoff = self.spool.answer_handoff(settings.cache)
+        if settings.budget is not None:  # it sums what finished calls cost
+            exporters.append(settings.budget)
+
+    def _nest(self, outer: "Session") -> "Session":
+        from llmtrace.capture import context
+
+        self.outer, self.recorder, self.settings = outer, outer.recorder, outer.settings
+        assert self.recorder is not None
+        self._span = self.recorder.start_span(kind=SpanKind.CHAIN.value, name=self.trace.name,
+                                              parent_id=context.langchain_parent(), tags=[], metadata={})
+        self._scope = context.scope.set(self._span.id)
+        self.trace = outer.trace
+        return self
+
+    # -- finish -----------------------------------------------------------------------------------
+    def finish(self, status: str = Status.OK.value, code: int = 0, error: str | None = None,
+               stack: str | None = None) -> Trace:
+        """Stop recording: spans still open are ended, everything is flushed and closed, and the trace
+        is finished with this status. Safe to call more than once (the first call counts)."""
+        global _active
+        if self.finished:
+            return self.trace
+        self.finished = True
+        if self.outer is not None:
+            return self._unnest(status, error)
+        from llmtrace import capture
+
+        recorder = self.recorder
+        assert recorder is not None
+        open_status = Status.INTERRUPTED.value if status == Status.INTERRUPTED.value else Status.ERROR.value
+        where = "the child process ended" if self.child_spool is not None else f"the run ended ({status})"
+        recorder.close_open(open_status, f"still open when {where}")
+        if self.child_spool is not None:  # the process is ending: its spool closed is all there is to do
+            self.child_spool.close()
+            return self.trace
+        self.in_flight.close()
+        capture.uninstall()
+        if _active is self:
+            _active = None
+        self.spool.close()
+        return self._finish_trace(status, code, error, stack)
+
+    def _unnest(self, status: str, error: str | None) -> Trace:
+        from llmtrace.capture import context
+
+        try:
+            context.scope.reset(self._scope)
+        except ValueError:  # finished in another context than it started in
+            pass
+        assert self.recorder is not None
+        if status == Status.OK.value:
+            self.recorder.end_span(self._span)
+        else:
+            self._span.error_message = error
+            self.recorder.end_span(self._span, status=status)
+        return self.trace
+
+    def _finish_trace(self, status: str, code: int, error: str | None, stack: str | None) -> Trace:
+        writer, trace = self.writer, self.trace
+        try:
+            from llmtrace.store.spool import load_children, spool_dir
+
+            load_children(writer.db, spool_dir(Path(writer.db_path).parent), trace.id, writer.redactor)
+        except Exception as e:
+            print(f"llmtrace: warning: could not load child processes' spans ({e}); the next command will", file=sys.stderr)
+        if self.splitter is not None:
+            try:
+                writer.settle_split_run(trace.id)
+            except Exception as e:
+                print(f"llmtrace: warning: could not settle the run's traces ({e})", file=sys.stderr)
+        trace.end_us = now_us()
+        trace.status, trace.exit_code, trace.error, trace.traceback = status, code, error, stack
+        budget = self.settings.budget
+        stopped = budget.stopped if budget is not None else None
+        if stopped and status in (Status.OK.value, Status.ERROR.value):  # the budget is why it ended
+            trace.status, trace.error = Status.OVER_BUDGET.value, error or stopped
+        try:
+            writer.finish_trace(trace)
+        except Exception as e:
+            print(f"llmtrace: warning: could not finish the trace record ({e})", file=sys.stderr)
+        if self.live is not None:
+            from llmtrace.store.queries import get_trace
+
+            try:
+                self.live.close(get_trace(writer.db, trace.id))
+            except Exception:
+                self.live.close(trace)
+        return trace
+
+
+# -- child processes ----------------------------------------------------------------------------------
+def start_child() -> None:
+    """In a spawned child of a traced run (from the sitecustomize the parent armed): record into the
+    parent's trace, through a spool file of this process's own."""
+    spec = children.spec_from_env()
+    if spec is None:
+        return
+    from llmtrace.redact import Redactor
+
+    options = dict(spec["options"])
+    options["cache_dir"] = Path(options["cache_dir"]) if options.get("cache_dir") else None
+    settings = wire_settings(RunOptions(script="", **options), quiet=True)
+    if settings.cache is not None:  # a worker can be ended (Pool.terminate) before a writer thread had its turn
+        settings.cache.write_behind = False
+    _start_child(spec["trace_id"], Path(spec["spool_dir"]), settings, Redactor.from_environ())
+
+
+def _start_child(trace_id: str, spool_dir: Path, settings: Any, redactor: Any) -> None:
+    global _child
+    _child = Session.for_child(trace_id, spool_dir, settings, redactor).start()
+    atexit.register(_child_exit, _child)
+
+
+def _child_exit(session: Session) -> None:
+    if session is not _child:
+        return  # a fork of this child took over
+    try:
+        session.finish()
+    except Exception:
+        pass
+
+
+def _watch_forks() -> None:
+    global _forks_watched
+    if not _forks_watched:
+        _forks_watched = True
+        os.register_at_fork(after_in_child=_after_fork)
+
+
+def _after_fork() -> None:
+    """In a fork child: the parent's spool, writer thread and store connection are not ours; a session
+    of its own takes over, with the parent's settings (it goes on counting the parent's requests)."""
+    global _active
+    from llmtrace.capture import context
+
+    recorder = context.recorder
+    if recorder is None:
+        return
+    _active = None  # the parent's session, which this process must not finish
+    settings = context.settings
+    settings.occurrences.after_fork()
+    spec = children.spec_from_env()
+    if spec is None:
+        context.set_recorder(None)
+        return
+    _start_child(spec["trace_id"], Path(spec["spool_dir"]), settings, recorder.redactor)
