@@ -18,7 +18,7 @@ _checked: set[str] = set()  # folders found private in this process (a folder's 
 def home() -> Path:
     env = os.environ.get("LLMTRACE_HOME")
     path = Path(env).expanduser() if env else user_dir("data") / "llmtrace"
-    return private_dir(path, "llmtrace's home (LLMTRACE_HOME)")
+    return private_dir(path, "the trace store's folder (LLMTRACE_HOME)")
 
 
 def user_dir(kind: str) -> Path:
@@ -48,7 +48,7 @@ def private_dir(path: Path, what: str) -> Path:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         st = path.stat()
     except OSError as e:
-        raise UserError(f"cannot use {path} as {what}: {e.strerror or e}", ExitCode.STORE) from None
+        raise UserError(f"cannot create {what} at {path}: {e.strerror or e}", ExitCode.STORE) from None
     if not stat.S_ISDIR(st.st_mode):
         raise UserError(f"cannot use {path} as {what}: not a folder", ExitCode.STORE)
     if st.st_uid not in (os.geteuid(), 0):

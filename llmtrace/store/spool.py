@@ -2,9 +2,10 @@
 process, `store.helper`; where there can be none, the writer thread here).
 
 A finished span is appended to `<home>/spool/<trace-id>.spool` in the thread that ended it. The
-file is memory-mapped (shared), so appending is a memory copy with no system call and no release
-of the GIL, yet the bytes belong to the kernel's page cache at once: a kill of the process cannot
-lose them. The file grows in steps; unused space is zero bytes. A
+file is memory-mapped (shared) over space allocated ahead, so appending is a memory copy with no
+system call and no release of the GIL, yet the bytes belong to the kernel's page cache at once: a
+kill of the process cannot lose them. The file grows in steps; unused space is zero bytes. Where
+space cannot be allocated (a full disk), records are written with pwrite instead (`SpoolFile`). A
 copier stores spans into SQLite in batches, one commit per batch (at most every 200 ms), so
 `ls` and `show` see a running trace within a fifth of a second. When the run finishes, the spool file is removed. A spool left
 behind by a killed run is loaded into the store by the next llmtrace command (`recover`).

@@ -25,6 +25,7 @@ DEFAULT_MAX_FIELD_BYTES = 1 << 20
 
 _span_values = operator.attrgetter(*SPAN_COLUMNS)
 _JSON_INDEXES = [i for i, c in enumerate(SPAN_COLUMNS) if c in JSON_SPAN_COLUMNS]
+_PLAIN_INDEXES = [i for i, c in enumerate(SPAN_COLUMNS) if c not in JSON_SPAN_COLUMNS]
 _ERROR_INDEX = SPAN_COLUMNS.index("error_message")
 _STREAMED_INDEX = SPAN_COLUMNS.index("streamed")
 _ID_INDEX = SPAN_COLUMNS.index("id")
@@ -111,8 +112,10 @@ class JsonEncoder:
                 {"llmtrace_truncated": True, "bytes": len(text.encode("utf-8", "replace")), "head": text[: self.cap]},
                 ensure_ascii=False,
             )
+        if text.isascii():
+            return text
         # Lone surrogates from odd bytes would make sqlite3 raise on encode.
-        return plain_text(text)
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 class RowEncoder:
@@ -148,7 +151,8 @@ class RowEncoder:
     def _rows(self, values: list[Any], request: Any, response: Any,
               clean: bool = False) -> tuple[list[Any], list[Any] | None]:
         enc = self.encode
-        for i, v in enumerate(values):  # the plain-text columns (the JSON ones are made text below)
+        for i in _PLAIN_INDEXES:  # the JSON columns are made text (and made safe) below
+            v = values[i]
             if v.__class__ is str and not v.isascii():
                 values[i] = plain_text(v)
         for i in _JSON_INDEXES:
