@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import tempfile
 import threading
 import time
 from decimal import Decimal
@@ -166,9 +167,14 @@ def _learn(model: str, provider: str | None, input_tokens: int, output_tokens: i
         try:
             path = _units_path()
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(table))
-            os.replace(tmp, path)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # a new file, 0600
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(json.dumps(table))
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
         except OSError:
             pass
 

@@ -172,3 +172,9 @@ class Redactor:
         if cls is list or isinstance(value, (list, tuple)):
             return [v if v.__class__ in _SCALARS else self.obj(v) for v in value]
         return value
+
+
+def redact_headers(redactor: Redactor, headers: list[list[str]]) -> list[list[str]]:
+    """HTTP headers as they may be kept: a credential-named header's value blanked (`set-cookie`,
+    `authorization`, `x-api-key` …), known secrets and key shapes replaced in the others."""
+    return [[name, REDACTED if is_secret_key(name) and value else redactor.text(value)] for name, value in headers]

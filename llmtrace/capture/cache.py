@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import struct
 import sys
 import threading
 import time
@@ -26,33 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace import clock
+from llmtrace.redact import redact_headers
 from llmtrace.store.db import insert_rows
 
 _IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
-VERSION = 2  # 2: entries are HTTP answers, keys carry `stream` and the occurrence
+# 3: entries are bytes (`encode_entry`) and the semantic index JSON text, never pickles; older entries
+# simply miss (the version is part of every key).
+VERSION = 3
 _HANDED_KEPT = 64  # answers handed to the helper process kept in memory (`set`): ~200 ms of a fast loop
 # Read-ahead (`_read`): a found answer comes with the answers stored after it, up to this many rows
 # and bytes; the window doubles while they are used and halves while they are not.
 _AHEAD_FIRST, _AHEAD_MAX, _AHEAD_BYTES = 16, 256, 8 << 20
-# The keys a run may find (`_known`): read at the run's first look-up when the cache holds at most this
-# many entries (~1 µs each; beyond, every look-up asks SQLite, as without), into a Bloom filter of a
-# fixed 128 KiB (three bits a key, taken from its hash()): memory that does not grow with the run. It
-# answers "maybe" for about one key in 10,000 at 16,000 keys, one in 50 at 100,000: SQLite is asked then.
-_KNOWN_READ = 4096
-_KNOWN_BITS = 20  # 2**20 bits
-_KNOWN_MASK = (1 << _KNOWN_BITS) - 1
-
-
-def _add_known(known: bytearray, key_hash: int) -> None:
-    for shift in (0, _KNOWN_BITS, 2 * _KNOWN_BITS):
-        bit = (key_hash >> shift) & _KNOWN_MASK
-        known[bit >> 3] |= 1 << (bit & 7)
-
-
-def _maybe_known(known: bytearray, key_hash: int) -> bool:
-    a, b, c = key_hash & _KNOWN_MASK, (key_hash >> _KNOWN_BITS) & _KNOWN_MASK, (key_hash >> 2 * _KNOWN_BITS) & _KNOWN_MASK
-    return bool(known[a >> 3] >> (a & 7) & known[b >> 3] >> (b & 7) & known[c >> 3] >> (c & 7) & 1)
-
 
 _INSERT_SQL = ("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename,"
                " value) VALUES ")
@@ -60,9 +45,10 @@ _AHEAD_SQL = (
     "SELECT key, raw, expire_time, mode, filename, value FROM Cache"
     " WHERE rowid >= (SELECT rowid FROM Cache WHERE key = ? AND raw = ?) ORDER BY rowid LIMIT ?"
 )
+_MODE_RAW, _MODE_PICKLE = 1, 4  # diskcache's value modes (diskcache.core.MODE_*)
 
 
-@dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
+@dataclass
 class CacheSettings:
     """Where and how the response cache keeps answers (exact and semantic)."""
 
@@ -74,13 +60,135 @@ class CacheSettings:
     embedding_model: str = "text-embedding-3-small"
     semantic_max_messages: int = 6
 
-    def __init__(
-        self, enabled: bool = True, directory: Path | None = None, ttl_s: float | None = None,
-        size_limit_bytes: int = 1 << 30, threshold: float = 0.95, embedding_model: str = "text-embedding-3-small",
-        semantic_max_messages: int = 6,
-    ) -> None:
-        self.enabled, self.directory, self.ttl_s, self.size_limit_bytes = enabled, directory, ttl_s, size_limit_bytes
-        self.threshold, self.embedding_model, self.semantic_max_messages = threshold, embedding_model, semantic_max_messages
+
+# -- what an entry is on disk: bytes, never a pickle --------------------------------------------------
+# An answer: magic, the length of a JSON head (status, headers, sse, stored_s, the parts' sizes), the
+# head, then the parts' bytes one after the other. Read back with nothing but json and slicing.
+_MAGIC = b"LTA3"
+_LEN = struct.Struct("<I")
+
+
+def encode_entry(entry: dict[str, Any]) -> bytes:
+    parts = entry["parts"]
+    head = json.dumps({"status": entry["status"], "headers": entry["headers"], "sse": bool(entry["sse"]),
+                       "stored_s": entry["stored_s"], "sizes": [len(p) for p in parts]},
+                      separators=(",", ":")).encode()
+    return b"".join([_MAGIC, _LEN.pack(len(head)), head, *parts])
+
+
+def decode_entry(blob: Any) -> dict[str, Any] | None:
+    """The answer `encode_entry` wrote, or None for anything else (an older format, a damaged row)."""
+    if not isinstance(blob, bytes) or not blob.startswith(_MAGIC):
+        return None
+    try:
+        (size,) = _LEN.unpack_from(blob, len(_MAGIC))
+        at = len(_MAGIC) + _LEN.size
+        head = json.loads(blob[at : at + size])
+        at += size
+        parts = []
+        for n in head["sizes"]:
+            if not isinstance(n, int) or n < 0:
+                return None
+            parts.append(blob[at : at + n])
+            at += n
+        headers = head["headers"]
+        if at != len(blob) or not isinstance(headers, list) or not all(
+                isinstance(h, list) and len(h) == 2 and isinstance(h[0], str) and isinstance(h[1], str) for h in headers):
+            return None
+        return {"v": VERSION, "status": int(head["status"]), "headers": headers, "parts": parts,
+                "sse": bool(head["sse"]), "stored_s": float(head["stored_s"])}
+    except (ValueError, KeyError, TypeError, struct.error):
+        return None
+
+
+def encode_answer(place: tuple[str, int, float | None], key: str, entry: dict[str, Any]) -> bytes:
+    """An answer handed over for another process to store (a spool record): where, which key, the entry."""
+    head = json.dumps([list(place), key], separators=(",", ":")).encode()
+    return _LEN.pack(len(head)) + head + encode_entry(entry)
+
+
+def decode_answer(blob: bytes) -> tuple[tuple[str, int, float | None], str, dict[str, Any]] | None:
+    try:
+        (size,) = _LEN.unpack_from(blob, 0)
+        (directory, size_limit, ttl_s), key = json.loads(blob[_LEN.size : _LEN.size + size])
+        place = (str(directory), int(size_limit), None if ttl_s is None else float(ttl_s))
+    except (ValueError, TypeError, struct.error):
+        return None
+    entry = decode_entry(bytes(blob[_LEN.size + size :]))
+    if entry is None or not isinstance(key, str):
+        return None
+    return place, key, entry
+
+
+_refused_warned = False
+
+
+def _refused(directory: Any) -> None:
+    """A pickled entry was found (an older llmtrace's, or planted): never unpickled; said once a process."""
+    global _refused_warned
+    if not _refused_warned:
+        _refused_warned = True
+        print(f"llmtrace: warning: the response cache at {directory} holds entries in an older format (pickle); they are "
+              "ignored (`llmtrace cache clear` removes them)", file=sys.stderr)
+
+
+def _inside(filename: Any) -> bool:
+    return isinstance(filename, str) and not os.path.isabs(filename) and ".." not in Path(filename).parts
+
+
+_disk_class: Any = None
+
+
+def _safe_disk() -> Any:
+    """diskcache's Disk without pickle: keys and values are str or bytes, a pickled key or value read from
+    the cache is refused (a miss), and a value's file must lie inside the cache folder."""
+    global _disk_class
+    if _disk_class is None:
+        import diskcache
+
+        class SafeDisk(diskcache.Disk):  # type: ignore[misc]
+            def put(self, key: Any) -> Any:
+                if type(key) not in (str, bytes):
+                    raise TypeError(f"cache keys are text, not {type(key).__name__}")
+                return super().put(key)
+
+            def get(self, key: Any, raw: bool) -> Any:
+                if not raw:
+                    _refused(self._directory)
+                    return None
+                return super().get(key, raw)
+
+            def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+                if type(value) not in (str, bytes):
+                    raise TypeError(f"cache values are bytes or text, not {type(value).__name__}")
+                return super().store(value, read, key=key)
+
+            def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+                if mode == _MODE_PICKLE:
+                    _refused(self._directory)
+                    return None
+                if filename is not None and not _inside(filename):
+                    return None
+                return super().fetch(mode, filename, value, read)
+
+            def remove(self, file_path: Any) -> None:
+                if _inside(file_path):
+                    super().remove(file_path)
+
+        _disk_class = SafeDisk
+    return _disk_class
+
+
+def _open_store(directory: Path, **settings: Any) -> Any:
+    import diskcache
+
+    return diskcache.Cache(str(directory), disk=_safe_disk(), **settings)
+
+
+def _check_folder(directory: Path) -> Path:
+    from llmtrace.home import private_dir
+
+    return private_dir(directory, "the response cache's folder")
 
 
 def _key_encoder() -> Any:
@@ -139,16 +247,14 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 class ResponseCache:
     def __init__(self, settings: CacheSettings):
-        import diskcache
-
         self.settings = settings
         assert settings.directory is not None
-        settings.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _check_folder(settings.directory)
         db_file = settings.directory / "cache.db"
         if not db_file.exists():  # owner-only from the start; SQLite gives its WAL the same mode
             os.close(os.open(db_file, os.O_CREAT | os.O_WRONLY, 0o600))
-        self.store = diskcache.Cache(
-            str(settings.directory), size_limit=settings.size_limit_bytes, eviction_policy="least-recently-stored",
+        self.store = _open_store(
+            settings.directory, size_limit=settings.size_limit_bytes, eviction_policy="least-recently-stored",
             timeout=30, disk_min_file_size=1 << 30,  # values live inside cache.db, not in loose files
             # Bounded memory in long runs: a 2 MiB page cache and no memory map (diskcache's defaults,
             # 32 MiB and 64 MiB, fill up as the cache grows and count against the script's RSS).
@@ -170,16 +276,11 @@ class ResponseCache:
         # its spool (store.helper): `handoff(key, entry)` puts the answer in the spool (from that moment a
         # kill cannot lose it) and the helper writes it here. Set by the runner.
         self.handoff: Any = None
+        # Applied to the answer's headers before it is kept (`set`); None: the traced run's own, as the store's.
+        self.redactor: Any = None
         self._lock = threading.RLock()
         self._flushing = threading.Event()  # ends the linger at once
         self._ahead: dict[str, tuple[Any, ...]] = {}  # read ahead: "r:<key>" → its row, not yet decoded
-        # Every key stored before this cache's first use in this process and every answer stored through
-        # it since, in a Bloom filter: a key not in it is a miss without asking SQLite (~30,000
-        # instructions, and 50 µs of wall time in a traced loop, whose other work leaves SQLite's pages
-        # cold). An answer another process stores after that first use is not looked for: a run replays
-        # what was stored before it started, and its own. None: SQLite is asked (not read yet, or too many keys).
-        self._known: bytearray | None = None
-        self._known_read = False
         self._window = _AHEAD_FIRST
         self._ahead_used = False
 
@@ -187,11 +288,7 @@ class ResponseCache:
         """The recorded answer {status, headers, parts, sse}, or None (missing, damaged or expired)."""
         entry = self._pending.get(key)
         if entry is None:
-            db_key = "r:" + key
-            known = self._known if self._known_read else self._read_known()
-            if known is not None and not _maybe_known(known, hash(db_key)):
-                return None
-            entry = self._read(db_key)
+            entry = self._read("r:" + key)
         if not isinstance(entry, dict) or entry.get("v") != VERSION:
             return None
         ttl = self.settings.ttl_s
@@ -199,34 +296,8 @@ class ResponseCache:
             return None
         return entry
 
-    def _read_known(self) -> bytearray | None:
-        """The keys stored so far (`_known`), read at this cache's first use in the process: before any
-        answer of its own, so that each of those is added as it is stored (`set`)."""
-        with self._lock:  # re-entered from `_stored`
-            if not self._known_read:
-                known = None
-                try:
-                    if len(self.store) <= _KNOWN_READ:  # diskcache's count of entries, kept in a table
-                        known = bytearray(1 << (_KNOWN_BITS - 3))
-                        for (k,) in self.store._sql("SELECT key FROM Cache").fetchall():
-                            _add_known(known, hash(k))
-                except Exception:  # not diskcache's table as this code knows it: SQLite is asked each time
-                    known = None
-                self._known, self._known_read = known, True
-            return self._known
-
-    def _stored(self, db_keys: list[str], read: bool = True) -> None:
-        """Answers for `db_keys` are stored from now on (`set`: behind the call): `get` looks for them.
-        With read=False (rows just committed here, which may not have come through `set`): only if the
-        keys were read already; a reading after the commit finds them in SQLite."""
-        with self._lock:
-            known = self._known if self._known_read or not read else self._read_known()
-            if known is not None:
-                for db_key in db_keys:
-                    _add_known(known, hash(db_key))
-
-    def _read(self, db_key: str) -> Any:
-        """diskcache's value for `db_key`, or None. A replay asks for answers in the order they were
+    def _read(self, db_key: str) -> dict[str, Any] | None:
+        """The answer stored for `db_key`, or None. A replay asks for answers in the order they were
         stored, so the rows stored after the one asked for are read in the same query and kept (undecoded)
         for the calls that follow: one SQLite read, not one a call. The answers are the same either way:
         an entry never changes once stored (a newer answer for the same key is found in `_pending`
@@ -240,7 +311,7 @@ class ResponseCache:
         try:
             rows = self.store._sql(_AHEAD_SQL, (db_key, True, window)).fetchall()
         except Exception:  # not diskcache's table as this code knows it: a plain get
-            return self.store.get(db_key)
+            return decode_entry(self.store.get(db_key))
         if not rows:  # not stored: the rows read ahead stand for the calls after this one
             return None
         self._window, self._ahead_used = window, False
@@ -255,25 +326,39 @@ class ResponseCache:
             return None
         return self._value(db_key, *rows[0][2:])
 
-    def _value(self, db_key: str, expire_time: float | None, mode: int, filename: str | None, value: Any) -> Any:
-        """The value of `db_key`'s row as diskcache's get reads it: None once expired (diskcache's own
+    def _value(self, db_key: str, expire_time: float | None, mode: int, filename: str | None,
+               value: Any) -> dict[str, Any] | None:
+        """The answer in `db_key`'s row as diskcache's get reads it: None once expired (diskcache's own
         clock, real time); a value kept in a file of its own, or a row that no longer decodes, read by
-        diskcache itself."""
+        diskcache itself (whose Disk refuses pickles)."""
         if expire_time is not None and expire_time <= time.time():
             return None
-        if filename is None:
-            try:
-                return self.store._disk.fetch(mode, None, value, False)
-            except Exception:  # a damaged row: diskcache reads it again (and says why it cannot)
-                pass
-        return self.store.get(db_key)
+        if filename is None and mode == _MODE_RAW:
+            entry = decode_entry(bytes(value) if isinstance(value, (bytes, memoryview)) else value)
+            if entry is not None:
+                return entry
+        return decode_entry(self.store.get(db_key))
+
+    def _redactor(self) -> Any:
+        """The traced run's redactor (the store's: it knows the keys the run's clients hold), else one
+        from the environment."""
+        if self.redactor is not None:
+            return self.redactor
+        wire = sys.modules.get("llmtrace.capture.wire")
+        recorder = wire.current_recorder() if wire is not None else None
+        if recorder is not None:
+            return recorder.redactor
+        from llmtrace.redact import Redactor
+
+        self.redactor = Redactor.from_environ()
+        return self.redactor
 
     def set(self, key: str, status: int, headers: list[list[str]], parts: list[bytes], sse: bool) -> None:
+        headers = redact_headers(self._redactor(), headers)
         entry = {"v": VERSION, "status": status, "headers": headers, "parts": parts, "sse": sse, "stored_s": clock.now()}
         if not self.write_behind or os.getpid() != self._owner:  # a child process (a fork's writer stayed in the parent)
             self._write([(key, entry)])
             return
-        self._stored(["r:" + key])
         if self.handoff is not None:
             with self._lock:
                 # Kept for a read of it later in the run (a semantic hit) until the helper has surely
@@ -328,7 +413,7 @@ class ResponseCache:
         rows: dict[Any, tuple[Any, ...]] = {}  # the last answer of a key wins, as with one set after another
         for key, entry in items:
             db_key, raw = disk.put("r:" + key)
-            size, mode, filename, value = disk.store(entry, False, key="r:" + key)
+            size, mode, filename, value = disk.store(encode_entry(entry), False, key="r:" + key)
             rows[db_key] = (db_key, raw, now, expire_time, now, 0, None, size, mode, filename, value)
         with store.transact():
             con = store._con
@@ -339,7 +424,6 @@ class ResponseCache:
                 for (old,) in con.execute(f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({marks})", chunk).fetchall():
                     store.delete(old)  # its file too, if it had one
             insert_rows(con, _INSERT_SQL, list(rows.values()))
-        self._stored(list(rows), read=False)
 
     def _run(self) -> None:
         from llmtrace.store.spool import gather
@@ -372,51 +456,69 @@ class ResponseCache:
 
     # -- semantic ---------------------------------------------------------------------------------
     def semantic_candidates(self, pkey: str) -> list[tuple[list[float], str]]:
+        """(vector, key) of the answers stored for the same model and parameters: JSON text on disk."""
         value = self.store.get("s:" + pkey)
-        return value if isinstance(value, list) else []
+        try:
+            entries = json.loads(value) if isinstance(value, str) else []
+        except ValueError:
+            return []
+        if not isinstance(entries, list):
+            return []
+        return [(e[0], e[1]) for e in entries if isinstance(e, list) and len(e) == 2 and isinstance(e[0], list)
+                and isinstance(e[1], str) and all(isinstance(x, (int, float)) for x in e[0])]
 
     def semantic_add(self, pkey: str, vector: list[float], key: str) -> None:
         with self.store.transact():
             entries = self.semantic_candidates(pkey)
             entries.append((vector, key))
-            self.store.set("s:" + pkey, entries[-2000:], expire=self.settings.ttl_s)
+            self.store.set("s:" + pkey, json.dumps(entries[-2000:]), expire=self.settings.ttl_s)
 
     def close(self) -> None:
         self.flush()
         self.store.close()
 
 
-def _is_answer(key: Any) -> bool:
-    # Keys are plain strings, "r:<request hash>.<n>" (answers) and "s:<params hash>" (semantic index):
-    # diskcache stores a str key as it is; a tuple key was pickled on every get and set. Caches written
-    # before hold ("r", …) tuples: no longer looked up, still counted, cleared and evicted.
-    return (isinstance(key, str) and key.startswith("r:")) or (isinstance(key, tuple) and key[:1] == ("r",))
+def _count_pickled(c: Any, directory: Path) -> int:
+    """Rows whose key or value is a pickle (an older llmtrace's, or planted): counted, never read."""
+    n = c._sql("SELECT count(*) FROM Cache WHERE raw = 0 OR mode = ?", (_MODE_PICKLE,)).fetchone()[0]
+    if n:
+        _refused(directory)
+    return n
 
 
 def stats(directory: Path) -> tuple[int, int]:
     """(responses stored, bytes on disk)."""
-    import diskcache
-
-    with diskcache.Cache(str(directory)) as c:
-        return sum(1 for k in c.iterkeys() if _is_answer(k)), c.volume()
+    _check_folder(directory)
+    with _open_store(directory) as c:
+        _count_pickled(c, directory)
+        n = c._sql("SELECT count(*) FROM Cache WHERE raw = 1 AND key LIKE 'r:%'").fetchone()[0]
+        return n, c.volume()
 
 
 def clear(directory: Path, older_than_s: float | None) -> int:
-    import diskcache
-
-    with diskcache.Cache(str(directory)) as c:
+    """Remove the answers (all, or those stored more than `older_than_s` ago, and any that no longer
+    read); returns how many. Rows of an older format (pickled) go as well, unread."""
+    _check_folder(directory)
+    with _open_store(directory) as c:
+        pickled = _count_pickled(c, directory)
         if older_than_s is None:
-            n = sum(1 for k in c.iterkeys() if _is_answer(k))
+            n = c._sql("SELECT count(*) FROM Cache WHERE raw = 1 AND key LIKE 'r:%'").fetchone()[0] + pickled
             c.clear()
             return n
         cutoff = clock.now() - older_than_s
-        n = 0
-        for k in list(c.iterkeys()):
-            if _is_answer(k):
-                entry = c.get(k)
-                if not isinstance(entry, dict) or entry.get("stored_s", 0) < cutoff:
-                    n += c.delete(k)
-        return n
+        gone = []
+        rows = c._sql("SELECT rowid, raw, mode, filename, value FROM Cache WHERE raw = 0 OR mode = ? OR key LIKE 'r:%'",
+                      (_MODE_PICKLE,)).fetchall()
+        for rowid, raw, mode, filename, value in rows:
+            entry = decode_entry(bytes(value)) if raw and mode == _MODE_RAW and isinstance(value, bytes) else None
+            if entry is None or entry["stored_s"] < cutoff:
+                gone.append((rowid, filename))
+        with c.transact():
+            for rowid, filename in gone:
+                c._sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
+                if filename is not None:
+                    c._disk.remove(filename)
+        return len(gone)
 
 
 _opened: dict[tuple[str, int, float | None], ResponseCache] = {}
@@ -459,8 +561,12 @@ def open_cache(settings: CacheSettings, quiet: bool = False) -> ResponseCache | 
     """The cache, or None with one warning when it cannot be used (the run goes on uncached)."""
     if not settings.enabled:
         return None
+    from llmtrace.errors import UserError
+
     try:
         return ResponseCache(settings)
+    except UserError:  # a folder that is not the user's own: refused, not used uncached
+        raise
     except Exception as e:  # a damaged or unwritable cache must not stop the run
         if not quiet:
             print(f"llmtrace: warning: response cache disabled ({type(e).__name__}: {e})", file=sys.stderr)

@@ -13,6 +13,7 @@ LLMTRACE_CHILDREN=0 (or `run --no-children`) leaves child processes untraced.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from pathlib import Path
@@ -58,16 +59,48 @@ def arm(trace_id: str, spool_dir: Path, home: Path, options: dict[str, Any]) -> 
     """In the traced process: make children (started from now on) join trace `trace_id`."""
     if not enabled():
         return
-    boot = home / "boot"
-    boot.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = boot / "sitecustomize.py"
-    if not target.exists() or target.read_text() != _SITECUSTOMIZE:
-        tmp = boot / f".sitecustomize.{os.getpid()}.tmp"
-        tmp.write_text(_SITECUSTOMIZE)
-        os.replace(tmp, target)
+    boot = _private_boot(home)
+    if boot is None:
+        return
     os.environ[ENV] = json.dumps({"trace_id": trace_id, "spool_dir": str(spool_dir), "options": options})
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(boot)]
     os.environ["PYTHONPATH"] = os.pathsep.join([str(boot), *paths])
+
+
+def _private_boot(home: Path) -> Path | None:
+    """A folder of this run's own (made by mkdtemp: 0700, a name no one could guess) holding the
+    sitecustomize children import, removed when the run ends; None, said once, if none can be made
+    (children then go untraced). Folders of earlier runs that ended without removing theirs go too."""
+    import shutil
+    import sys
+    import tempfile
+
+    parent = home / "boot"
+    try:
+        parent.mkdir(exist_ok=True, mode=0o700)
+        _sweep(parent)
+        boot = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
+        fd = os.open(boot / "sitecustomize.py", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(_SITECUSTOMIZE)
+    except OSError as e:
+        print(f"llmtrace: warning: child processes are not traced (cannot write in {parent}: {e.strerror or e})",
+              file=sys.stderr)
+        return None
+    pid = os.getpid()
+    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(boot, ignore_errors=True))  # not a fork's exit
+    return boot
+
+
+def _sweep(parent: Path) -> None:
+    import shutil
+
+    from llmtrace.store.procs import pid_alive
+
+    for entry in os.scandir(parent):
+        pid = entry.name.split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def spec_from_env() -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,14 @@ class InFlightPublisher:
         rows = self._snapshot(at_us)
         if rows == self._last:
             return
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(rows, f)
-        os.replace(tmp, self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp", dir=self.path.parent)  # 0600, a new file
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(rows, f)
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
         self._last = rows
 
     def _run(self) -> None:

@@ -119,6 +119,7 @@ class Session:
         opts, writer, trace = self.opts, self.writer, self.trace
         if trace.pid is None:  # a running trace without a live pid is a dead run's, which any command recovers
             trace.pid = os.getpid()
+        settings = self.settings = wire_settings(opts)  # first: a cache folder it refuses leaves no trace behind
         writer.start_trace(trace)
         self.spool = _spooling_writer(writer, trace.id)
         exporters: list[Any] = [self.spool]
@@ -137,7 +138,6 @@ class Session:
 
         self.in_flight = InFlightPublisher(self.recorder, live_path(Path(writer.db_path).parent, trace.id),
                                            on_tick=getattr(self.spool, "tick", None)).start()
-        settings = self.settings = wire_settings(opts)
         if settings.cache is not None and hasattr(self.spool, "answer_handoff"):  # answers go by the spool, as spans do
             settings.cache.handoff = self.spool.answer_handoff(settings.cache)
         if settings.budget is not None:  # it sums what finished calls cost

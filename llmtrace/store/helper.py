@@ -25,8 +25,8 @@ in a loop of fast calls, that work and its GIL hand-overs were most of what trac
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import queue
 import signal
 import socket
@@ -40,7 +40,7 @@ from typing import Any
 
 from llmtrace.clock import timer_scale
 from llmtrace.store.spool import (
-    _CACHED,
+    _ANSWER,
     BatchStore,
     _load,
     close_caches,
@@ -66,6 +66,7 @@ _START_AFTER_S = 0.5 * timer_scale()
 # for a commit anyway, and a note a record was a system call (and a wake-up of the helper) a span. The
 # in-flight publisher's tick tells the rest; without ticks, every record is told.
 _NOTE_EVERY_S = 0.05 * timer_scale()
+_ENDED_FIELDS = ("id", "end_us", "status", "exit_code", "error", "traceback")  # what finish_trace writes of a trace
 _HOME = str(Path(__file__).resolve().parent.parent.parent)  # the folder this llmtrace package is in
 _START = "import sys; sys.path.insert(0, sys.argv[1]); from llmtrace.store.helper import main; sys.exit(main(sys.argv[2:]))"
 
@@ -178,12 +179,14 @@ class HelperSpoolingWriter(_Spooler):
         """For the run's response cache (`ResponseCache.handoff`): an answer goes into the spool, from
         there the helper writes it to the cache (or this process, at the run's end, into `cache` itself);
         a kill cannot lose it."""
+        from llmtrace.capture.cache import encode_answer
+
         place = cache.place()
         cache.adopt()
-        dumps, append = pickle.dumps, self._append
+        append = self._append
 
         def handoff(key: str, entry: dict[str, Any]) -> None:
-            append(_CACHED, dumps((place, key, entry), protocol=pickle.HIGHEST_PROTOCOL), None)
+            append(_ANSWER, encode_answer(place, key, entry), None)
 
         return handoff
 
@@ -200,7 +203,8 @@ class HelperSpoolingWriter(_Spooler):
                 self.writer.finish_trace(trace)  # the run's end sums every trace of the run again
                 return
             self._told_traces = True
-            self._send(_NOTE.pack(_TRACE, self._segment, self.file._offset) + pickle.dumps(trace), wait=True)
+            ended = {f: getattr(trace, f) for f in _ENDED_FIELDS}
+            self._send(_NOTE.pack(_TRACE, self._segment, self.file._offset) + json.dumps(ended).encode(), wait=True)
 
     def close(self) -> None:
         """Wait for the helper to store everything spooled, then remove the spool."""
@@ -275,6 +279,13 @@ def _read_from(path: Path, at: int, size: int | None) -> bytes:
         return b""
 
 
+def _ended_trace(note: bytes) -> Any:
+    """The trace a `_TRACE` note says has ended: what `StoreWriter.finish_trace` writes of it."""
+    from llmtrace.model import Trace
+
+    return Trace(name="", start_us=0, **json.loads(note))
+
+
 def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> None:
     """Store what the program spools until it says the run has ended (reply "ok" or "failed"), or is gone."""
     notes: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -304,7 +315,7 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
         batch = gather(notes, ending)
         gone = None in batch
         got = [b for b in batch if b is not None]
-        ended = [pickle.loads(extra) for kind, _, _, extra in got if kind == _TRACE]
+        ended = [_ended_trace(extra) for kind, _, _, extra in got if kind == _TRACE]
         stop = any(kind == _STOP for kind, _, _, _ in got)
         records, done = reader.read(*max((segment, offset) for _, segment, offset, _ in got)) if got else ([], [])
         store_answers(records)  # before the segments they came in can go

@@ -2,9 +2,10 @@
 process, `store.helper`; where there can be none, the writer thread here).
 
 A finished span is appended to `<home>/spool/<trace-id>.spool` in the thread that ended it. The
-file is memory-mapped (shared), so appending is a memory copy with no system call and no release
-of the GIL, yet the bytes belong to the kernel's page cache at once: a kill of the process cannot
-lose them. The file grows in steps; unused space is zero bytes. A
+file is memory-mapped (shared) over space allocated ahead, so appending is a memory copy with no
+system call and no release of the GIL, yet the bytes belong to the kernel's page cache at once: a
+kill of the process cannot lose them. The file grows in steps; unused space is zero bytes. Where
+space cannot be allocated (a full disk), records are written with pwrite instead (`SpoolFile`). A
 copier stores spans into SQLite in batches, one commit per batch (at most every 200 ms), so
 `ls` and `show` see a running trace within a fifth of a second. When the run finishes, the spool file is removed. A spool left
 behind by a killed run is loaded into the store by the next llmtrace command (`recover`).
@@ -12,16 +13,16 @@ behind by a killed run is loaded into the store by the next llmtrace command (`r
 What the thread that ended a span writes is as little as makes the span safe: a marshal snapshot
 of its values when nothing in them needs redacting (the common case, a few microseconds), else its
 encoded and redacted rows as JSON (the old way, ~100 µs for an LLM call). The copier turns a
-snapshot into rows. Records are framed: a tag byte (`M` snapshot, `J` JSON rows, `C` an answer for
-the response cache, `store.helper`), a 4-byte length, the data. Spools of earlier versions (`<trace>.jsonl`, one JSON line a span) still load.
+snapshot into rows. Records are framed: a tag byte (`M` snapshot, `J` JSON rows, `A` an answer for
+the response cache, `store.helper`), a 4-byte length, the data. Nothing read back is unpickled. Spools of earlier versions (`<trace>.jsonl`, one JSON line a span) still load.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import mmap
 import os
-import pickle
 import queue
 import sqlite3
 import struct
@@ -46,7 +47,9 @@ _LINGER_S = 0.2 * timer_scale()
 
 
 _HEAD = struct.Struct("<cI")  # tag, length
-_SNAPSHOT, _JSON, _CACHED = b"M", b"J", b"C"
+# `A`: an answer for the response cache (`cache.encode_answer`: JSON and bytes). `C` held a pickle
+# in earlier versions: such a record is skipped unread (a spool is a file someone may have planted).
+_SNAPSHOT, _JSON, _ANSWER, _PICKLED = b"M", b"J", b"A", b"C"
 SUFFIXES = (".spool", ".jsonl")  # .jsonl: written by earlier versions
 
 
@@ -74,7 +77,7 @@ def read_records(data: bytes) -> list[tuple[bytes, bytes]]:
     while at + _HEAD.size <= end:
         tag, length = _HEAD.unpack_from(data, at)
         at += _HEAD.size
-        if tag not in (_SNAPSHOT, _JSON, _CACHED) or at + length > end:
+        if tag not in (_SNAPSHOT, _JSON, _ANSWER, _PICKLED) or at + length > end:
             break
         out.append((tag, data[at : at + length]))
         at += length
@@ -82,18 +85,29 @@ def read_records(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 class SpoolFile:
-    """An append-only, memory-mapped file of span records (see the module's docstring for their frame)."""
+    """An append-only file of span records (see the module's docstring for their frame).
+
+    Written through a shared memory map, but only over space the file system has given it
+    (`posix_fallocate`): a store through a map into a hole the disk cannot fill kills the process
+    with SIGBUS. Where space cannot be had (the disk is full, or the file system does not allocate
+    ahead), the file is written with `pwrite` from there on; a record that cannot be written at all
+    is lost, with one warning, and the traced program runs on."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._size = _INITIAL_BYTES
-        os.ftruncate(self.fd, self._size)
-        self._map = mmap.mmap(self.fd, self._size)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         self._offset = 0
+        self._size = 0
+        self._map: mmap.mmap | None = None
         self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
         self.closed = False
+        if _allocate(self.fd, 0, _INITIAL_BYTES):
+            try:
+                self._map = mmap.mmap(self.fd, _INITIAL_BYTES)
+                self._size = _INITIAL_BYTES
+            except OSError:  # no memory for a map: written, not mapped
+                os.ftruncate(self.fd, 0)
 
     def append(self, row: Any) -> None:
         """Append a span's encoded rows."""
@@ -105,13 +119,35 @@ class SpoolFile:
             if self.closed:
                 return
             end = self._offset + len(data)
-            if end > self._size:
-                while self._size < end:
-                    self._size *= 2
-                os.ftruncate(self.fd, self._size)
-                self._map.resize(self._size)
-            self._map[self._offset : end] = data
-            self._offset = end
+            if end > self._size and self._map is not None:
+                size = self._size
+                while size < end:
+                    size *= 2
+                if _allocate(self.fd, self._size, size - self._size):
+                    self._map.resize(size)
+                    self._size = size
+                else:  # from here on, written: what the map holds is in the file already
+                    self._map.close()
+                    self._map = None
+                    os.ftruncate(self.fd, self._offset)  # the space allocated and never written, given back
+            if self._map is not None:
+                self._map[self._offset : end] = data
+                self._offset = end
+                return
+            try:
+                written = os.pwrite(self.fd, data, self._offset)
+            except OSError as e:
+                written = -1
+                _lost(e)
+            if written == len(data):
+                self._offset = end
+            else:  # a record cut short must not stay where the next one goes
+                if written >= 0:
+                    _lost(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+                try:
+                    os.ftruncate(self.fd, self._offset)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         """Cut the file to what was written (it stays on disk)."""
@@ -119,9 +155,36 @@ class SpoolFile:
             if self.closed:
                 return
             self.closed = True
-            self._map.close()
-            os.ftruncate(self.fd, self._offset)
-            os.close(self.fd)
+            if self._map is not None:
+                self._map.close()
+            try:
+                os.ftruncate(self.fd, self._offset)
+            finally:
+                os.close(self.fd)
+
+
+def _allocate(fd: int, offset: int, length: int) -> bool:
+    """Whether the file system has given `fd` the bytes [offset, offset + length) (so a map over them
+    cannot fault); False on a full disk or where it cannot say (then the file is written, not mapped)."""
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is None:
+        return False
+    try:
+        allocate(fd, offset, length)
+        return True
+    except OSError:
+        return False
+
+
+_lost_warned = False
+
+
+def _lost(error: OSError) -> None:
+    global _lost_warned
+    if not _lost_warned:
+        _lost_warned = True
+        print(f"llmtrace: warning: could not write to the spool ({error.strerror or error}); spans recorded from now on "
+              "may be lost, the script runs on", file=sys.stderr)
 
 
 class _SegmentDone:
@@ -292,7 +355,7 @@ def decode_records(records: list[tuple[bytes, bytes]], encoder: Any) -> list[tup
     rows = []
     for tag, payload in records:
         try:
-            if tag == _CACHED:
+            if tag in (_ANSWER, _PICKLED):
                 continue
             if tag == _SNAPSHOT:
                 rows.append(encoder.snapshot_rows(payload))
@@ -304,18 +367,27 @@ def decode_records(records: list[tuple[bytes, bytes]], encoder: Any) -> list[tup
     return rows
 
 
+_pickled_warned = False
+
+
 def store_answers(records: list[tuple[bytes, bytes]]) -> None:
-    """Write the response-cache answers among spool records (`C`: a run's cache handed them over) to their cache."""
+    """Write the response-cache answers among spool records (`A`: a run's cache handed them over) to their cache."""
+    global _pickled_warned
+    if not any(tag in (_ANSWER, _PICKLED) for tag, _ in records):
+        return
+    from llmtrace.capture.cache import decode_answer, write_answers
+
     answers = []
     for tag, payload in records:
-        if tag == _CACHED:
-            try:
-                answers.append(pickle.loads(payload))
-            except Exception:  # cut short by a kill
-                continue
+        if tag == _ANSWER:
+            answer = decode_answer(payload)
+            if answer is not None:  # else damaged: that answer goes uncached
+                answers.append(answer)
+        elif tag == _PICKLED and not _pickled_warned:
+            _pickled_warned = True
+            print("llmtrace: warning: a spool holds response-cache answers in an older format (pickle); they are "
+                  "skipped", file=sys.stderr)
     if answers:
-        from llmtrace.capture.cache import write_answers
-
         write_answers(answers)
 
 

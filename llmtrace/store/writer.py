@@ -6,11 +6,13 @@ Every text column passes through the redactor here, the last stop before disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
 import operator
 import os
 import sqlite3
+import sys
 import threading
 from typing import Any
 
@@ -23,11 +25,37 @@ DEFAULT_MAX_FIELD_BYTES = 1 << 20
 
 _span_values = operator.attrgetter(*SPAN_COLUMNS)
 _JSON_INDEXES = [i for i, c in enumerate(SPAN_COLUMNS) if c in JSON_SPAN_COLUMNS]
+_PLAIN_INDEXES = [i for i, c in enumerate(SPAN_COLUMNS) if c not in JSON_SPAN_COLUMNS]
 _ERROR_INDEX = SPAN_COLUMNS.index("error_message")
 _STREAMED_INDEX = SPAN_COLUMNS.index("streamed")
 _ID_INDEX = SPAN_COLUMNS.index("id")
 _SPAN_INSERT = f"INSERT OR REPLACE INTO spans ({', '.join(SPAN_COLUMNS)}) VALUES "
 _PAYLOAD_INSERT = "INSERT OR REPLACE INTO payloads (span_id, request, response) VALUES "
+
+
+# What a bad value (not a full disk, not a locked store) makes sqlite3 raise on insert.
+_BAD_VALUE = (UnicodeError, OverflowError, TypeError, ValueError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
+_row_lost_warned = False
+
+
+def _row_lost(span_id: Any, error: BaseException) -> None:
+    global _row_lost_warned
+    if not _row_lost_warned:
+        _row_lost_warned = True
+        print(f"llmtrace: warning: span {span_id} could not be stored ({type(error).__name__}: {error}); the others are",
+              file=sys.stderr)
+
+
+@contextlib.contextmanager
+def savepoint(db: sqlite3.Connection) -> Any:
+    db.execute("SAVEPOINT llmtrace_row")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK TO llmtrace_row")
+        db.execute("RELEASE llmtrace_row")
+        raise
+    db.execute("RELEASE llmtrace_row")
 
 
 def max_field_bytes() -> int:
@@ -48,6 +76,18 @@ def json_default(value: Any) -> Any:
 # Built once: json.dumps with keyword arguments builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default)
 encode_json = _ENCODER.encode
+
+
+def plain_text(value: Any) -> Any:
+    """`value` as SQLite can take it: a str holding a lone surrogate (from bytes that were not UTF-8, a
+    model name a server made up) has each replaced by U+FFFD; anything else as it is."""
+    if value.__class__ is not str or value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class JsonEncoder:
@@ -111,6 +151,10 @@ class RowEncoder:
     def _rows(self, values: list[Any], request: Any, response: Any,
               clean: bool = False) -> tuple[list[Any], list[Any] | None]:
         enc = self.encode
+        for i in _PLAIN_INDEXES:  # the JSON columns are made text (and made safe) below
+            v = values[i]
+            if v.__class__ is str and not v.isascii():
+                values[i] = plain_text(v)
         for i in _JSON_INDEXES:
             v = values[i]
             # None and empty containers are stored as NULL; 0, "" and False are values (a tool may return 0).
@@ -133,19 +177,19 @@ class StoreWriter:
         self._lock = threading.Lock()
 
     def _text(self, s: str | None) -> str | None:
-        return None if s is None else self.redactor.text(s)
+        return None if s is None else plain_text(self.redactor.text(s))
 
     def start_trace(self, trace: Trace) -> None:
         with self._lock, transaction(self.db):
             self.db.execute(
                 """INSERT INTO traces (id, name, script, argv, cwd, start_us, status, pid, version, run_id)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (trace.id, self._text(trace.name), trace.script, self.encode(trace.argv), trace.cwd, trace.start_us,
+                (trace.id, self._text(trace.name), plain_text(trace.script), self.encode(trace.argv), plain_text(trace.cwd), trace.start_us,
                  trace.status, trace.pid, trace.version, trace.run_id),
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
-                [(trace.id, k, self._text(v)) for k, v in trace.tags.items()],
+                [(trace.id, plain_text(k), self._text(v)) for k, v in trace.tags.items()],
             )
 
     def write_span(self, span: Span) -> None:
@@ -156,12 +200,27 @@ class StoreWriter:
         self.write_rows([self.rows(span) for span in spans])
 
     def write_rows(self, encoded: list[tuple[list[Any], list[Any] | None]]) -> None:
+        """Store encoded rows in one transaction. A row SQLite cannot take (a value of a type it does not
+        know, an integer past 64 bits) costs that row alone, said once: the batch is stored without it."""
         rows = [values for values, _ in encoded]
         payloads = [payload for _, payload in encoded if payload is not None]
+        try:
+            with self._lock, transaction(self.db):
+                insert_rows(self.db, _SPAN_INSERT, rows)
+                if payloads:
+                    insert_rows(self.db, _PAYLOAD_INSERT, payloads)
+            return
+        except _BAD_VALUE:
+            pass
         with self._lock, transaction(self.db):
-            insert_rows(self.db, _SPAN_INSERT, rows)
-            if payloads:
-                insert_rows(self.db, _PAYLOAD_INSERT, payloads)
+            for values, payload in encoded:
+                try:
+                    with savepoint(self.db):
+                        insert_rows(self.db, _SPAN_INSERT, [values])
+                        if payload is not None:
+                            insert_rows(self.db, _PAYLOAD_INSERT, [payload])
+                except _BAD_VALUE as e:
+                    _row_lost(values[_ID_INDEX], e)
 
     def finish_trace(self, trace: Trace) -> None:
         """Mark the trace ended and store its totals, computed from the spans on disk (and set on `trace`)."""
