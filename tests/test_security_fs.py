@@ -225,7 +225,6 @@ def test_temporary_files_are_never_written_through_a_planted_link(tmp_path, monk
     (home / "boot" / f".sitecustomize.{os.getpid()}.tmp").symlink_to(victim)
     monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
     monkeypatch.setenv(children.ENV, "")
-    monkeypatch.setattr(children, "_fork_armed", True)
     children.arm("t", tmp_path / "spool", home, {})
     assert victim.read_text() == "precious"
     boot = Path(os.environ["PYTHONPATH"].split(os.pathsep)[0])

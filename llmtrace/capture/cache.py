@@ -344,8 +344,8 @@ class ResponseCache:
         from the environment."""
         if self.redactor is not None:
             return self.redactor
-        wire = sys.modules.get("llmtrace.capture.wire")
-        recorder = wire.current_recorder() if wire is not None else None
+        context = sys.modules.get("llmtrace.capture.context")
+        recorder = context.recorder if context is not None else None
         if recorder is not None:
             return recorder.redactor
         from llmtrace.redact import Redactor
