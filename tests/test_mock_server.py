@@ -282,7 +282,8 @@ def test_samples_differ_on_identical_requests_and_repeat_on_a_fresh_server(mock_
     c = client(server)
     msgs = [{"role": "user", "content": "resample this"}]
     assert c.chat.completions.create(model="m", messages=msgs).choices[0].message.content == "not json {"
-    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{server.port}/_mock/reset", data=b"{}", method="POST"))
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{server.port}/_mock/reset", data=b"{}", method="POST",
+                                                  headers=server.control_headers))
     assert c.chat.completions.create(model="m", messages=msgs).choices[0].message.content == "not json {"
 
 
@@ -568,7 +569,8 @@ def test_usage_sums_for_tests(mock_server):
         "output_tokens": whole.completion_tokens + last.completion_tokens + resp.output_tokens,
     }
     server.stats.bodies.clear()
-    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{server.port}/_mock/reset", data=b"{}", method="POST"))
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{server.port}/_mock/reset", data=b"{}", method="POST",
+                                                  headers=server.control_headers))
     assert stats_json(server)["usage"] == {"input_tokens": 0, "output_tokens": 0}
     server.set_faults([429, {"cut_after": 1}])
     with pytest.raises(openai.RateLimitError):

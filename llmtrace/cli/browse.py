@@ -263,7 +263,9 @@ def _print_tracebacks(db: Any, trace: Any) -> None:
         stderr_console().print("no traceback in this trace")
         return
     try:
-        sys.stdout.write("\n".join(f"{header}\n{str(body).rstrip()}\n" for header, body in blocks))
+        from llmtrace.render.fmt import visible  # a traceback quotes what the model or a tool said
+
+        sys.stdout.write(visible("\n".join(f"{header}\n{str(body).rstrip()}\n" for header, body in blocks)))
         sys.stdout.flush()
     except BrokenPipeError:
         silence_stdout()

@@ -37,7 +37,7 @@ def tag(
     tid = resolve_trace_id(db, trace)
     keys = list(dict.fromkeys(remove or []))
     edit.retag(db, tid, parsed, keys)
-    stderr_console().print(f"tagged {tid[:8]}: " + " ".join([*(f"{k}={v}" for k, v in parsed.items()), *(f"-{k}" for k in keys)]))
+    stderr_console().print(f"tagged {tid[:8]}: " + " ".join([*(f"{k}={v}" for k, v in parsed.items()), *(f"-{k}" for k in keys)]), markup=False)
 
 
 @app.command()

@@ -19,11 +19,15 @@ What a backend reads (checked against Phoenix and MLflow, tests/interop):
 
 from __future__ import annotations
 
+import copy
+import http.client
 import os
 import queue
+import socket
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from typing import Any
@@ -397,31 +401,210 @@ def ends_of(spans: list[Span]) -> RunEnds:
     return ends
 
 
-def post(url: str, request: Any, timeout: float = 10.0, extra_headers: dict[str, str] | None = None) -> None:
-    """Send one export request; raises OSError (or UserError for a refusal) on failure."""
+DEFAULT_TIMEOUT_S = 10.0  # the OpenTelemetry exporters' default
+
+
+def export_timeout() -> float:
+    """The deadline of one export request, in seconds: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, else
+    OTEL_EXPORTER_OTLP_TIMEOUT (milliseconds, as the OpenTelemetry specification has them), else 10 s.
+    A value that is not a positive number is ignored, as the SDKs ignore it."""
+    for var in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        try:
+            ms = float(os.environ.get(var, ""))
+        except ValueError:
+            continue
+        if ms > 0:
+            return ms / 1000
+    return DEFAULT_TIMEOUT_S
+
+
+class _Deadline:
+    """One deadline for a whole request (connect, send, every byte of the answer, redirects): a socket's
+    own timeout only bounds each read, and a collector that trickles a byte a second never trips it.
+    When the time is up, the request's sockets are shut down, which wakes whatever waits on them."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                _shut(sock)
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._socks.append(sock)
+            if self.expired:
+                _shut(sock)
+        return sock
+
+    def connection(self, cls: Any) -> Any:
+        """A factory of `cls` connections whose sockets this deadline watches from their creation (so a
+        TLS handshake is bounded too)."""
+        def make(host: str, **kwargs: Any) -> Any:
+            conn = cls(host, **kwargs)
+            create = conn._create_connection
+            conn._create_connection = lambda *a, **k: self.watch(create(*a, **k))
+            return conn
+        return make
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _DeadlineHTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(self.deadline.connection(http.client.HTTPConnection), req)
+
+
+class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(self.deadline.connection(http.client.HTTPSConnection), req, context=self._context)
+
+
+class _CrossOrigin(Exception):
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.location = location
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects within the endpoint's origin (scheme, host, port) are followed, the spans posted again
+    with the same headers; one to another origin is refused before anything is sent there: the request
+    carries the collector's credentials (Authorization, API-key headers) and the spans' prompts."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if _origin(newurl) != _origin(req.full_url):
+            raise _CrossOrigin(newurl)
+        return urllib.request.Request(newurl, data=req.data, headers=dict(req.headers), method="POST")
+
+
+def post(url: str, request: Any, timeout: float | None = None, extra_headers: dict[str, str] | None = None) -> None:
+    """Send one export request within one deadline (`timeout` seconds, default export_timeout());
+    raises UserError (exit code EXPORT) on any failure."""
     body = request.SerializeToString()
     req = urllib.request.Request(url, data=body, method="POST",
                                  headers={"Content-Type": "application/x-protobuf", **(extra_headers or {})})
+    seconds = export_timeout() if timeout is None else timeout
+    deadline = _Deadline(seconds)
+    opener = urllib.request.build_opener(_SameOriginRedirects(), _DeadlineHTTP(deadline), _DeadlineHTTPS(deadline))
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with opener.open(req, timeout=seconds) as resp:
             resp.read()
+    except _CrossOrigin as e:
+        raise UserError(f"the OTLP endpoint {url} redirects to another host ({e.location}): not followed, it would "
+                        "carry the spans and the OTLP headers there; give that URL as the endpoint if you trust it",
+                        ExitCode.EXPORT) from None
     except urllib.error.HTTPError as e:
-        detail = e.read(300).decode("utf-8", "replace").strip().splitlines()
+        if deadline.expired:
+            raise _late(url, seconds) from None
+        try:
+            detail = e.read(300).decode("utf-8", "replace").strip().splitlines()
+        except (OSError, http.client.HTTPException):
+            detail = []
         why = f" ({detail[0][:200]})" if detail else ""
         raise UserError(f"the OTLP endpoint {url} refused the spans: HTTP {e.code}{why}", ExitCode.EXPORT) from None
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        if deadline.expired:
+            raise _late(url, seconds) from None
         reason = getattr(e, "reason", e)
         raise UserError(f"cannot reach the OTLP endpoint {url}: {reason}", ExitCode.EXPORT) from None
+    finally:
+        deadline.cancel()
+
+
+def _late(url: str, seconds: float) -> UserError:
+    return UserError(f"the OTLP endpoint {url} did not answer within {seconds:g}s "
+                     "(OTEL_EXPORTER_OTLP_TIMEOUT, in milliseconds, sets the limit)", ExitCode.EXPORT)
+
+
+def _run_redactor() -> Any:
+    """The redactor of the run this process records, when capture is installed: it knows the keys the
+    script passed to SDK clients in code, besides those of the environment."""
+    wire = sys.modules.get("llmtrace.capture.wire")
+    recorder = wire.current_recorder() if wire is not None else None
+    return getattr(recorder, "redactor", None)
+
+
+class StoredForm:
+    """Spans and traces as the store keeps them: encoded and redacted by the store's own row encoder
+    (credential-named fields blanked, known secrets and key shapes replaced, over-long values capped),
+    then read back as the store reads them. What goes out live is then what `export --otlp` would send."""
+
+    def __init__(self, redactor: Any):
+        from llmtrace.store.writer import RowEncoder
+
+        self.redactor = redactor
+        self.encoder = RowEncoder(redactor)
+
+    def span(self, span: Span) -> Span:
+        import json
+
+        from llmtrace.store.queries import _span_from_row
+
+        values, payload = self.encoder.rows(span)
+        out = _span_from_row(tuple(values))
+        if payload is not None:
+            out.request = None if payload[1] is None else json.loads(payload[1])
+            out.response = None if payload[2] is None else json.loads(payload[2])
+        return out
+
+    def trace(self, trace: Trace) -> Trace:
+        import json
+
+        text = self.redactor.text
+        out = copy.copy(trace)
+        out.name = text(trace.name)
+        out.tags = {k: text(v) for k, v in trace.tags.items()}
+        out.error = None if trace.error is None else text(trace.error)
+        out.traceback = None if trace.traceback is None else text(trace.traceback)
+        argv = self.encoder.encode(list(trace.argv))
+        out.argv = json.loads(argv) if argv is not None else []
+        return out
 
 
 class LiveOtlpExporter:
-    """Exporter for `run --otlp`: sends finished spans in batches from a thread; never raises into the run."""
+    """Exporter for `run --otlp`: sends finished spans in batches from a thread; never raises into the run.
+
+    Spans go out redacted exactly as the store keeps them (StoredForm), by `redactor`; by default the
+    run's own (capture's recorder's: it learns the keys passed to SDK clients in code), else one of the
+    environment's secrets. A raw span never leaves the process."""
 
     def __init__(self, url: str, trace: Trace, interval_s: float = 1.0, headers: dict[str, str] | None = None,
-                 project: str | None = None):
+                 project: str | None = None, redactor: Any = None):
         _proto()
         self.url, self.trace, self.interval = url, trace, interval_s
         self.headers, self.project = headers or {}, project
+        self._redactor = redactor
+        self._env_redactor: Any = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._warned = False
         self._ends = RunEnds()
@@ -430,14 +613,29 @@ class LiveOtlpExporter:
         self._thread.start()
 
     def write_span(self, span: Span) -> None:
+        if self._redactor is None:  # here capture is installed; by the last batch it may be gone
+            self._redactor = _run_redactor()
         self._queue.put(span)
 
+    def _stored_form(self) -> StoredForm:
+        redactor = self._redactor
+        if redactor is None:
+            if self._env_redactor is None:
+                from llmtrace.redact import Redactor
+
+                self._env_redactor = Redactor.from_environ()
+            redactor = self._env_redactor
+        return StoredForm(redactor)
+
     def _send(self, spans: list[Span], with_root: bool) -> None:
-        for s in spans:
-            self._ends.see(s)
         try:
-            request = build_request([(self.trace, spans, self._ends if with_root else None)], self.project)
-            post(self.url, request, timeout=5.0, extra_headers=self.headers)
+            form = self._stored_form()
+            spans = [form.span(s) for s in spans]
+            for s in spans:
+                self._ends.see(s)
+            trace = form.trace(self.trace)  # its name, argv and tags go out with every batch
+            request = build_request([(trace, spans, self._ends if with_root else None)], self.project)
+            post(self.url, request, extra_headers=self.headers)
             self.sent += len(spans) + with_root
         except Exception as e:
             if not self._warned:

@@ -20,6 +20,10 @@ Routes (POST unless noted; a route matches on how the path ends, so /v1/… and 
   its usage-carrying event adds nothing. POST /_mock/reset zeroes the stats and the sample
   counters, and with {"faults": [...]} sets the next faults. MockServer.stats holds the same in
   process (Stats.input_tokens / output_tokens).
+- Control requests (POST /_mock/…) need the server's token in an `X-Mock-Token` header
+  (MockServer.control_headers): 127.0.0.1 is open to every local user, and a web page's script
+  cannot send that header cross-site without a preflight the server never answers. The token is
+  random per server, or LLMTRACE_MOCK_TOKEN's value (for `llmtrace mock` driven from a shell).
 
 Replies come from a reply script (llmtrace.mock.script documents its keys). Faults (status,
 retry_after, timeout, drop, cut_after) apply to every POST route; on /v1/messages an error body has
@@ -32,10 +36,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import math
+import os
 import random
 import re
+import secrets
 import struct
 import threading
 import time
@@ -102,10 +109,15 @@ def request_key(api: str, body: dict[str, Any]) -> str:
     return hashlib.sha256((api + "\n" + json.dumps(rest, sort_keys=True, default=str)).encode()).hexdigest()
 
 
+CONTROL_HEADER = "X-Mock-Token"
+
+
 class MockServer:
-    def __init__(self, script: Script | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, script: Script | None = None, host: str = "127.0.0.1", port: int = 0,
+                 control_token: str | None = None):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the mock server binds to loopback only")
+        self.control_token = control_token or os.environ.get("LLMTRACE_MOCK_TOKEN") or secrets.token_urlsafe(24)
         self.script = script or Script()
         self.stats = Stats()
         self._faults = list(self.script.faults)
@@ -144,6 +156,14 @@ class MockServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """What a control request (POST /_mock/reset) must carry."""
+        return {CONTROL_HEADER: self.control_token}
+
+    def allows(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode(), self.control_token.encode())
 
     def reset(self) -> None:
         """Zero the stats and the sample counters (what POST /_mock/reset does)."""
@@ -232,6 +252,9 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             path = self.path.split("?")[0].rstrip("/")
             body = self._read_body()
+            if path.startswith("/_mock/") and not server.allows(self.headers.get(CONTROL_HEADER)):
+                return self._send_json(403, {"error": {"message": f"control requests need the server's {CONTROL_HEADER} header",
+                                                       "type": "permission_error"}})
             if path == "/_mock/reset":
                 server.reset()
                 if "faults" in body:

@@ -54,6 +54,12 @@ def _what(step: Step) -> str:
 
 
 def diff_lines(a: Trace, b: Trace, changes: list[Change], deltas: dict[str, dict[str, Any]]) -> Iterator[Text]:
+    """The diff's lines; text from the traces is shown as text (fmt.clean)."""
+    for line in _diff_lines(a, b, changes, deltas):
+        yield fmt.clean(line)
+
+
+def _diff_lines(a: Trace, b: Trace, changes: list[Change], deltas: dict[str, dict[str, Any]]) -> Iterator[Text]:
     yield Text.assemble(("A ", "bold"), f"{a.name} {short_id(a.id)}  ", (a.status, ""), f"  {fmt.local_time(a.start_us)[:19]}")
     yield Text.assemble(("B ", "bold"), f"{b.name} {short_id(b.id)}  ", (b.status, ""), f"  {fmt.local_time(b.start_us)[:19]}")
     yield Text(" · ").join(_delta(name, d) for name, d in deltas.items())

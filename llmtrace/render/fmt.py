@@ -1,10 +1,17 @@
-"""Small formatting helpers shared by the renderers: durations, tokens, money, local times."""
+"""Small formatting helpers shared by the renderers: durations, tokens, money, local times, and text
+from a trace made safe to show (`visible`, `clean`, `cell`)."""
 
 from __future__ import annotations
 
 import json
+import re
+from bisect import bisect_left
 from datetime import datetime, timezone
-from typing import Any
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 STATUS_STYLE = {"ok": "green", "error": "bold red", "running": "yellow", "interrupted": "magenta", "killed": "bold red",
                 "over-budget": "bold magenta"}
@@ -69,8 +76,11 @@ def short_json(value: Any, limit: int = 80) -> str:
     else:
         try:
             text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-        except (TypeError, ValueError):
-            text = repr(value)
+        except (TypeError, ValueError, RecursionError):  # a value nested past the stack (an imported file's)
+            try:
+                text = repr(value)
+            except RecursionError:
+                text = "[nested too deeply to show]"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -115,3 +125,61 @@ def number(value: Any) -> str:
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+# Everything a trace holds is untrusted: a model's answer, a tool's result or error, a reply's `model`
+# field can carry terminal escapes (ESC[2J, OSC 8 links, OSC 52 clipboard writes, OSC 0 titles), C1
+# controls (0x9b is CSI on its own), NUL, bidi overrides that reorder what is shown (Trojan Source),
+# or lone surrogates (which no terminal encoding can write). Such characters are shown as `less` and
+# `cat -v` show them: C0 controls and DEL in caret notation (ESC is ^[), the others as <U+XXXX>.
+# Newline and tab stay (multi-line answers), and a CR before a newline goes, as rich drops it anyway.
+_UNSAFE = re.compile("(?P<crlf>\r(?=\n))|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _shown(m: re.Match[str]) -> str:
+    if m.group("crlf"):
+        return ""
+    c = ord(m.group())
+    if c < 0x20:
+        return "^" + chr(c + 0x40)
+    if c == 0x7F:
+        return "^?"
+    return f"<U+{c:04X}>"
+
+
+def visible(text: str) -> str:
+    """`text` with every control character made visible; normal text comes back as it is (the same object)."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_shown, text)
+
+
+def clean(text: "Text") -> "Text":
+    """A rich Text with its control characters made visible (see `visible`), its styles kept on the
+    same characters. Every renderer passes its lines through this before they are printed."""
+    plain = text.plain
+    if _UNSAFE.search(plain) is None:
+        return text
+    from rich.text import Span as StyleSpan
+
+    found = [(m.start(), _shown(m)) for m in _UNSAFE.finditer(plain)]
+    starts = [at for at, _ in found]
+    grown = list(accumulate(len(shown) - 1 for _, shown in found))
+
+    def moved(i: int) -> int:
+        k = bisect_left(starts, i)  # the replacements before offset i
+        return i + (grown[k - 1] if k else 0)
+
+    out = text.blank_copy(_UNSAFE.sub(_shown, plain))
+    out._spans = [StyleSpan(moved(s.start), moved(s.end), s.style) for s in text.spans]
+    return out
+
+
+def cell(value: Any, style: str = "") -> "Text":
+    """A table cell from a trace's text: a Text (rich reads a plain str as markup, so a name like
+    `[link=file:///etc/passwd]x` would become a live link) with its control characters made visible."""
+    from rich.text import Text
+
+    if isinstance(value, Text):
+        return clean(value)
+    return Text(visible(str(value)), style=style)

@@ -30,6 +30,7 @@ from llmtrace.render import fmt
 from llmtrace.render.tree import Layout, layout, span_label, span_ref
 
 CLIP_CHARS = 20_000  # a longer string in a payload is cut here (the store keeps it whole: `show --span`)
+CLIP_DEPTH = 100  # a value nested deeper is cut there (python's and the browser's stacks stay small)
 CLIP_ITEMS = 500  # a longer list (a long stream's chunks) keeps its first and last items
 _TAIL_ITEMS = 50
 _KINDS = {"LLM": "llm", "tool": "tool", "chain": "chain", "retriever": "retriever", "embedding": "embedding"}
@@ -45,21 +46,25 @@ class _Clipper:
     def __init__(self) -> None:
         self.clipped = False
 
-    def __call__(self, value: Any) -> Any:
+    def __call__(self, value: Any, depth: int = 0) -> Any:
+        if depth > CLIP_DEPTH and isinstance(value, (dict, list)):  # the page's script walks values recursively too
+            self.clipped = True
+            return f"… [llmtrace view: nested deeper than {CLIP_DEPTH} levels, clipped]"
         if isinstance(value, str):
             if len(value) <= CLIP_CHARS:
                 return value
             self.clipped = True
             return value[:CLIP_CHARS] + f"… [llmtrace view: {len(value) - CLIP_CHARS:,} more characters clipped]"
+        depth += 1
         if isinstance(value, dict):
-            return {k: self(v) for k, v in value.items()}
+            return {k: self(v, depth) for k, v in value.items()}
         if isinstance(value, list):
             if len(value) <= CLIP_ITEMS:
-                return [self(v) for v in value]
+                return [self(v, depth) for v in value]
             self.clipped = True
             head = CLIP_ITEMS - _TAIL_ITEMS
             note = f"… [llmtrace view: {len(value) - CLIP_ITEMS:,} more items clipped]"
-            return [self(v) for v in value[:head]] + [note] + [self(v) for v in value[-_TAIL_ITEMS:]]
+            return [self(v, depth) for v in value[:head]] + [note] + [self(v, depth) for v in value[-_TAIL_ITEMS:]]
         return value
 
 
@@ -182,7 +187,7 @@ def page_data(trace: Trace, spans: list[Span], *, tail: list[Span] | None = None
             d["N"] = every.number[s.id]
         if s.id in on_path:
             d["e"] = 1
-        d["L"] = label_runs(span_label(s, s.id in on_path, step))
+        d["L"] = label_runs(fmt.clean(span_label(s, s.id in on_path, step)))  # the row reads as the terminal's
         if clip.clipped:
             d["cl"] = 1
         out.append(d)
@@ -209,16 +214,18 @@ def page_data(trace: Trace, spans: list[Span], *, tail: list[Span] | None = None
     }
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Written as \u escapes (the same JSON string): lone surrogates (not encodable as UTF-8), and DEL, C1
+# controls and bidi overrides, so that no raw control byte is in the file (`cat` of it, an editor).
+_ESCAPED = re.compile("[\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff]")
 
 
 def script_json(data: Any) -> str:
     """JSON that can sit inside a <script> element: no `<`, `>` or `&` (so no `</script>`, no `<!--`), no
-    line separators, no lone surrogates (not encodable as UTF-8)."""
+    line separators, no lone surrogates, no control characters (json escapes C0 ones itself)."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _escape(text: str) -> str:
@@ -233,7 +240,7 @@ def render_html(trace: Trace, spans: list[Span], *, tail: list[Span] | None = No
     parts = {
         "CSP": f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; img-src data:; "
                "base-uri 'none'; form-action 'none'",
-        "TITLE": _escape(f"{trace.name} {short_id(trace.id)} · llmtrace"),
+        "TITLE": _escape(fmt.visible(f"{trace.name} {short_id(trace.id)} · llmtrace")),
         "SCRIPT": script,
         "DATA": script_json(page_data(trace, spans, tail=tail, hidden=hidden)),
     }

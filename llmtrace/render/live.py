@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from llmtrace.model import Span, Trace
+from llmtrace.render.fmt import clean
 from llmtrace.render.tree import tree_lines
 
 
@@ -17,6 +18,6 @@ def follow_frame(trace: Trace, spans: list[Span], in_flight: int, height: int) -
         lines = lines[:1] + [Text(f"… {len(lines) - room:,} lines above …", style="dim")] + lines[-(room - 2):]
     flying = f"{in_flight} span{'s' if in_flight != 1 else ''} in flight · " if in_flight else ""
     lines.append(Text(f"following {trace.id[:8]}: {flying}Ctrl-C stops following (the run goes on)", style="dim"))
-    frame = Text("\n").join(lines)
+    frame = Text("\n").join([clean(line) for line in lines])
     frame.no_wrap, frame.overflow = True, "ellipsis"  # one screen line a tree line: the height holds
     return frame

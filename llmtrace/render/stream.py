@@ -14,6 +14,8 @@ from typing import Any, Iterable, Iterator
 
 from rich.text import Text
 
+from llmtrace.render.fmt import clean
+
 BATCH = 1000  # lines per console.print: big enough to amortise rich's per-call cost
 
 
@@ -38,7 +40,8 @@ def _emit(console: Any, lines: Iterator[Text]) -> None:
         batch = list(itertools.islice(lines, BATCH))
         if not batch:
             return
-        console.print(newline.join(batch), soft_wrap=True)
+        # The renderers clean their own lines; this is the net for a view that forgot.
+        console.print(newline.join([clean(line) for line in batch]), soft_wrap=True)
 
 
 def _raise_broken_pipe() -> None:

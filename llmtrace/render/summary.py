@@ -20,7 +20,7 @@ def summary_pieces(trace: Trace, parts: Any = None) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
 
     def add(text: str, style: str = "") -> None:
-        out.append((text, style))
+        out.append((fmt.visible(text), style))  # a trace's name or error may hold escapes
 
     add("llmtrace: ", "bold")
     add(f"{'run' if parts is not None else 'trace'} {sid} ", "bold")

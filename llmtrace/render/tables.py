@@ -37,6 +37,11 @@ class Column:
     body: int = -1  # the widest cell or footer, measured once
 
     def __post_init__(self) -> None:
+        # Every cell a Text: rich reads a str cell as markup (a trace named `[link=…]` became a live link),
+        # and what a cell holds comes from a trace.
+        self.cells = [fmt.cell(c) for c in self.cells]
+        if self.footer is not None:
+            self.footer = fmt.cell(self.footer)
         if self.body < 0:
             texts = [*self.cells, *([self.footer] if self.footer is not None else [])]
             self.body = max((c.cell_len if isinstance(c, Text) else cell_len(str(c)) for c in texts), default=0)

@@ -69,7 +69,14 @@ def _bar(span: Span, t0: int, scale: float, width: int) -> Text:
 
 def timeline_lines(trace: Trace, spans: list[Span], width: int, *, show_all: bool = False,
                    tail: list[Span] | None = None, hidden: int = 0) -> Iterator[Text]:
-    """The waterfall's lines at `width` columns: the trace's line, an axis, one row per shown span, a legend."""
+    """The waterfall's lines at `width` columns: the trace's line, an axis, one row per shown span, a legend.
+    Text from the trace is shown as text (fmt.clean)."""
+    for line in _timeline_lines(trace, spans, width, show_all=show_all, tail=tail, hidden=hidden):
+        yield fmt.clean(line)
+
+
+def _timeline_lines(trace: Trace, spans: list[Span], width: int, *, show_all: bool,
+                    tail: list[Span] | None, hidden: int) -> Iterator[Text]:
     lay = layout(spans, show_all=show_all, tail=tail, hidden=hidden)
     rows = list(lay.walk())
     shown = [s for s, _, _ in rows if s is not None]
@@ -81,7 +88,8 @@ def timeline_lines(trace: Trace, spans: list[Span], width: int, *, show_all: boo
     t1 = max(s.end_us if s.end_us is not None else s.start_us for s in shown)
     total = max(1, t1 - t0)
     labels = [prefix + ("└── " if last else "├── ") for _, prefix, last in rows]
-    names = [lbl + (_name(s, lay.number.get(s.id)) if s is not None else "…") for (s, _, _), lbl in zip(rows, labels)]
+    # Made visible before they are measured: `^[` takes two columns where ESC took none.
+    names = [lbl + (fmt.visible(_name(s, lay.number.get(s.id))) if s is not None else "…") for (s, _, _), lbl in zip(rows, labels)]
     label_w = min(max(cell_len(n) for n in names), max(16, width * 2 // 5))
     bar_w = max(10, width - label_w - _DURATION - 2)
     scale = bar_w / total

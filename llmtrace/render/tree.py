@@ -369,7 +369,14 @@ def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full:
     under its last ones, and a line counting the `hidden` steps between them stands in their place.
     Spans on the way to an error have their names in red; under the one that raised, the last frames
     of its traceback (of the script's, under the trace, when no failed span has one). Feedback times are local, or in `tz`.
+    Text from the trace is shown as text (fmt.clean): no escape it holds reaches the terminal.
     """
+    for line in _tree_lines(trace, spans, show_all=show_all, full=full, limit=limit, tail=tail, hidden=hidden, tz=tz):
+        yield fmt.clean(line)
+
+
+def _tree_lines(trace: Trace, spans: list[Span], *, show_all: bool, full: bool, limit: int,
+                tail: list[Span] | None, hidden: int, tz: Any) -> Iterator[Text]:
     lay = layout(spans, show_all=show_all, tail=tail, hidden=hidden)
     yield from _indented(trace_label(trace), "", "")
     if not any(fmt.frames(_traceback(s)) for s in lay.raised.values()):  # no failed span shows a stack: the script's

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from llmtrace.errors import UserError
 from llmtrace.store.db import transaction
@@ -34,9 +35,11 @@ def add_feedback(db: sqlite3.Connection, trace_id: str, score: int, comment: str
         )
 
 
-def _delete(db: sqlite3.Connection, where: str, args: tuple) -> int:
+def _delete(db: sqlite3.Connection, where: str, args: tuple, check: Callable[[], None] | None = None) -> int:
     ids = f"SELECT id FROM traces WHERE {where}"
     with transaction(db):
+        if check is not None:  # in the deleting transaction: no run starts or ends between the two
+            check()
         db.execute(f"DELETE FROM payloads WHERE span_id IN (SELECT id FROM spans WHERE trace_id IN ({ids}))", args)
         db.execute(f"DELETE FROM spans WHERE trace_id IN ({ids})", args)
         db.execute(f"DELETE FROM trace_tags WHERE trace_id IN ({ids})", args)
@@ -45,8 +48,28 @@ def _delete(db: sqlite3.Connection, where: str, args: tuple) -> int:
 
 
 def delete_traces(db: sqlite3.Connection, trace_ids: list[str]) -> int:
+    """Delete these traces; refused (UserError, nothing deleted) when one of them is still being
+    recorded. A live run goes on writing its spans whatever the store says: deleted under it, its
+    later spans would land under a trace no command can show or delete."""
     marks = ",".join("?" * len(trace_ids))
-    return _delete(db, f"id IN ({marks})", tuple(trace_ids))
+    return _delete(db, f"id IN ({marks})", tuple(trace_ids), check=lambda: _refuse_running(db, trace_ids))
+
+
+def _refuse_running(db: sqlite3.Connection, trace_ids: list[str]) -> None:
+    """UserError when a trace's run is alive: its own record running with a live process, or (a
+    `run --split` trace) its run's record, which goes on moving spans into its traces until it ends."""
+    from llmtrace.store.procs import pid_alive
+
+    marks = ",".join("?" * len(trace_ids))
+    rows = db.execute(
+        f"""SELECT t.id, r.pid FROM traces t JOIN traces r ON r.id = coalesce(t.run_id, t.id)
+            WHERE t.id IN ({marks}) AND r.status = 'running'""",
+        trace_ids,
+    ).fetchall()
+    for tid, pid in rows:
+        if pid_alive(pid):
+            raise UserError(f"trace {tid.replace('-', '')[:8]} is still being recorded (pid {pid}): "
+                            "stop its run first (Ctrl-C, or kill it), then rm it")
 
 
 def _dead_running(db: sqlite3.Connection, before_us: int) -> list[str]:
