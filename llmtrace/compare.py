@@ -42,7 +42,10 @@ def _json_lines(value: Any) -> list[str]:
         return []
     if isinstance(value, str):
         return value.splitlines() or [""]
-    return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str).splitlines()
+    try:
+        return json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str).splitlines()
+    except (RecursionError, ValueError):  # nested past the stack (hostile or damaged): compared as its text
+        return [repr(value)[:10_000]]
 
 
 def _message_lines(messages: list[dict[str, Any]] | None) -> list[str]:

@@ -19,7 +19,7 @@ REDACTED = "[REDACTED]"
 # start ~4 M instructions, and a clean run needs none of them.
 _SECRET_KEY = (
     r"(api[_-]?key|apikey|secret|password|passwd|authorization|credential|private[_-]?key"
-    r"|access[_-]?token|refresh[_-]?token|auth[_-]?token|session[_-]?token|id[_-]?token"
+    r"|access[_-]?token|refresh[_-]?token|auth[_-]?token|session[_-]?token|id[_-]?token|api[_-]?token"
     r"|bearer|^token$|^x-api-key$|cookie)"
 )
 # Environment variables whose values are secrets: names holding one of these (any case).

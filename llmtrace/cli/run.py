@@ -157,7 +157,8 @@ def mock(
         server = MockServer(s, port=port).start()
     except OSError as e:
         raise UserError(f"cannot listen on 127.0.0.1:{port}: {e.strerror}") from None
-    print(f"llmtrace mock: serving {server.base_url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    print(f"llmtrace mock: serving {server.base_url} (control requests need the header "
+          f"X-Mock-Token: {server.control_token}; Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         import time
 

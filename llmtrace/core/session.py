@@ -126,7 +126,7 @@ class Session:
         if opts.otlp_url:
             from llmtrace.export.otlp import LiveOtlpExporter
 
-            self.live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers)
+            self.live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers, redactor=writer.redactor)
             exporters.append(self.live)
         if opts.split:
             from llmtrace.core.split import SplitTraces
