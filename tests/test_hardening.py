@@ -202,7 +202,9 @@ def test_disk_full_never_breaks_the_script(llmtrace_home, mock_server):
                        preexec_fn=cap, timeout=HANG)
     assert p.returncode == 0 and p.stdout.count("done") == 60, p.stderr[-1500:]
     assert "Traceback" not in p.stderr
-    assert 1 <= p.stderr.count("llmtrace: warning") <= 3  # said once per part that failed, not per span
+    # Said once per part that failed, not per span (60 here): the spool, the store (by the helper process and
+    # by the run's own process at its end), the trace record, the response cache.
+    assert 1 <= p.stderr.count("llmtrace: warning") <= 5
     assert run_cli("ls").code == 0
 
 
