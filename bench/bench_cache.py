@@ -29,7 +29,7 @@ def _llm_seconds(home: str) -> float:
 
 
 def lookup_latency(n_entries: int = 2000, n_lookups: int = 5000) -> tuple[float, float]:
-    from llmtrace.capture.cache import CacheSettings, ResponseCache, request_key
+    from llmtrace.store.cache import CacheSettings, ResponseCache, request_key
 
     cache = ResponseCache(CacheSettings(directory=Path(tempfile.mkdtemp())))
     math = json.loads((ROOT / "sample_agents" / "math_agent.mock.json").read_text())

@@ -26,6 +26,11 @@ def now() -> float:
     return time.time()
 
 
+def now_us() -> int:
+    """The time spans are stamped with: microseconds since the epoch, UTC (not shifted by the offset)."""
+    return time.time_ns() // 1000
+
+
 def timer_scale() -> float:
     try:
         return min(max(float(os.environ.get("LLMTRACE_TIMER_SCALE", "1")), 1.0), 1000.0)

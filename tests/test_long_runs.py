@@ -37,7 +37,7 @@ def _killed_trace_store(tmp_path, monkeypatch, trace_id: str):
 def _short_run_with_an_answer(tmp_path, monkeypatch, trace_id: str):
     """A killed trace's store and a run of it with no helper yet (nor by time): three spans spooled,
     and one answer ("k1") its cache handed to the spool. Returns the store's parts, the cache, the spool."""
-    from llmtrace.capture.cache import CacheSettings, ResponseCache
+    from llmtrace.store.cache import CacheSettings, ResponseCache
 
     monkeypatch.setattr(helper, "_START_AFTER_S", 1e9)
     home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, trace_id)
@@ -94,7 +94,7 @@ def test_a_killed_run_leaves_its_helper_nothing_to_lose(tmp_path, monkeypatch):
 def test_a_short_run_stores_its_spool_itself_and_a_longer_one_starts_the_helper(tmp_path, monkeypatch):
     """Under 16 records (and, here, never by time), no helper process: the run's end stores the spans
     and the cached answers itself. The 16th record starts the helper."""
-    from llmtrace.capture.cache import CacheSettings, ResponseCache
+    from llmtrace.store.cache import CacheSettings, ResponseCache
 
     _, db, writer, directory, cache, short = _short_run_with_an_answer(tmp_path, monkeypatch, "t4")
     short.close()
@@ -118,8 +118,8 @@ def test_the_next_command_stores_a_killed_runs_answers_and_closes_only_the_cache
     """A run killed before any helper leaves its answers in the spool; recovery (in `open_store`)
     writes them to their cache and closes the cache it opened for them, but not one that was open
     before (a run's own cache, adopted, which the run goes on using)."""
-    from llmtrace.capture import cache as cache_mod
-    from llmtrace.capture.cache import CacheSettings, ResponseCache
+    from llmtrace.store import cache as cache_mod
+    from llmtrace.store.cache import CacheSettings, ResponseCache
 
     monkeypatch.setattr(cache_mod, "_opened", {})
     home, db, _, directory, _, spool = _short_run_with_an_answer(tmp_path, monkeypatch, "t6")

@@ -159,7 +159,7 @@ def test_pickles_planted_in_a_response_cache_are_never_loaded(llmtrace_home, tmp
 
 
 def test_a_cache_entry_keeps_no_secret_in_its_headers(tmp_path):
-    from llmtrace.capture.cache import CacheSettings, ResponseCache
+    from llmtrace.store.cache import CacheSettings, ResponseCache
     from llmtrace.redact import Redactor
 
     secret = "sk-proj-HEADERsecretNEVERonDISK0123456789"

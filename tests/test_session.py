@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent('''
     import json, sys
     import openai
     from llmtrace.core.options import RunOptions
-    from llmtrace.core.recorder import now_us
+    from llmtrace.clock import now_us
     from llmtrace.core.session import Session, active
     from llmtrace.ids import new_trace_id
     from llmtrace.model import Trace

@@ -389,7 +389,7 @@ def test_pricing_cached_tokens_and_unknown_models():
 
 
 def test_cache_size_limit_evicts(tmp_path):
-    from llmtrace.capture.cache import CacheSettings, ResponseCache, request_key
+    from llmtrace.store.cache import CacheSettings, ResponseCache, request_key
 
     cache = ResponseCache(CacheSettings(directory=tmp_path / "c", size_limit_bytes=256 * 1024))
     keys = [request_key({"model": "m", "messages": [{"role": "user", "content": str(i)}]}, "u") for i in range(400)]
@@ -403,7 +403,7 @@ def test_cache_size_limit_evicts(tmp_path):
 
 
 def _filled_cache(directory, n, **settings):
-    from llmtrace.capture.cache import CacheSettings, ResponseCache
+    from llmtrace.store.cache import CacheSettings, ResponseCache
 
     cache = ResponseCache(CacheSettings(directory=directory, **settings))
     keys = [f"{i:064x}.0" for i in range(n)]
@@ -455,7 +455,7 @@ def test_cache_reads_ahead_in_stored_order_and_answers_as_without(tmp_path):
 
 
 def test_cache_read_ahead_never_serves_what_diskcache_would_not(tmp_path):
-    from llmtrace.capture.cache import VERSION
+    from llmtrace.store.cache import VERSION
 
     cache, keys = _filled_cache(tmp_path / "c", 20)
     # Read ahead with an expiry (diskcache's own, real time) that has passed: a miss, as diskcache.get says.
@@ -481,7 +481,7 @@ def test_cache_writes_a_batch_as_diskcache_set_would(tmp_path):
     import diskcache
 
     from llmtrace import clock
-    from llmtrace.capture.cache import CacheSettings, ResponseCache, encode_entry
+    from llmtrace.store.cache import CacheSettings, ResponseCache, encode_entry
 
     headers = [["content-type", "application/json"]]
     now = clock.now()

@@ -11,13 +11,11 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from llmtrace.core.recorder import Recorder
-
 _hook_var: ContextVar | None = None
 
 
-def install(recorder: Recorder, settings: Any = None) -> None:
-    """`settings` is a context.WireSettings (cache, retry policy, budget, replay); None for none of them."""
+def install(recorder: Any, settings: Any = None) -> None:
+    """`recorder` is the session's core.recorder.Recorder; `settings` is a context.WireSettings (cache, retry policy, budget, replay); None for none of them."""
     from llmtrace.capture import context, hooks, threads, wire
 
     context.configure(settings or context.WireSettings())

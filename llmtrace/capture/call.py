@@ -18,7 +18,7 @@ from llmtrace.capture import answers, endpoints, lookup
 from llmtrace.capture.context import claim, langchain_parent
 from llmtrace.capture.endpoints import Endpoint
 from llmtrace.capture.serialize import parse_json_maybe
-from llmtrace.core.recorder import Recorder, now_us
+from llmtrace.clock import now_us
 
 _DROP_HEADERS = {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive", "set-cookie"}
 
@@ -102,7 +102,7 @@ class Call:
 
     is_async = False
 
-    def __init__(self, client: Any, options: Any, endpoint: Endpoint, stream: bool, recorder: Recorder,
+    def __init__(self, client: Any, options: Any, endpoint: Endpoint, stream: bool, recorder: Any,
                  settings: Any):
         rec = self.recorder = recorder
         self.settings = settings

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from llmtrace.capture.lookup import Occurrences
 
 if TYPE_CHECKING:
-    from llmtrace.core.recorder import Recorder
     from llmtrace.model import Span
 
 
@@ -37,7 +36,7 @@ class WireSettings:
     occurrences: Occurrences = field(default_factory=Occurrences)
 
 
-recorder: "Recorder | None" = None
+recorder: Any = None  # the session's core.recorder.Recorder while one is active
 settings = WireSettings()
 
 # The call whose HTTP exchange is under way in this context (set around the SDK's request()).
@@ -50,7 +49,7 @@ scope: ContextVar[str | None] = ContextVar("llmtrace_scope", default=None)
 _expected: ContextVar[list[str] | None] = ContextVar("llmtrace_expected_llm_calls", default=None)
 
 
-def set_recorder(new: "Recorder | None") -> None:
+def set_recorder(new: Any) -> None:
     global recorder
     recorder = new
 

@@ -10,7 +10,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from llmtrace.capture import context
 from llmtrace.capture.serialize import message_dict, parse_json_maybe, to_jsonable
 from llmtrace.model import Span, SpanKind
-from llmtrace.core.recorder import Recorder, now_us
+from llmtrace.clock import now_us
 
 # The kinds as the plain strings spans hold (an Enum's .value is a descriptor call).
 _CHAIN, _LLM, _TOOL, _RETRIEVER = (k.value for k in (SpanKind.CHAIN, SpanKind.LLM, SpanKind.TOOL, SpanKind.RETRIEVER))
@@ -86,7 +86,7 @@ class TraceHandler(BaseCallbackHandler):
     raise_error = False
 
     @property
-    def recorder(self) -> Recorder:
+    def recorder(self) -> Any:
         # Looked up per call: one handler is registered per process, the recorder can change.
         return context.recorder or _NULL
 

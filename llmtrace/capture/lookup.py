@@ -13,7 +13,7 @@ from array import array
 from typing import Any
 
 from llmtrace.capture import endpoints
-from llmtrace.capture.cache import cosine, params_key, prompt_text, request_key
+from llmtrace.store.cache import cosine, params_key, prompt_text, request_key
 
 _warned = False
 

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from llmtrace.capture.cache import request_key
+from llmtrace.store.cache import request_key
 from llmtrace.errors import ReplayDiverged
 from llmtrace.model import Span
 

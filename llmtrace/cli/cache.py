@@ -35,7 +35,7 @@ def cache_stats(cache_dir: CacheDirOpt = None, as_json: JsonFlag = False) -> Non
 
     Example: llmtrace cache stats
     """
-    from llmtrace.capture import cache as rc
+    from llmtrace.store import cache as rc
 
     directory = _cache_dir(cache_dir)
     entries = size = 0
@@ -67,7 +67,7 @@ def cache_clear(
 
     Example: llmtrace cache clear --older-than 7d
     """
-    from llmtrace.capture import cache as rc
+    from llmtrace.store import cache as rc
 
     age = timespec.parse_duration(older_than, option="--older-than") if older_than else None
     directory = _cache_dir(cache_dir)

@@ -22,7 +22,7 @@ from typing import Any
 
 from llmtrace.clock import timer_scale
 from llmtrace.model import Span, Status
-from llmtrace.core.recorder import now_us
+from llmtrace.clock import now_us
 
 INTERVAL_S = 0.2 * timer_scale()
 _FIELDS = ("id", "trace_id", "parent_id", "kind", "name", "start_us", "model_requested", "streamed", "first_token_us")

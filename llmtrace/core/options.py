@@ -48,7 +48,7 @@ def _mock_aliases(mock_url: str | None) -> dict[str, str]:
 
 
 def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
-    from llmtrace.capture.cache import CacheSettings, open_cache
+    from llmtrace.store.cache import CacheSettings, open_cache
     from llmtrace.capture.retry import RetryPolicy
     from llmtrace.capture.context import WireSettings
     from llmtrace.home import home

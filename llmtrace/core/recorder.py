@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from typing import Any, Protocol
 
+from llmtrace.clock import now_us
 from llmtrace.ids import new_span_id
 from llmtrace.model import Span, SpanKind, Status, Trace
 
@@ -20,8 +20,6 @@ _RUNNING, _OK, _ERROR, _INTERRUPTED = (s.value for s in (Status.RUNNING, Status.
 _pricing: Any = None  # llmtrace.pricing, imported at the first priced span
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Exporter(Protocol):

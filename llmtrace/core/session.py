@@ -21,7 +21,8 @@ from typing import Any
 
 from llmtrace.core import children
 from llmtrace.core.options import RunOptions, wire_settings
-from llmtrace.core.recorder import Recorder, now_us
+from llmtrace.clock import now_us
+from llmtrace.core.recorder import Recorder
 from llmtrace.model import SpanKind, Status, Trace
 
 _active: "Session | None" = None

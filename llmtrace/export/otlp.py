@@ -546,14 +546,6 @@ def _late(url: str, seconds: float) -> UserError:
                      "(OTEL_EXPORTER_OTLP_TIMEOUT, in milliseconds, sets the limit)", ExitCode.EXPORT)
 
 
-def _run_redactor() -> Any:
-    """The redactor of the run this process records, when capture is installed: it knows the keys the
-    script passed to SDK clients in code, besides those of the environment."""
-    wire = sys.modules.get("llmtrace.capture.wire")
-    recorder = wire.current_recorder() if wire is not None else None
-    return getattr(recorder, "redactor", None)
-
-
 class StoredForm:
     """Spans and traces as the store keeps them: encoded and redacted by the store's own row encoder
     (credential-named fields blanked, known secrets and key shapes replaced, over-long values capped),
@@ -594,8 +586,8 @@ class StoredForm:
 class LiveOtlpExporter:
     """Exporter for `run --otlp`: sends finished spans in batches from a thread; never raises into the run.
 
-    Spans go out redacted exactly as the store keeps them (StoredForm), by `redactor`; by default the
-    run's own (capture's recorder's: it learns the keys passed to SDK clients in code), else one of the
+    Spans go out redacted exactly as the store keeps them (StoredForm), by `redactor`: the run's own (the
+    session hands over the store's, which learns the keys passed to SDK clients in code), else one of the
     environment's secrets. A raw span never leaves the process."""
 
     def __init__(self, url: str, trace: Trace, interval_s: float = 1.0, headers: dict[str, str] | None = None,
@@ -613,8 +605,6 @@ class LiveOtlpExporter:
         self._thread.start()
 
     def write_span(self, span: Span) -> None:
-        if self._redactor is None:  # here capture is installed; by the last batch it may be gone
-            self._redactor = _run_redactor()
         self._queue.put(span)
 
     def _stored_form(self) -> StoredForm:

@@ -203,7 +203,7 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
 
 
 def _in_flight_label(span: Span, step: int | None) -> Text:
-    from llmtrace.core.recorder import now_us
+    from llmtrace.clock import now_us
 
     model = span.model_requested if span.kind in ("llm", "embedding") else None
     text = Text.assemble(_KIND_LABEL.get(span.kind, (f"{span.kind} ", "bold")), model or span.name)

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from llmtrace import __version__
 from llmtrace.core.options import RunOptions
-from llmtrace.core.recorder import now_us, stack_text
+from llmtrace.clock import now_us
+from llmtrace.core.recorder import stack_text
 from llmtrace.core.session import Session
 from llmtrace.errors import ExitCode, UserError
 from llmtrace.model import Status, Trace

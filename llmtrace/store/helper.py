@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace.clock import timer_scale
+from llmtrace.store.batches import gather
 from llmtrace.store.spool import (
     _ANSWER,
     BatchStore,
@@ -46,7 +47,6 @@ from llmtrace.store.spool import (
     close_caches,
     _Spooler,
     decode_records,
-    gather,
     read_records,
     segment_path,
     store_answers,
@@ -179,7 +179,7 @@ class HelperSpoolingWriter(_Spooler):
         """For the run's response cache (`ResponseCache.handoff`): an answer goes into the spool, from
         there the helper writes it to the cache (or this process, at the run's end, into `cache` itself);
         a kill cannot lose it."""
-        from llmtrace.capture.cache import encode_answer
+        from llmtrace.store.cache import encode_answer
 
         place = cache.place()
         cache.adopt()

@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from llmtrace.clock import timer_scale
+from llmtrace.store.batches import gather
 from llmtrace.model import Span
 from llmtrace.store.writer import StoreWriter, encode_json
 
@@ -39,11 +39,6 @@ _STOP = object()
 _BATCH = 2048
 _INITIAL_BYTES = 1 << 20
 _SEGMENT_BYTES = 2 << 20
-# How stale the SQLite copy of a running trace may be. One commit for the spans of 200 ms, not one a
-# span: a commit costs the copier ~0.7 ms of CPU, whatever the batch (the pages of the table,
-# its indexes and the search index, written to the WAL), CPU the traced program could use. Batches of
-# 14 spans (50 ms of a fast loop) cost ~120 µs a span to store, of 56 spans (200 ms) ~75 µs.
-_LINGER_S = 0.2 * timer_scale()
 
 
 _HEAD = struct.Struct("<cI")  # tag, length
@@ -51,20 +46,6 @@ _HEAD = struct.Struct("<cI")  # tag, length
 # in earlier versions: such a record is skipped unread (a spool is a file someone may have planted).
 _SNAPSHOT, _JSON, _ANSWER, _PICKLED = b"M", b"J", b"A", b"C"
 SUFFIXES = (".spool", ".jsonl")  # .jsonl: written by earlier versions
-
-
-def gather(q: queue.SimpleQueue[Any], ending: threading.Event, limit: int | None = None) -> list[Any]:
-    """The next batch off `q`: wait for an item, let more gather for the linger (one commit for many;
-    at once when `ending` is set, which its setter does before queueing its last item), then take what
-    is there, up to `limit`."""
-    batch = [q.get()]
-    ending.wait(_LINGER_S)
-    while limit is None or len(batch) < limit:
-        try:
-            batch.append(q.get_nowait())
-        except queue.Empty:
-            break
-    return batch
 
 
 def spool_dir(home: Path) -> Path:
@@ -375,7 +356,7 @@ def store_answers(records: list[tuple[bytes, bytes]]) -> None:
     global _pickled_warned
     if not any(tag in (_ANSWER, _PICKLED) for tag, _ in records):
         return
-    from llmtrace.capture.cache import decode_answer, write_answers
+    from llmtrace.store.cache import decode_answer, write_answers
 
     answers = []
     for tag, payload in records:
@@ -393,15 +374,15 @@ def store_answers(records: list[tuple[bytes, bytes]]) -> None:
 
 def open_caches() -> set[Any]:
     """The places of the response caches open for `store_answers` now (to keep, in `close_caches`)."""
-    cache = sys.modules.get("llmtrace.capture.cache")
+    cache = sys.modules.get("llmtrace.store.cache")
     return set(cache._opened) if cache is not None else set()
 
 
 def close_caches(keep: set[Any] | frozenset[Any] = frozenset()) -> None:
     """Close the response caches `store_answers` opened, but those whose place is in `keep` (open
     before: a run's own cache, which it adopted)."""
-    if "llmtrace.capture.cache" in sys.modules:
-        sys.modules["llmtrace.capture.cache"].close_opened(keep)
+    if "llmtrace.store.cache" in sys.modules:
+        sys.modules["llmtrace.store.cache"].close_opened(keep)
 
 
 def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:

@@ -426,7 +426,7 @@ class ResponseCache:
             insert_rows(con, _INSERT_SQL, list(rows.values()))
 
     def _run(self) -> None:
-        from llmtrace.store.spool import gather
+        from llmtrace.store.batches import gather
 
         while True:
             items = gather(self._queue, self._flushing)
