@@ -118,8 +118,23 @@ def test_a_second_process_opening_a_store_being_made_waits_for_it(tmp_path, step
     _assert_made_once(store)
 
 
-def test_many_first_openers_at_once_all_get_the_store(tmp_path):
+def _older_store(store: Path, version: int) -> None:
+    """A store as an llmtrace that knew only the first `version` migrations left it (rollback journal)."""
+    store.parent.mkdir(mode=0o700)
+    db = sqlite3.connect(str(store), isolation_level=None)
+    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_us INTEGER NOT NULL)")
+    for name, fn in MIGRATIONS[:version]:
+        fn(db)
+        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    db.execute(f"PRAGMA user_version = {version}")
+    db.close()
+
+
+@pytest.mark.parametrize("older", [None, 2], ids=["new store", "store at schema 2"])
+def test_many_first_openers_at_once_all_get_the_store(tmp_path, older):
     store, start = tmp_path / "home" / "traces.db", tmp_path / "start"
+    if older:
+        _older_store(store, older)
     openers = [_opener(store, "any", str(tmp_path / f"ready-{i}"), str(start)) for i in range(8)]
     try:
         for i, p in enumerate(openers):
