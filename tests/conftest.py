@@ -335,6 +335,19 @@ class Pty:
             return self._cond.wait_for(lambda: needle in self.text, HANG)
 
 
+def in_ci() -> bool:
+    """CI=true (as CI services and .ci/run set it): everything the suite needs is installed there."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def skip_unless_ci(why: str, *, module: bool = False) -> None:
+    """Skip a test whose tool or package is missing here; on CI fail instead, so that a missing
+    dependency shows as a failure and not as a quiet skip (.ci/run installs what the suite needs)."""
+    if in_ci():
+        pytest.fail(f"{why}: needed in CI (.ci/run installs it)", pytrace=False)
+    pytest.skip(why, allow_module_level=module)
+
+
 def need_browser(who: str) -> None:
     """Skip when no headless browser can start here (bench/browser.py says why); on CI (CI=true) fail:
     `who` names what needs it ("the view tests need")."""

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import AGENTS, run_cli
+from conftest import AGENTS, run_cli, skip_unless_ci
 
 
 @pytest.fixture
@@ -79,14 +79,33 @@ def test_bad_input(files, argv, code, message):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file modes; test_read_only_store makes the file immutable instead")
 def test_store_not_writable(tmp_path, monkeypatch):
+    import subprocess
+
     home = tmp_path / "ro"
     home.mkdir()
-    home.chmod(0o500)
+    if os.geteuid() == 0:  # root ignores modes; an immutable folder binds root too
+        _immutable(home)
+        undo = ["chattr", "-i", str(home)]
+    else:
+        home.chmod(0o500)
+        undo = ["chmod", "700", str(home)]
     monkeypatch.setenv("LLMTRACE_HOME", str(home))
-    r = run_cli("run", str(AGENTS / "behaves_like_python.py"))
+    try:
+        r = run_cli("run", str(AGENTS / "behaves_like_python.py"))
+    finally:
+        subprocess.run(undo, check=True)
     assert r.code == 4 and "llmtrace: error:" in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and not list(home.iterdir())
+
+
+def _immutable(path) -> None:
+    """chattr +i `path`, or skip (fail on CI) where the filesystem does not have it."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        skip_unless_ci("cannot make the store read-only here as root (no chattr +i on this filesystem)")
 
 
 def test_store_path_unusable(tmp_path, monkeypatch):
@@ -134,14 +153,12 @@ def test_span_not_found(llmtrace_home):
 
 def test_read_only_store(llmtrace_home):
     """A store that cannot be written: read commands still read it, writes fail in one line, bytes kept."""
-    import shutil
     import subprocess
 
     assert run_cli("run", "-q", str(AGENTS / "behaves_like_python.py")).code == 0
     db_file = llmtrace_home / "traces.db"
     if os.geteuid() == 0:  # root ignores modes; an immutable file binds root too
-        if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(db_file)], capture_output=True).returncode:
-            pytest.skip("cannot make the store read-only here (no chattr +i on this filesystem)")
+        _immutable(db_file)
         undo = ["chattr", "-i", str(db_file)]
     else:
         db_file.chmod(0o400)

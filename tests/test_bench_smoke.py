@@ -61,12 +61,10 @@ def test_instruction_counts_repeat_so_the_instructions_bench_can_subtract_them(t
     import os
     import shutil
 
-    import pytest
-
     if shutil.which("valgrind") is None:
-        if os.environ.get("CI"):
-            pytest.fail("this test needs valgrind in CI (.ci/run installs it)")
-        pytest.skip("valgrind is not installed")
+        from conftest import skip_unless_ci
+
+        skip_unless_ci("valgrind is not installed")
     from bench.bench_instructions import count
 
     env = {**os.environ, "PYTHONHASHSEED": "0"}

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from rich.console import Console
 
-from conftest import AGENTS, HANG, run_cli, use_home
+from conftest import AGENTS, HANG, run_cli, skip_unless_ci, use_home
 from llmtrace import timespec
 from llmtrace.errors import UserError
 from llmtrace.model import Feedback, Span, Trace
@@ -141,7 +141,10 @@ def test_inspect_commands_end_to_end(llmtrace_home, math_runs):
     assert run_cli("feedback", "last", "--score", "-2").code == 0  # the newest: "second"
     assert run_cli("feedback", "last~1", "--score", "-2").code == 0
     shown = run_cli("show", math_id[:8])
-    assert "score +3.0 (2)" in shown.stdout  # (8 + -2) / 2 and "ticket=ABC-1" in shown.stdout and "env=dev" not in shown.stdout
+    assert "score +3.0 (2)" in shown.stdout  # (8 + -2) / 2
+    assert "ticket=ABC-1" in shown.stdout and "team=core" in shown.stdout and "env=dev" not in shown.stdout
+    tagged = next(t for t in json.loads(run_cli("ls", "--json").stdout) if t["id"] == math_id)
+    assert tagged["tags"] == {"team": "core", "ticket": "ABC-1"}  # env=dev was added, then removed
     for line in ("tool exponentiate(base=3, exponent=5) → 243", "tool multiply(first_int=243, second_int=36) → 8748",
                  "tool exponentiate(base=8748, exponent=2) → 76527504", "The result is 76527504"):
         assert line in shown.stdout
@@ -210,7 +213,7 @@ def test_long_output_is_paged_on_a_terminal(llmtrace_home, math_runs):
     import shutil
 
     if not shutil.which("script"):
-        pytest.skip("needs util-linux `script` to give the command a terminal")
+        skip_unless_ci("needs util-linux `script` to give the command a terminal")
     use_home(math_runs["math_agent.py"].cold, llmtrace_home)
     env = {**os.environ, "PAGER": "echo PAGED-BY-PAGER; cat", "LINES": "10", "COLUMNS": "100"}
     cmd = f"{sys.executable} -m llmtrace show last --all"

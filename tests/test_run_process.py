@@ -204,9 +204,9 @@ def test_the_scripts_frames_sit_on_the_stack_as_under_python(llmtrace_home, tmp_
     import shutil
 
     if shutil.which("strace") is None:
-        if os.environ.get("CI"):
-            pytest.fail("this test needs strace in CI (.ci/run installs it)")
-        pytest.skip("strace is not installed")
+        from conftest import skip_unless_ci
+
+        skip_unless_ci("strace is not installed")
     (tmp_path / "deep.py").write_text(DEEP_CALLS)
     plain = _stack_chunk_maps([sys.executable, "deep.py"], tmp_path)
     traced = _stack_chunk_maps([sys.executable, "-m", "llmtrace", "run", "-q", "deep.py"], tmp_path)

@@ -396,9 +396,11 @@ def test_cache_size_limit_evicts(tmp_path):
     for k in keys:
         cache.set(k, 200, [["content-type", "application/json"]], [b'{"choices": [{"message": {"content": "%s"}}]}' % (b"x" * 4000)], False)
     cache.flush()  # answers are written behind the calls: all on disk (and evicted) once flushed
-    kept = sum(cache.get(k) is not None for k in keys)
+    present = [cache.get(k) is not None for k in keys]
+    kept = sum(present)
     assert 0 < kept < 400 and cache.store.volume() < 2 * 256 * 1024
-    assert cache.get(keys[-1]) is not None  # the least recently stored went first
+    # The least recently stored went first: what is left is exactly the newest `kept` answers.
+    assert present == [False] * (400 - kept) + [True] * kept
     cache.close()
 
 

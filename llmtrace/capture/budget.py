@@ -17,7 +17,7 @@ from llmtrace.errors import BudgetExceeded
 from llmtrace.model import Span
 
 
-@dataclass(repr=False, eq=False)  # an __init__ only: less to generate when a run starts
+@dataclass
 class Limits:
     max_cost: float | None = None
     max_calls: int | None = None

@@ -18,7 +18,7 @@ RETRY_STATUSES = {408, 409, 429}
 NEVER_CODES = {"insufficient_quota", "context_length_exceeded", "invalid_api_key"}
 
 
-@dataclass(init=False, repr=False, eq=False)  # nothing generated when a run starts: its __init__ written out
+@dataclass
 class RetryPolicy:
     """How often and how patiently a failed LLM call is tried again."""
 
@@ -26,9 +26,6 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 20.0  # one wait
     max_total_wait: float = 60.0  # all waits of one call
-
-    def __init__(self, retries: int = 4, base_delay: float = 0.5, max_delay: float = 20.0, max_total_wait: float = 60.0) -> None:
-        self.retries, self.base_delay, self.max_delay, self.max_total_wait = retries, base_delay, max_delay, max_total_wait
 
     @classmethod
     def from_env(cls, retries: int) -> "RetryPolicy":

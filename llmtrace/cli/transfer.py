@@ -105,27 +105,11 @@ def import_(
     from llmtrace.export import jsondoc
     from llmtrace.redact import Redactor
 
-    try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot read {file}: {e.strerror}") from None
-    try:
-        data = json.loads(text)
-        docs = data if isinstance(data, list) else [data]
-    except ValueError:
-        try:
-            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except ValueError as e:
-            raise UserError(f"{file} is not JSON or JSON lines: {e}") from None
     if replace and skip_existing:
         raise UserError("--replace and --skip-existing go one at a time")
-    items = [jsondoc.from_document(d) for d in docs]
+    # The whole file is read and checked before the store is even opened: a bad file writes nothing.
+    items = jsondoc.from_documents(_read_documents(file), file)
     ids = [t.id for t, _ in items]
-    seen: set[str] = set()
-    for tid in ids:
-        if tid in seen:
-            raise UserError(f"trace {tid} is in {file} more than once")
-        seen.add(tid)
     db = open_cli_store()
     # Every id is checked before anything is written: a file is imported whole, or not at all.
     here = set() if replace else jsondoc.existing_ids(db, ids)
@@ -136,9 +120,41 @@ def import_(
         raise UserError(f"{len(here):,} of the {len(ids):,} traces are already in this store, the first {first}: "
                         "nothing imported (--skip-existing imports the others, --replace overwrites them)")
     new = [(t, spans) for t, spans in items if t.id not in here]
+    taken = jsondoc.spans_of_other_traces(db, new)
+    if taken:
+        span_id, other, trace_id = taken
+        raise UserError(f"span {span_id} of trace {trace_id} in {file} already belongs to trace {other} in this store: "
+                        "nothing imported")
     for trace, spans in new:
         jsondoc.import_trace(db, trace, spans, Redactor.from_environ(), replace=replace)
     from llmtrace.render import fmt
 
     done = f"imported {fmt.plural(len(new), 'trace')}" + (f" ({new[0][0].id[:8]})" if len(new) == 1 else "")
     stderr_console().print(done + (f", skipped {len(here):,} already here" if here else ""))
+
+
+def _read_documents(file: str) -> list:
+    """The JSON documents of an exported file (one, an array of them, or one a line), or a one-line UserError."""
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {file}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{file} is not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise UserError(f"{file} is empty: no trace to import")
+    try:
+        try:
+            data = json.loads(text)
+            return data if isinstance(data, list) else [data]
+        except ValueError:
+            lines = [line for line in text.splitlines() if line.strip()]
+            if len(lines) < 2:
+                raise
+            return [json.loads(line) for line in lines]
+    except ValueError as e:
+        raise UserError(f"{file} is not JSON or JSON lines: {e}") from None
+    except RecursionError:
+        raise UserError(f"{file} is nested too deeply to be a trace document") from None

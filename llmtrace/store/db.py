@@ -31,7 +31,8 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite has rolled back by itself after some errors (a full disk)
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 
@@ -154,6 +155,65 @@ def _create_fresh(db: sqlite3.Connection) -> int:
     return count
 
 
+def _is_ready(db: sqlite3.Connection) -> bool:
+    """Already in WAL mode and at this llmtrace's schema: nothing to set up (every open but the first)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]  # read first: it is what finds an existing WAL
+    return version == len(MIGRATIONS) and db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+
+
+@contextlib.contextmanager
+def _setup_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `<store>.lock` while a store is switched to WAL and migrated.
+
+    Two connections switching a new file to WAL at once each hold a read lock and want the write
+    lock: SQLite answers one of them "database is locked" at once, without waiting out the busy
+    timeout (waiting could deadlock). Taking turns here means one switches and the others find WAL.
+    The lock file is never removed: removing it would let two processes lock two different files.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): _use_wal's retries are all there is
+        yield
+        return
+    try:
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a folder we may read but not write: the store is opened as it stands
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _waiting_for_setup(path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _waiting_for_setup(path: Path) -> None:
+    """Called when another process holds the setup lock, just before waiting for it (a test's hook)."""
+
+
+def _use_wal(db: sqlite3.Connection, path: Path, *, create: bool) -> None:
+    # The setup lock keeps llmtrace processes from switching at once; a connection that does not take it
+    # (an older llmtrace, the sqlite3 shell) can still get an immediate "locked": try again, up to the
+    # busy timeout.
+    deadline = time.monotonic() + busy_timeout_ms() / 1000
+    delay = 0.001
+    while True:
+        try:
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+    if mode.lower() != "wal" and create:
+        raise UserError(f"the trace store at {path} cannot use WAL mode ({mode})", ExitCode.STORE)
+
+
 def _open_read_only(path: Path) -> sqlite3.Connection:
     """A store we may not write (read-only file, someone else's): read it as it stands."""
     try:
@@ -185,11 +245,11 @@ def open_db(path: Path, *, create: bool = True, write: bool = True) -> sqlite3.C
         raise UserError(f"no trace store at {path} (run `llmtrace run` first)", ExitCode.STORE)
     try:
         db = _connect(path)
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal" and create:
-            raise UserError(f"the trace store at {path} cannot use WAL mode ({mode})", ExitCode.STORE)
+        if not _is_ready(db):  # a new or older store: made or migrated by one process at a time
+            with _setup_lock(path):
+                _use_wal(db, path, create=create)
+                migrate(db)
         db.execute("PRAGMA synchronous = NORMAL")
-        migrate(db)
     except sqlite3.DatabaseError as e:
         msg = str(e)
         if "not a database" in msg or "malformed" in msg or "disk image" in msg:
