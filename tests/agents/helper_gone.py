@@ -39,9 +39,26 @@ def helpers() -> list[int]:
     return found
 
 
+def children() -> list[str]:
+    """This process's children (Linux: /proc/self/task/*/children)."""
+    out = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                out += f.read().split()
+        except OSError:
+            pass
+    return out
+
+
 def wait_for_helper() -> list[int]:
     deadline = time.monotonic() + 60
     while not (found := helpers()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # The helper is seen as soon as the short-lived shell that starts it has run it; that shell (our child
+    # for a moment) may not have exited and been reaped yet. A child left for good still shows after this.
+    settle = time.monotonic() + 10
+    while children() and time.monotonic() < settle:
         time.sleep(0.02)
     return found
 
