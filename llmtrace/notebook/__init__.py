@@ -67,6 +67,8 @@ class Extension:
         self.last: str | None = None  # the last cell trace's id
         self.name = notebook_name(ipython)
         self.borrowed = False  # the kernel is traced by someone else (llmtrace run): add nothing
+        # `llmtrace run --split NOTEBOOK.ipynb` started this kernel: each cell is a trace of that run
+        self.run_spec: dict[str, Any] | None = _run_spec()
         self.inner = False  # %%llmtrace is running its cell (IPython sends that one's events too)
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -114,6 +116,10 @@ class Extension:
         trace.run_id = trace.id
         # Child processes are left untraced: their spans would join the kernel's record, not the cell's.
         opts = RunOptions(script=self.name, name=self.name, children=False)
+        if self.run_spec is not None:
+            options = dict(self.run_spec.get("options") or {})
+            options["cache_dir"] = Path(options["cache_dir"]) if options.get("cache_dir") else None
+            opts = RunOptions(script=self.name, name=self.name, children=False, **options)
         writer = StoreWriter(open_store(), Redactor.from_environ())
         session = Session(opts, writer, trace)
         session.make_splitter, session.record_lazily, session.direct = GroupedTraces, True, True
@@ -162,7 +168,10 @@ class Extension:
             print(f"llmtrace: warning: not tracing this notebook ({type(e).__name__}: {e})", file=sys.stderr)
             return
         label = f"cell {count}" if count is not None else "cell"
-        group = Group(name or f"{self.name} · {label}", {"notebook": self.name, "cell": str(count or ""), **(tags or {})})
+        spec = self.run_spec or {}
+        group = Group(name or f"{self.name} · {label}",
+                      {**(spec.get("tags") or {}), "notebook": self.name, "cell": str(count or ""), **(tags or {})},
+                      run_id=spec.get("run_id"))
         session.splitter.current = self.group = group
 
     def post_run_cell(self, result: Any) -> None:
@@ -261,6 +270,18 @@ class Extension:
         finally:
             self.inner = False
         self.cell_options = {**options, "error": getattr(result, "error_in_exec", None)}
+
+
+def _run_spec() -> dict[str, Any] | None:
+    import json
+
+    from llmtrace.notebook.run import ENV
+
+    raw = os.environ.get(ENV)
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _from_the_cell(tb: Any) -> Any:
