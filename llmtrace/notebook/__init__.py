@@ -269,7 +269,8 @@ class Extension:
             result = self.ip.run_cell(cell, store_history=False)
         finally:
             self.inner = False
-        self.cell_options = {**options, "error": getattr(result, "error_in_exec", None)}
+        # shown unless --quiet, even in quiet mode: the cell asked for it
+        self.cell_options = {"quiet": False, **options, "error": getattr(result, "error_in_exec", None)}
 
 
 def _run_spec() -> dict[str, Any] | None:
