@@ -203,3 +203,34 @@ def test_llmtrace_run_a_failing_notebook_exits_1_with_the_cells_traceback(llmtra
 
     r = run_cli("run", str(tmp_path / "absent.ipynb"))
     assert r.code != 0 and r.stderr.strip().count("\n") == 0 and "no such notebook" in r.stderr
+
+
+def test_jupyters_own_entry_point_under_llmtrace_run_ends_with_a_trace_and_summary(llmtrace_home, mock_server, tmp_path):
+    """`jupyter nbconvert` exec's `jupyter-nbconvert`: the run starts it as a child instead, which joins
+    the trace (and so does the kernel it starts), and ends with its status."""
+    server = mock_server()
+    path = tmp_path / "report.ipynb"
+    nbformat.write(notebook(SETUP + "\n" + ask("one"), ask("two")), path)
+    jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
+    r = run_cli("run", jupyter, "nbconvert", "--to", "notebook", "--execute", str(path), "--output",
+                str(tmp_path / "done.ipynb"), env=server_env(server))
+    assert r.code == 0, r.stderr
+    assert "llmtrace: trace" in r.stderr and "2 LLM calls" in r.stderr and "killed" not in r.stderr
+    assert [(status, calls) for _, _, status, calls, *_ in traces(llmtrace_home)] == [("ok", 2)]
+    assert (tmp_path / "done.ipynb").exists()
+
+
+def test_a_script_that_execs_python_keeps_its_trace_and_exit_status(llmtrace_home, mock_server, tmp_path):
+    server = mock_server()
+    script = tmp_path / "execs.py"
+    script.write_text(
+        "import os, sys\n"
+        "child = 'import openai, sys; openai.OpenAI().chat.completions.create(model=\"gpt-4o-mini\", "
+        "messages=[{\"role\": \"user\", \"content\": \"after exec\"}]); print(\"exec ran\"); sys.exit(3)'\n"
+        "print('before exec', flush=True)\n"
+        "try:\n    os.execv(sys.executable, [sys.executable, '-c', child])\n"
+        "finally:\n    print('a finally block after an exec never runs')\n")
+    r = run_cli("run", str(script), env=server_env(server))
+    assert r.code == 3
+    assert r.stdout.splitlines() == ["before exec", "exec ran"]
+    assert [(status, calls) for _, _, status, calls, *_ in traces(llmtrace_home)] == [("error", 1)]
