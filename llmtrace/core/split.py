@@ -76,6 +76,7 @@ class Group:
         self.start_us = now_us()
         self.trace: Trace | None = None  # once a span has started in it
         self.spans = 0  # top-level spans started in it
+        self.failed = False  # its trace could not be written: its spans go to the session's record
 
 
 class GroupedTraces(SplitTraces):
@@ -91,7 +92,7 @@ class GroupedTraces(SplitTraces):
 
     def begin(self, root: Span) -> str:
         group = self.current
-        if group is None:
+        if group is None or group.failed:
             return self._in_run_record()
         with self._lock:
             group.spans += 1
@@ -104,7 +105,7 @@ class GroupedTraces(SplitTraces):
                 self.writer.start_trace(trace)
             except Exception as e:
                 self._warn(e)
-                group.spans = -1 << 30  # never tried again
+                group.failed = True
                 return self._in_run_record()
             group.trace = trace
             return trace.id

@@ -81,8 +81,6 @@ class Extension:
         self.ip.register_magic_function(self.line_magic, "line", "llmtrace")
         self.ip.register_magic_function(self.cell_magic, "cell", "llmtrace")
         atexit.register(self.stop)
-        if self.borrowed:
-            print("llmtrace: this kernel is already traced (its cells are recorded in that trace)", file=sys.stderr)
 
     def unregister(self) -> None:
         for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):

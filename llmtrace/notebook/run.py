@@ -67,6 +67,8 @@ def run_notebook(opts: Any, writer: Any, notebook: Any, output: Path | None, *, 
 
         os.environ[ENV] = json.dumps({"run_id": trace.id, "tags": opts.tags, "options": options_for_children(opts)})
         extra_arguments = ["--InteractiveShellApp.extensions=['llmtrace']"]
+    else:
+        opts.children = True  # the kernel is a child process: --no-children would leave every cell untraced
     session = Session(opts, writer, trace).start()
     kernel = (notebook.metadata.get("kernelspec") or {}).get("name") or "python3"
     client = NotebookClient(notebook, kernel_name=kernel, timeout=None, allow_errors=False,
