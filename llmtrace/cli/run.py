@@ -51,6 +51,7 @@ def run(
     max_calls: Optional[int] = typer.Option(None, "--max-calls", min=0, envvar="LLMTRACE_MAX_CALLS", metavar="N", help="Budget: LLM calls sent to the provider; the next one raises llmtrace.BudgetExceeded. Also LLMTRACE_MAX_CALLS."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=0, envvar="LLMTRACE_MAX_TOKENS", metavar="N", help="Budget: tokens in + out; once spent, the next call raises llmtrace.BudgetExceeded. Also LLMTRACE_MAX_TOKENS."),
     split: bool = typer.Option(False, "--split", help="One trace per top-level invocation (each chain.invoke, agent run or bare SDK call at the top), all sharing the run's id and tags: for a script that answers many questions or serves requests. See them with `llmtrace ls --run ID`."),
+    output: Optional[Path] = typer.Option(None, "--output", metavar="OUT.ipynb", help="For a notebook (SCRIPT.ipynb, executed in a fresh kernel): write the executed notebook, outputs included, here."),
 ) -> None:
     """Run SCRIPT exactly as `python SCRIPT ARGS…` would, recording every LangChain and OpenAI step.
 
@@ -63,7 +64,7 @@ def run(
         no_cache=no_cache, cache_mode=cache_mode, no_children=no_children, cache_dir=cache_dir, cache_ttl=cache_ttl,
         cache_size=cache_size, semantic_cache=semantic_cache, semantic_threshold=semantic_threshold,
         embedding_model=embedding_model, otlp=otlp, otlp_header=otlp_header, project=project, retries=retries,
-        max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens, split=split,
+        max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens, split=split, output=output,
     )
 
 

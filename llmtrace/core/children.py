@@ -103,6 +103,20 @@ def _sweep(parent: Path) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 
+def environ_before_arming() -> dict[str, str | None]:
+    """What `arm` changes in os.environ, as it is now: a session started inside a long-lived process
+    (the Python API, a notebook) puts it back with `restore_environ` when it finishes."""
+    return {name: os.environ.get(name) for name in (ENV, "PYTHONPATH")}
+
+
+def restore_environ(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def spec_from_env() -> dict[str, Any] | None:
     """In a child process: what its parent armed it with (trace id, spool folder, options), or None."""
     raw = os.environ.get(ENV)

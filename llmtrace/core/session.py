@@ -79,6 +79,11 @@ class Session:
         self.in_flight: Any = None
         self.child_spool: Any = None  # in a child process: its own spool file, nothing else
         self.outer: Session | None = None  # the session this one is nested in
+        # Doors that make many traces in one session (the notebook: one per cell) set these before start():
+        self.make_splitter: Any = None  # (trace, writer) -> the recorder's splitter, instead of --split's
+        self.record_lazily = False  # the session's own trace row is written by the splitter, if ever needed
+        self.direct = False  # spans go straight to SQLite (readable the moment they end), not by the spool
+        self._environ: dict[str, str | None] | None = None  # what arming children changed, put back at the end
         self._span: Any = None
         self._scope: Any = None
         self.finished = False
@@ -112,6 +117,7 @@ class Session:
             from llmtrace.home import home
             from llmtrace.store.spool import spool_dir
 
+            self._environ = children.environ_before_arming()
             children.arm(self.trace.id, spool_dir(Path(self.writer.db_path).parent), home(),
                          children.options_for_children(self.opts))
         return self
@@ -121,15 +127,19 @@ class Session:
         if trace.pid is None:  # a running trace without a live pid is a dead run's, which any command recovers
             trace.pid = os.getpid()
         settings = self.settings = wire_settings(opts)  # first: a cache folder it refuses leaves no trace behind
-        writer.start_trace(trace)
-        self.spool = _spooling_writer(writer, trace.id)
+        if not self.record_lazily:
+            writer.start_trace(trace)
+        self.spool = _DirectWriter(writer) if self.direct else _spooling_writer(writer, trace.id)
         exporters: list[Any] = [self.spool]
         if opts.otlp_url:
             from llmtrace.export.otlp import LiveOtlpExporter
 
             self.live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers, redactor=writer.redactor)
             exporters.append(self.live)
-        if opts.split:
+        if self.make_splitter is not None:
+            self.splitter = self.make_splitter(trace, writer)
+            self.splitter.finisher = self.spool
+        elif opts.split:
             from llmtrace.core.split import SplitTraces
 
             self.splitter = SplitTraces(trace, writer)
@@ -181,6 +191,8 @@ class Session:
         if _active is self:
             _active = None
         self.spool.close()
+        if self._environ is not None:  # children started from now on are not this trace's
+            children.restore_environ(self._environ)
         return self._finish_trace(status, code, error, stack)
 
     def _unnest(self, status: str, error: str | None) -> Trace:
@@ -213,6 +225,8 @@ class Session:
                 print(f"llmtrace: warning: could not settle the run's traces ({e})", file=sys.stderr)
         trace.end_us = now_us()
         trace.status, trace.exit_code, trace.error, trace.traceback = status, code, error, stack
+        if self.record_lazily and not getattr(self.splitter, "run_recorded", True):
+            return trace  # nothing ever needed the session's own record: it leaves none
         budget = self.settings.budget
         stopped = budget.stopped if budget is not None else None
         if stopped and status in (Status.OK.value, Status.ERROR.value):  # the budget is why it ended

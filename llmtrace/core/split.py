@@ -12,6 +12,7 @@ import sys
 import threading
 from typing import Any
 
+from llmtrace.core.recorder import now_us
 from llmtrace.ids import new_trace_id
 from llmtrace.model import Span, Status, Trace
 
@@ -63,3 +64,77 @@ class SplitTraces:
             self._warned = True
             print(f"llmtrace: warning: could not record a trace of this run ({type(e).__name__}: {e}); "
                   "its spans stay in the run's record", file=sys.stderr)
+
+
+class Group:
+    """A trace that top-level spans join while it is current (a notebook cell): written when its first
+    span starts (a cell that makes no call leaves no trace), finished by `GroupedTraces.close`."""
+
+    def __init__(self, name: str, tags: dict[str, str] | None = None, run_id: str | None = None):
+        self.id = new_trace_id()
+        self.name, self.tags, self.run_id = name, dict(tags or {}), run_id
+        self.start_us = now_us()
+        self.trace: Trace | None = None  # once a span has started in it
+        self.spans = 0  # top-level spans started in it
+        self.failed = False  # its trace could not be written: its spans go to the session's record
+
+
+class GroupedTraces(SplitTraces):
+    """A splitter for a long-lived session that makes one trace per unit of work its host marks (the
+    IPython extension: one per cell). A top-level span joins the current group's trace; one started
+    when no group is current goes to the session's own record, written then (so a session whose
+    every span was in a group leaves no record of its own)."""
+
+    def __init__(self, run: Trace, writer: Any):
+        super().__init__(run, writer)
+        self.current: Group | None = None
+        self.run_recorded = False
+
+    def begin(self, root: Span) -> str:
+        group = self.current
+        if group is None or group.failed:
+            return self._in_run_record()
+        with self._lock:
+            group.spans += 1
+            if group.trace is not None:
+                return group.trace.id
+            run = self.run
+            trace = Trace(id=group.id, name=group.name, start_us=group.start_us, script=run.script, argv=run.argv,
+                          cwd=run.cwd, pid=run.pid, version=run.version, run_id=group.run_id, tags=group.tags)
+            try:
+                self.writer.start_trace(trace)
+            except Exception as e:
+                self._warn(e)
+                group.failed = True
+                return self._in_run_record()
+            group.trace = trace
+            return trace.id
+
+    def end(self, root: Span) -> None:
+        pass  # a group's trace ends with the group, however many top-level spans it had
+
+    def close(self, group: Group, status: str, error: str | None = None, traceback: str | None = None) -> Trace | None:
+        """End `group`: its trace (if a span ever started in it) is finished with this status, after its
+        spans. Returns that trace, or None when it made none."""
+        with self._lock:
+            if self.current is group:
+                self.current = None
+            trace = group.trace
+        if trace is None:
+            return None
+        trace.end_us, trace.status, trace.error, trace.traceback = now_us(), status, error, traceback
+        try:
+            (self.finisher or self.writer).finish_trace(trace)
+        except Exception as e:
+            self._warn(e)
+        return trace
+
+    def _in_run_record(self) -> str:
+        with self._lock:
+            if not self.run_recorded:
+                self.run_recorded = True
+                try:
+                    self.writer.start_trace(self.run)
+                except Exception as e:
+                    self._warn(e)
+        return self.run.id

@@ -65,7 +65,7 @@ def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mo
               embedding_model: str = "text-embedding-3-small", otlp: str | None = None,
               otlp_header: list[str] | None = None, project: str | None = None, retries: int = 4,
               max_cost: float | None = None, max_calls: int | None = None, max_tokens: int | None = None,
-              split: bool = False) -> None:
+              split: bool = False, output: Path | None = None) -> None:
     """`llmtrace run`'s work, its options parsed (the defaults are the command line's)."""
 
     script = Path(script_arg)
@@ -88,7 +88,14 @@ def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mo
             raise UserError(f"bad --trace-id {trace_id!r}: expected a UUID") from None
     from llmtrace.run import script as runner
 
-    problem = runner.check_script(script_arg)
+    notebook = None
+    if script_arg.endswith(".ipynb"):  # a notebook: executed in a fresh kernel (llmtrace/notebook/run.py)
+        from llmtrace.notebook.run import check_notebook
+
+        notebook = check_notebook(script_arg)
+    elif output is not None:
+        raise UserError("--output is for notebooks (NOTEBOOK.ipynb): a script writes its own files")
+    problem = None if notebook is not None else runner.check_script(script_arg)
     if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
         runner.print_syntax_error(problem)
         raise SystemExit(int(ExitCode.ERROR))
@@ -121,13 +128,13 @@ def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mo
         retries=retries, cache_mode=cache_mode, children=not no_children, otlp_url=otlp_url, otlp_headers=otlp_headers,
         split=split, max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens,
     )
-    launch(opts, find_mock_script(script, mock_script) if mock else None, quiet)
+    launch(opts, find_mock_script(script, mock_script) if mock else None, quiet, notebook=notebook, output=output)
 
 
 
 
 def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None = None,
-            after: Any = None) -> None:
+            after: Any = None, notebook: Any = None, output: Path | None = None) -> None:
     """Run `opts` under a new trace (with the --mock server when given its reply script), print the
     summary (then `after()`), and exit as the script did."""
     from llmtrace.ids import new_trace_id
@@ -157,7 +164,12 @@ def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None 
             after()
 
     try:
-        trace, code = runner.run(opts, writer, extra_env=env, report=report)
+        if notebook is not None:
+            from llmtrace.notebook.run import run_notebook
+
+            trace, code = run_notebook(opts, writer, notebook, output, extra_env=env, report=report)
+        else:
+            trace, code = runner.run(opts, writer, extra_env=env, report=report)
     finally:
         if server is not None:
             server.stop()

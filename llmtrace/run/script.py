@@ -258,6 +258,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
 
     hook_before = sys.excepthook
     status, code, error, stack = Status.OK.value, 0, None, None
+    real_exec = _exec_as_child(finish)
     try:
         _exec_main(script)
         _wait_for_threads()
@@ -273,6 +274,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         error = f"{type(e).__name__}: {e}"[:2000]
         stack = stack_text(e, _trim_traceback(e.__traceback__, script), limit=16_000)
     finally:
+        os.execv, os.execve = real_exec
         try:
             sys.stdout.flush()
         except Exception:
@@ -283,6 +285,44 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     if term_during_finish:
         die_of(signal.SIGTERM)
     return trace, code
+
+
+def _exec_as_child(finish: Callable[..., None]) -> tuple[Any, Any]:
+    """While the script runs, an `os.exec*` of it (jupyter's `jupyter nbconvert` exec's `jupyter-nbconvert`)
+    starts the program as a child instead and waits for it: it joins the trace as any child process does,
+    then the trace is finished with its exit status and this process ends with that status, as the
+    exec'd program would have ended it (no finally block or atexit handler of the script runs, as after
+    an exec). A real exec would replace the process with the trace still running, and its calls would
+    never reach it. Returns the real os.execv and os.execve (every exec* function goes through them)."""
+    real = (os.execv, os.execve)
+
+    def instead(path: Any, args: Any, env: Any = None) -> None:
+        import subprocess
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        argv = [os.fsdecode(a) for a in args]
+        # Inherits what an exec keeps: descriptors marked inheritable, the working directory, signals' defaults.
+        child = subprocess.Popen(argv, executable=path, env=env, close_fds=False)
+        while True:
+            try:
+                code = child.wait()
+                break
+            except KeyboardInterrupt:  # Ctrl-C reached the child too: its status says what it did
+                continue
+        if code < 0:
+            finish(Status.INTERRUPTED.value, 128 - code, f"{argv[0]} ended by signal {-code}")
+            die_of(-code)
+        finish(Status.OK.value if code == 0 else Status.ERROR.value, code,
+               f"{argv[0]} exited with status {code}" if code else None)
+        os._exit(code)
+
+    os.execv = lambda path, args: instead(path, args)  # type: ignore[assignment]
+    os.execve = lambda path, args, env: instead(path, args, env)  # type: ignore[assignment]
+    return real
 
 
 class _signals_ignored:
