@@ -7,6 +7,8 @@ so `import llmtrace` stays cheap and never imports LangChain.
 
 from __future__ import annotations
 
+from typing import Any
+
 from llmtrace.errors import BudgetExceeded, ReplayDiverged
 
 __version__ = "0.1.0"
