@@ -73,7 +73,7 @@ def test_timeline_folds_a_long_run_like_the_tree():
     steps = [_span(i, None, "chain", f"step{i}", i * 10, i * 10 + 5, inputs={"q": i}) for i in (1, 2, 9, 10)]
     lines = [line.plain for line in timeline_lines(TRACE, steps[:2], 80, tail=steps[2:], hidden=6)]
     assert [line.split("  ")[0] for line in lines[2:-1]] == [
-        '├── 1. chain step1(q=1)', '├── 2. chain step2(q=2)', '├── … 6 more steps (use --all to see every one) …',
+        '├── 1. chain step1(q=1)', '├── 2. chain step2(q=2)', '├── … 6 more steps (show them: --all-steps, or --steps N) …',
         '├── 9. chain step9(q=9)', '└── 10. chain step10(q=10)']
 
 

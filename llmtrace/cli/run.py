@@ -33,9 +33,10 @@ def _opt(key: str) -> Any:
         extra["max"] = o.high if o.kind == "float" else int(o.high)
     if o.metavar:
         extra["metavar"] = o.metavar
-    envs = " or ".join(o.envs)
-    where = f" Also {envs}" + (f", or {o.toml_key} in [tool.llmtrace] of pyproject.toml." if o.toml else ".") if envs else ""
-    return typer.Option(o.default, *o.flags, help=o.help + where, show_default=o.default not in (None, False), **extra)
+    where = [f"env: {', '.join(o.envs)}"] if o.envs else []
+    where += [f"pyproject: {o.toml_key}"] if o.toml else []
+    text = o.help + (f"  [{'; '.join(where)}]" if where else "")
+    return typer.Option(o.default, *o.flags, help=text, show_default=o.default not in (None, False), **extra)
 
 
 @app.command(

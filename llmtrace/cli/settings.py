@@ -32,7 +32,7 @@ class RunOption:
     high: float | None = None
     choices: tuple[str, ...] = ()
     env: tuple[str, ...] | None = None  # None: LLMTRACE_<KEY>; () none
-    toml: bool = True
+    toml: bool | str = True  # False: not from the file; a str: its key there (else the flag's name)
 
     @property
     def envs(self) -> tuple[str, ...]:
@@ -40,7 +40,7 @@ class RunOption:
 
     @property
     def toml_key(self) -> str:
-        return self.flags[0].lstrip("-")
+        return self.toml if isinstance(self.toml, str) else self.flags[0].lstrip("-")
 
 
 OPTIONS: tuple[RunOption, ...] = (
@@ -49,7 +49,7 @@ OPTIONS: tuple[RunOption, ...] = (
     # Not from the environment: LLMTRACE_TRACE_ID is what a run tells its script (a run inside it gets its own id).
     RunOption("trace_id", ("--trace-id",), "str", None, "Use this UUID as the trace id instead of a new one.", "UUID", env=(), toml=False),
     RunOption("name", ("--name",), "str", None, "Name of the trace (default: the script's file name, or the module's name with -m).", "NAME"),
-    RunOption("tag", ("--tag",), "list", None, "Tag the trace: key=value (repeatable).", "KEY=VALUE", env=("LLMTRACE_TAGS", "LLMTRACE_TAG")),
+    RunOption("tag", ("--tag",), "list", None, "Tag the trace: key=value (repeatable).", "KEY=VALUE", env=("LLMTRACE_TAGS", "LLMTRACE_TAG"), toml="tags"),
     RunOption("quiet", ("--quiet", "-q"), "flag", False, "Don't print the summary when the script ends."),
     RunOption("no_cache", ("--no-cache",), "flag", False, "Don't answer calls from the response cache (or fill it)."),
     RunOption("cache_mode", ("--cache-mode",), "str", "replay", "replay: a re-run gets the answers an earlier run got, in order, while identical requests within one run still go to the provider (resamples differ, retries get new answers). reuse: every identical request is answered from the cache, also within a run (gateway-style).", "replay|reuse", choices=("replay", "reuse")),
@@ -61,7 +61,7 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("semantic_threshold", ("--semantic-threshold",), "float", 0.95, "Cosine similarity needed for a semantic hit.", "COSINE", low=0.0, high=1.0),
     RunOption("embedding_model", ("--embedding-model",), "str", "text-embedding-3-small", "Embedding model for --semantic-cache.", "MODEL"),
     RunOption("otlp", ("--otlp",), "str", None, "Also stream spans live to this OTLP/HTTP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT if set). Needs llmtrace[otel].", "URL"),
-    RunOption("otlp_header", ("--otlp-header",), "list", None, "Send this header with the OTLP requests (repeatable; added to OTEL_EXPORTER_OTLP_HEADERS). MLflow needs x-mlflow-experiment-id=ID.", "NAME=VALUE", env=("LLMTRACE_OTLP_HEADERS", "LLMTRACE_OTLP_HEADER")),
+    RunOption("otlp_header", ("--otlp-header",), "list", None, "Send this header with the OTLP requests (repeatable; added to OTEL_EXPORTER_OTLP_HEADERS). MLflow needs x-mlflow-experiment-id=ID.", "NAME=VALUE", env=("LLMTRACE_OTLP_HEADERS", "LLMTRACE_OTLP_HEADER"), toml="otlp-headers"),
     RunOption("project", ("--project",), "str", None, "Project the trace belongs to; stored as the tag project=NAME and sent to OTLP backends (Phoenix's project). Default: LLMTRACE_PROJECT, the pyproject.toml key, LANGSMITH_PROJECT or LANGCHAIN_PROJECT.", "NAME"),
     RunOption("retries", ("--retries",), "int", 4, "Retries after a failed call (429, 5xx, timeouts, dropped connections): 4 means up to 5 attempts; 0 turns retrying off.", "N", low=0, high=20),
     RunOption("max_cost", ("--max-cost",), "float", None, "Budget: once the run's LLM calls have cost this much, the next call is not sent and raises llmtrace.BudgetExceeded in the script (cache hits cost nothing).", "USD", low=0),
@@ -72,6 +72,7 @@ OPTIONS: tuple[RunOption, ...] = (
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_FLAG = {flag: o for o in OPTIONS for flag in o.flags}
 BY_TOML = {o.toml_key: o for o in OPTIONS if o.toml}
+_TOML_ALIASES = {"tag": "tags", "otlp-header": "otlp-headers"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 _PROJECT_FALLBACKS = ("LANGSMITH_PROJECT", "LANGCHAIN_PROJECT")
 
@@ -160,7 +161,7 @@ def file_settings(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for raw_key, value in section.items():
         key = raw_key.replace("_", "-")
-        o = BY_TOML.get(key) or (BY_TOML["tag"] if key == "tags" else BY_TOML["otlp-header"] if key == "otlp-headers" else None)
+        o = BY_TOML.get(_TOML_ALIASES.get(key, key))
         if o is None:
             raise UserError(f"unknown key {raw_key!r} in [tool.llmtrace] of {path}: use one of {', '.join(sorted(BY_TOML))}")
         out[o.key] = convert(o, value, f"{raw_key} in [tool.llmtrace] of {path}")

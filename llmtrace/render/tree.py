@@ -303,7 +303,7 @@ def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full
 
 
 def fold_line(hidden: int) -> Text:
-    return Text(f"… {fmt.plural(hidden, 'more step')} (use --all to see every one) …", style="dim")
+    return Text(f"… {fmt.plural(hidden, 'more step')} (show them: --all-steps, or --steps N) …", style="dim")
 
 
 def _traceback(span: Span) -> str | None:
