@@ -171,17 +171,20 @@ def show(
     # of its passes (a third of the time of `--all` on 200,000 spans): it is off until the tree is out.
     collecting = gc.isenabled()
     gc.disable()
+    # Lines fit the terminal (cropped with …, never wrapped through the tree's guides); piped without
+    # COLUMNS, stdout_console is 200 wide and long lines are whole for grep and less -S.
+    width = stdout_console().width
     try:
         if timeline:
             from llmtrace.render.timeline import timeline_lines
 
-            width = stdout_console().width
             lines = (timeline_lines(t, folded.head, width, tail=folded.tail, hidden=folded.hidden) if folded is not None
                      else timeline_lines(t, get_spans(db, t.id), width, show_all=show_all))
         elif folded is not None:  # a long run: only the spans under its first and last steps are read
-            lines = tree_lines(t, folded.head, tail=folded.tail, hidden=folded.hidden, full=full, limit=limit)
+            lines = tree_lines(t, folded.head, tail=folded.tail, hidden=folded.hidden, full=full, limit=limit, width=width)
         else:
-            lines = tree_lines(t, shown if shown is not None else get_spans(db, t.id), show_all=show_all, full=full, limit=limit)
+            lines = tree_lines(t, shown if shown is not None else get_spans(db, t.id), show_all=show_all, full=full,
+                               limit=limit, width=width)
         print_lines(stdout_console(), lines, pager=not no_pager)
     except BrokenPipeError:
         silence_stdout()
