@@ -60,7 +60,7 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("semantic_cache", ("--semantic-cache",), "flag", False, "Also answer short prompts close in meaning to an earlier one (embeddings via the same endpoint)."),
     RunOption("semantic_threshold", ("--semantic-threshold",), "float", 0.95, "Cosine similarity needed for a semantic hit.", "COSINE", low=0.0, high=1.0),
     RunOption("embedding_model", ("--embedding-model",), "str", "text-embedding-3-small", "Embedding model for --semantic-cache.", "MODEL"),
-    RunOption("otlp", ("--otlp",), "str", None, "Also stream spans live to this OTLP/HTTP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT if set). Needs llmtrace[otel].", "URL"),
+    RunOption("otlp", ("--otlp",), "str", None, "Also stream spans live to this OTLP/HTTP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT if set). Needs the otel extra (pip install 'llmtrace-local[otel]').", "URL"),
     RunOption("otlp_header", ("--otlp-header",), "list", None, "Send this header with the OTLP requests (repeatable; added to OTEL_EXPORTER_OTLP_HEADERS). MLflow needs x-mlflow-experiment-id=ID.", "NAME=VALUE", env=("LLMTRACE_OTLP_HEADERS", "LLMTRACE_OTLP_HEADER"), toml="otlp-headers"),
     RunOption("project", ("--project",), "str", None, "Project the trace belongs to; stored as the tag project=NAME and sent to OTLP backends (Phoenix's project). Default: LLMTRACE_PROJECT, the pyproject.toml key, LANGSMITH_PROJECT or LANGCHAIN_PROJECT.", "NAME"),
     RunOption("retries", ("--retries",), "int", 4, "Retries after a failed call (429, 5xx, timeouts, dropped connections): 4 means up to 5 attempts; 0 turns retrying off.", "N", low=0, high=20),
