@@ -309,10 +309,13 @@ def header_lines(trace: Trace, width: int | None = None) -> list[Text]:
     for line in _indented(fmt.clean(trace_label(trace)), "", ""):
         while width is not None and line.cell_len > width:
             plain = line.plain
-            cut = max((i for i in range(len(plain)) if plain.startswith(" · ", i) and cell_len(plain[:i]) <= width), default=0)
+            # after the continuation's own "  · " (position 3 on): a cut there would make the same line again
+            cut = max((i for i in range(3, len(plain)) if plain.startswith(" · ", i) and cell_len(plain[:i]) <= width),
+                      default=0)
             if cut == 0:
                 break
             head, tail = line.divide([cut])
+            head.rstrip()
             out.append(head)
             line = Text.assemble("  ", tail[1:])
         out.append(fit(line, width))
