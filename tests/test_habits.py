@@ -195,6 +195,8 @@ def test_show_of_the_seed_agent_fits_80_columns_and_ls_finds_it_without_py(llmtr
         assert "$0.000194" in r.stdout  # the totals break onto a second line, never cropped away
         if extra != ["--full"]:
             assert "…" in r.stdout  # what does not fit is cropped
+        else:  # the handle `show --span` takes stays on every span's line
+            assert all(re.search(r"  span [0-9a-f]{8}$", line) for line in lines if "LLM gpt-4o-mini" in line)
     found = json.loads(run_cli("ls", "--json", "--name", "math_agent").stdout)
     assert [t["name"] for t in found] == ["math_agent.py"]
     assert json.loads(run_cli("ls", "--json", "--name", "math_agent.py").stdout)[0]["id"] == found[0]["id"]

@@ -143,7 +143,7 @@ def test_inspect_commands_end_to_end(llmtrace_home, math_runs):
     shown = run_cli("show", math_id[:8])
     assert "score +3.0 (2)" in shown.stdout  # (8 + -2) / 2 and "ticket=ABC-1" in shown.stdout and "env=dev" not in shown.stdout
     for line in ("tool exponentiate(base=3, exponent=5) → 243", "tool multiply(first_int=243, second_int=36) → 8748",
-                 "tool exponentiate(base=8748, exponent=2) → 76527504", "The result is 76527504"):
+                 "tool exponentiate(base=8748, exponent=2) → 76527504", "→ 3 to the fifth power is 243"):  # the answer is cropped at 120 columns
         assert line in shown.stdout
     assert "RunnableSequence" not in shown.stdout and "RunnableSequence" in run_cli("show", math_id, "--all").stdout
 

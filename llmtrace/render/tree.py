@@ -441,7 +441,10 @@ def _tree_lines(trace: Trace, spans: list[Span], *, show_all: bool, full: bool, 
         below = prefix + ("    " if last else "│   ")
         label = span_label(span, span.id in lay.path, lay.number.get(span.id))
         if full:
-            label = label + Text(f"  span {span_ref(span.id)}", style="dim")
+            handle = Text(f"  span {span_ref(span.id)}", style="dim")
+            if width is not None and "\n" not in label.plain:  # the handle --span takes stays, the label is cropped
+                label = fit(fmt.clean(label), max(10, width - cell_len(below) - handle.cell_len))
+            label = label + handle
         yield from _indented(label, prefix + ("└── " if last else "├── "), below)
         children = lay.kids.get(span.id, [])
         details = _details(span, limit) if full else []
