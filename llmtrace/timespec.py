@@ -1,7 +1,8 @@
 """Parse the time expressions that --since / --until / --older-than accept into UTC microseconds.
 
 today, yesterday, now, this-week (Monday), this-month, last-week, last-month; relative spans
-30s / 30m (or 30min) / 24h / 7d / 2w / 3mo (30-day months) ago; an ISO date (local midnight) or
+30s / 30m (or 30min) / 24h / 7d / 2w / 3mo (30-day months) ago — `m` is minutes for every option, months
+are `mo`; an ISO date (local midnight) or
 date-time (local unless it carries an offset). Calendar words mean the start of that day, week or
 month in local time.
 """
@@ -24,13 +25,8 @@ def _us(dt: datetime) -> int:
     return int(dt.timestamp() * 1_000_000)
 
 
-def _ambiguous_m(text: str, amount: str, option: str) -> UserError:
-    return UserError(f"bad {option} {text!r}: m is ambiguous here: write {amount}min for minutes or {amount}mo for months")
-
-
-def parse_time(text: str, now: datetime | None = None, *, option: str = "--since", bare_m: bool = True) -> int:
-    """UTC microseconds of `text`. bare_m=False refuses the unit `m` (minutes? months?): destructive
-    commands ask for `min` or `mo` instead."""
+def parse_time(text: str, now: datetime | None = None, *, option: str = "--since") -> int:
+    """UTC microseconds of `text`."""
     now = (now or datetime.now().astimezone()).astimezone()
     raw = text.strip().lower()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -51,8 +47,6 @@ def parse_time(text: str, now: datetime | None = None, *, option: str = "--since
         return _us((first - timedelta(days=1)).replace(day=1))
     m = _REL.match(raw)
     if m:
-        if m.group(2) == "m" and not bare_m:
-            raise _ambiguous_m(text, m.group(1), option)
         return _us(now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)]))
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -63,9 +57,8 @@ def parse_time(text: str, now: datetime | None = None, *, option: str = "--since
     return _us(dt)
 
 
-def parse_duration(text: str, *, option: str = "--cache-ttl", bare_m: bool = True) -> float:
-    """Seconds in `30s`, `15m` (or `15min`), `12h`, `7d`, `2w`, `3mo` (a bare number is seconds).
-    bare_m=False refuses `m`, as parse_time does."""
+def parse_duration(text: str, *, option: str = "--cache-ttl") -> float:
+    """Seconds in `30s`, `15m` (or `15min`), `12h`, `7d`, `2w`, `3mo` (a bare number is seconds)."""
     raw = text.strip().lower()
     try:
         value = float(raw)
@@ -73,8 +66,6 @@ def parse_duration(text: str, *, option: str = "--cache-ttl", bare_m: bool = Tru
         m = _REL.match(raw)
         if not m:
             raise UserError(f"bad {option} {text!r}: use a duration such as 3600, 30m, 12h, 7d") from None
-        if m.group(2) == "m" and not bare_m:
-            raise _ambiguous_m(text, m.group(1), option) from None
         value = float(m.group(1)) * _UNITS[m.group(2)]
     if value <= 0:
         raise UserError(f"bad {option} {text!r}: must be more than zero")

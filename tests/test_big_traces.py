@@ -82,7 +82,7 @@ long_run.py 10ad0000  ok  40.00s  · 80 LLM calls · 40 tool calls · 11,640 in 
 │   ├── LLM gpt-4o-mini-2024-07-18  103 in / 10 out  $0.000020  390ms  → multiply(a=3, b=2)
 │   ├── tool multiply(a=3, b=2) → 6  0ms
 │   └── LLM gpt-4o-mini-2024-07-18  153 in / 12 out  $0.000030  300ms  → 3 times 2 is 6.
-├── … 34 more steps (use --all to see every one) …
+├── … 34 more steps (show them: --all-steps, or --steps N) …
 ├── 38. chain AgentExecutor("question 38")  900ms
 │   ├── LLM gpt-4o-mini-2024-07-18  138 in / 10 out  $0.000020  390ms  → multiply(a=38, b=2)
 │   ├── tool multiply(a=38, b=2) → 76  0ms
@@ -116,14 +116,14 @@ def test_folded_tree_is_the_full_tree_without_its_middle(llmtrace_home):
         folded = get_folded_spans(db, TRACE_ID, keep)
         lines = _render(render_tree(trace, folded.head, tail=folded.tail, hidden=folded.hidden)).splitlines()
         n = 4 * keep  # lines per step: the executor, two LLM calls, the tool call
-        assert lines == full[: 1 + n] + [f"├── … {40 - 2 * keep} more steps (use --all to see every one) …"] + full[-n:]
+        assert lines == full[: 1 + n] + [f"├── … {40 - 2 * keep} more steps (show them: --all-steps, or --steps N) …"] + full[-n:]
     assert get_folded_spans(db, TRACE_ID, 20) is None  # 40 steps are not more than 2 × 20: shown whole
 
 
 def test_cli_folds_by_default_and_all_shows_every_step(llmtrace_home):
     _long_run(llmtrace_home)
     default = run_cli("show", "last").stdout
-    assert default.count("chain AgentExecutor") == 20 and "├── … 20 more steps (use --all to see every one) …" in default
+    assert default.count("chain AgentExecutor") == 20 and "├── … 20 more steps (show them: --all-steps, or --steps N) …" in default
     every = run_cli("show", "last", "--all").stdout
     assert every.count("chain AgentExecutor") == 40 and "more steps" not in every and every.count("chain RunnableSequence") == 40
     assert run_cli("show", "last", "--steps", "20").stdout.count("chain AgentExecutor") == 40
@@ -265,7 +265,7 @@ def test_show_of_a_200k_span_trace_finishes(store_200k):
     r = run_cli("show", tid[:8], env=env, timeout=HANG)
     assert r.code == 0, r.stderr
     assert "· 40,000 LLM calls · 20,000 tool calls" in r.stdout
-    assert r.stdout.count("chain AgentExecutor") == 20 and "├── … 19,980 more steps (use --all to see every one) …" in r.stdout
+    assert r.stdout.count("chain AgentExecutor") == 20 and "├── … 19,980 more steps (show them: --all-steps, or --steps N) …" in r.stdout
     assert r.stdout.count("\n") == 1 + 20 * 4 + 1
     full = run_cli("show", tid[:8], "--full", "--steps", "1", env=env, timeout=HANG).stdout
     assert "(question 0)" in full and "(question 19999)" in full and "19,998 more steps" in full

@@ -85,25 +85,25 @@ def test_minutes_and_months_in_durations():
     for text, seconds in (("90min", 5400), ("2mins", 120), ("5minutes", 300), ("1minute", 60), ("1mo", 30 * 86400),
                           ("2months", 60 * 86400), ("1month", 30 * 86400), ("1m", 60), ("3600", 3600), ("2w", 14 * 86400)):
         assert timespec.parse_duration(text) == seconds, text
-    # --since / --cache-ttl keep `m` as minutes; a month is 30 days.
+    # `m` is minutes for every option (prune's too); a month is 30 days.
     assert timespec.parse_time("1m", now) == us - 60_000_000
     assert timespec.parse_time("45min", now) == us - 45 * 60_000_000
     assert timespec.parse_time("3mo", now) == us - 90 * DAY
     assert timespec.parse_time("month", now) == timespec.parse_time("this-month", now)  # the calendar word is unchanged
-    for refuse in (timespec.parse_time, timespec.parse_duration):
-        with pytest.raises(UserError, match=r"'1m': m is ambiguous here: write 1min for minutes or 1mo for months"):
-            refuse("1m", option="--older-than", bare_m=False)
-    assert timespec.parse_time("1min", now, bare_m=False) == us - 60_000_000
+    assert timespec.parse_time("1m", now, option="--older-than") == timespec.parse_time("1min", now) == us - 60_000_000
 
 
-def test_prune_refuses_a_bare_m(llmtrace_home):
+def test_prune_reads_m_as_minutes_like_every_other_option(llmtrace_home):
     w = _writer(llmtrace_home)
     _trace(w, 1, start=T0)
-    for text in ("1m", "1M", "30 m"):
-        _one_error_line(run_cli("prune", "--older-than", text, "--yes"), f"bad --older-than {text!r}", "min", "mo")
-    assert len(_ls()) == 1  # nothing deleted
-    r = run_cli("ls", "--since", "1m")  # elsewhere `m` is still minutes
-    assert r.code == 0 and "no traces match" in r.stderr
+    now = time.time_ns() // 1000
+    _trace(w, 2, start=now)  # started just now: not older than 30 minutes
+    for text in ("30m", "30M", "30 m"):
+        r = run_cli("prune", "--older-than", text, "--yes")
+        assert r.code == 0, r.stderr
+    assert len(_ls()) == 1  # the old one deleted, the new one kept
+    r = run_cli("ls", "--since", "1m")
+    assert r.code == 0
 
 
 def test_prune_says_what_it_would_delete(llmtrace_home):

@@ -3,7 +3,6 @@ and leaves everything else (help, mistakes, rarer options) to it."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
@@ -16,15 +15,13 @@ from llmtrace.cli.main import app
 from llmtrace.run import launch
 from conftest import run_cli
 
-DEFAULTS = {k: p.default for k, p in inspect.signature(launch.start_run).parameters.items()
-            if p.default is not inspect.Parameter.empty}
-
-
 def _normal(kwargs: dict) -> dict:
-    out = {**DEFAULTS, **kwargs}
-    for key in ("args", "tag", "otlp_header"):
-        out[key] = list(out.get(key) or [])
-    return out
+    """What a run would use: the options given, then the environment's and pyproject.toml's, then the defaults."""
+    from llmtrace.cli.settings import resolve
+
+    given = {k: v for k, v in kwargs.items() if k not in ("script_arg", "args", "module")}
+    return {"script_arg": kwargs["script_arg"], "args": list(kwargs["args"] or []),
+            "module": kwargs.get("module", False), "given": given, **resolve(given)}
 
 
 def _typer_reads(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict:
@@ -48,13 +45,20 @@ PLAIN = [
     ["--retries", "0", "--retries=20", "a.py"],
     ["--no-children", "--split", "--semantic-cache", "--project", "p", "a.py"],
     ["--cache-mode", "bogus", "a.py"],  # valid to both parsers: start_run says it is bad
+    ["--otlp", "http://h", "--otlp-header", "a=b", "a.py"],
+    ["--max-calls", "3", "--max-cost=0.5", "--max-tokens", "10", "--semantic-threshold", "0.9", "a.py"],
+    ["--embedding-model", "e", "--semantic-threshold=1", "a.py"],
+    ["-m", "pkg.mod", "a", "-q", "-m", "x"],
+    ["-q", "-m", "pytest", "-q", "tests"],
+    ["-m", "-q", "pytest"],
     ["a.py", "--help"],  # the script's own --help
     ["-"],
 ]
 TYPER = [
     [], ["--help"], ["-h"], ["--bogus", "a.py"], ["--", "a.py"], ["--retries", "21", "a.py"], ["--retries", "-1", "a.py"],
     ["--retries", "x", "a.py"], ["--cache-size", "0", "a.py"], ["--name"], ["-qx", "a.py"], ["--quiet=1", "a.py"],
-    ["--otlp", "http://h", "a.py"], ["--max-calls", "3", "a.py"], ["--semantic-threshold", "0.9", "a.py"],
+    ["--max-calls", "-3", "a.py"], ["--semantic-threshold", "1.5", "a.py"], ["--max-cost", "1e3", "a.py"], ["-m"],
+    ["-mpytest"], ["--split=1", "a.py"],
 ]
 
 
@@ -70,9 +74,17 @@ def test_everything_else_goes_to_typer(argv):
     assert fast_run.plain_run_args(argv) is None
 
 
-def test_budget_from_the_environment_goes_to_typer(monkeypatch):
-    monkeypatch.setenv("LLMTRACE_MAX_CALLS", "3")
-    assert fast_run.plain_run_args(["a.py"]) is None
+@pytest.mark.parametrize("argv", PLAIN, ids=" ".join)
+def test_both_parsers_resolve_the_environment_and_pyproject_alike(argv, monkeypatch, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.llmtrace]\ntags = {team = "search"}\nretries = 2\nno-cache = true\n'
+                                             'cache-ttl = 60\nmax-calls = 9\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLMTRACE_SPLIT", "1")
+    monkeypatch.setenv("LLMTRACE_TAGS", "env=ci,team=env-team")
+    monkeypatch.setenv("LLMTRACE_RETRIES", "3")
+    plain = fast_run.plain_run_args(argv)
+    assert plain is not None
+    assert _normal(plain) == _normal(_typer_reads(argv, monkeypatch))
 
 
 def test_a_plain_run_loads_neither_typer_nor_click_and_errors_still_read_as_before(tmp_path: Path):

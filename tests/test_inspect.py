@@ -146,7 +146,7 @@ def test_inspect_commands_end_to_end(llmtrace_home, math_runs):
     tagged = next(t for t in json.loads(run_cli("ls", "--json").stdout) if t["id"] == math_id)
     assert tagged["tags"] == {"team": "core", "ticket": "ABC-1"}  # env=dev was added, then removed
     for line in ("tool exponentiate(base=3, exponent=5) → 243", "tool multiply(first_int=243, second_int=36) → 8748",
-                 "tool exponentiate(base=8748, exponent=2) → 76527504", "The result is 76527504"):
+                 "tool exponentiate(base=8748, exponent=2) → 76527504", "→ 3 to the fifth power is 243"):  # the answer is cropped at 120 columns
         assert line in shown.stdout
     assert "RunnableSequence" not in shown.stdout and "RunnableSequence" in run_cli("show", math_id, "--all").stdout
 

@@ -27,7 +27,8 @@ TRACE = Trace(id="0d2f7a9c-0000-4000-8000-000000000000", name="agent.py", start_
               end_us=T0 + 1_000_000, status="error", totals=Totals(llm_calls=2, tool_calls=3))
 
 AT_80 = """\
-agent.py 0d2f7a9c  error  3.00s  · 2 LLM calls · 3 tool calls · 0 in / 0 out tokens · $0
+agent.py 0d2f7a9c  error  3.00s  · 2 LLM calls · 3 tool calls
+  · 0 in / 0 out tokens · $0
 first step at +2.00s             0ms              500ms            1.00s
 └── chain AgentExecutor          ███████████████████████████████████████   1.00s
     ├── LLM gpt-4o-mini          ░░░░████████████                          400ms
@@ -38,7 +39,8 @@ first step at +2.00s             0ms              500ms            1.00s
 █ span  ░ waiting for the first token  ▒ answered from the cache  red: failed"""
 
 AT_60 = """\
-agent.py 0d2f7a9c  error  3.00s  · 2 LLM calls · 3 tool calls · 0 in / 0 out tokens · $0
+agent.py 0d2f7a9c  error  3.00s  · 2 LLM calls
+  · 3 tool calls · 0 in / 0 out tokens · $0
 first step at +2.00s     0ms        500ms      1.00s
 └── chain AgentExecutor  ███████████████████████████   1.00s
     ├── LLM gpt-4o-mini  ░░░████████                   400ms
@@ -53,11 +55,11 @@ def test_timeline_exact_text_at_80_and_60_columns():
     for width, expected in ((80, AT_80), (60, AT_60)):
         lines = [line.plain for line in timeline_lines(TRACE, SPANS, width)]
         assert "\n".join(lines) == expected
-        assert all(len(line) <= width for line in lines[1:])  # the rows fit (the trace's line wraps like show's)
+        assert all(len(line) <= width for line in lines)  # the trace's line breaks before a ` · `, the rows fit
 
 
 def test_timeline_styles_mark_failures_cache_hits_and_first_token():
-    rows = list(timeline_lines(TRACE, SPANS, 80))
+    rows = list(timeline_lines(TRACE, SPANS, 80))[1:]  # the trace's line takes two lines at 80 columns
     by_name = {r.plain.strip().split("  ")[0].strip("└├─│ "): r for r in rows[2:-1]}
 
     def styles(row, char):
@@ -72,8 +74,8 @@ def test_timeline_styles_mark_failures_cache_hits_and_first_token():
 def test_timeline_folds_a_long_run_like_the_tree():
     steps = [_span(i, None, "chain", f"step{i}", i * 10, i * 10 + 5, inputs={"q": i}) for i in (1, 2, 9, 10)]
     lines = [line.plain for line in timeline_lines(TRACE, steps[:2], 80, tail=steps[2:], hidden=6)]
-    assert [line.split("  ")[0] for line in lines[2:-1]] == [
-        '├── 1. chain step1(q=1)', '├── 2. chain step2(q=2)', '├── … 6 more steps (use --all to see every one) …',
+    assert [line.split("  ")[0] for line in lines[3:-1]] == [  # after the trace's two lines and the axis
+        '├── 1. chain step1(q=1)', '├── 2. chain step2(q=2)', '├── … 6 more steps (show them: --all-steps, or --steps N) …',
         '├── 9. chain step9(q=9)', '└── 10. chain step10(q=10)']
 
 

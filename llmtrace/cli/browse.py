@@ -30,8 +30,8 @@ from llmtrace.errors import UserError
 def ls(
     since: SinceOpt = None,
     until: UntilOpt = None,
-    status: Optional[str] = typer.Option(None, "--status", help="Only traces with this status: running, ok, error, interrupted, killed."),
-    name: Optional[str] = typer.Option(None, "--name", help="Only traces with this name, or matching this glob: 'math*', 'agent-?.py' (case-sensitive)."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only traces with this status: running, ok, error, interrupted, over-budget (a budget stopped it), killed."),
+    name: Optional[str] = typer.Option(None, "--name", help="Only traces with this name (a script's with or without its .py), or matching this glob: 'math*', 'agent-?.py' (case-sensitive)."),
     error: Optional[str] = typer.Option(None, "--error", help="Only traces whose error contains this text (case-insensitive), e.g. --status error --error timeout."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only traces with this tag: key=value (repeatable, all must match)."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Only traces whose average feedback score is at least this."),
@@ -53,7 +53,6 @@ def ls(
     from llmtrace.store.queries import (
         TraceFilter,
         get_trace,
-        list_traces,
         resolve_trace_id,
         stream_stats,
     )
@@ -77,7 +76,7 @@ def ls(
             raise UserError("--watch draws the table on a terminal: for scripts, run ls --json when needed")
         _watch(db, f)
         return
-    traces = list_traces(db, f)
+    traces = _listed(db, f)
     if as_json:
         streams = stream_stats(db, [t.id for t in traces])
         print(json.dumps([trace_json(t, streams.get(t.id)) for t in traces], indent=2, ensure_ascii=False))
@@ -96,6 +95,7 @@ def ls(
 def show(
     trace: str = typer.Argument("last", help="Trace id, any unique prefix of it, or last / last~1 / last~2 …"),
     show_all: bool = typer.Option(False, "--all", help="Show every span, LangChain plumbing included, and every top-level step of a long run."),
+    all_steps: bool = typer.Option(False, "--all-steps", help="Show every top-level step of a long run (its plumbing still folded)."),
     steps: int = typer.Option(10, "--steps", min=1, help="A trace with more than twice this many top-level steps (a script that ran an agent over many inputs) shows the first and the last this many, and counts the rest."),
     full: bool = typer.Option(False, "--full", help="Add prompts, responses, inputs and outputs (clipped to --width-limit chars each)."),
     limit: int = typer.Option(400, "--width-limit", min=20, help="With --full: characters shown per text before clipping."),
@@ -166,22 +166,25 @@ def show(
                 sid = by_id[sid].parent_id
         shown = [x for x in every if x.id in keep]
         stderr_console().print(f"{len(hits):,} of {len(every):,} spans hold {grep!r}")
-    folded = None if show_all or shown is not None else get_folded_spans(db, t.id, steps)
+    folded = None if show_all or all_steps or shown is not None else get_folded_spans(db, t.id, steps)
     # Drawing a tree makes no garbage cycles, and the collector would walk every loaded span again at each
     # of its passes (a third of the time of `--all` on 200,000 spans): it is off until the tree is out.
     collecting = gc.isenabled()
     gc.disable()
+    # Lines fit the terminal (cropped with …, never wrapped through the tree's guides); piped without
+    # COLUMNS, stdout_console is 200 wide and long lines are whole for grep and less -S.
+    width = stdout_console().width
     try:
         if timeline:
             from llmtrace.render.timeline import timeline_lines
 
-            width = stdout_console().width
             lines = (timeline_lines(t, folded.head, width, tail=folded.tail, hidden=folded.hidden) if folded is not None
                      else timeline_lines(t, get_spans(db, t.id), width, show_all=show_all))
         elif folded is not None:  # a long run: only the spans under its first and last steps are read
-            lines = tree_lines(t, folded.head, tail=folded.tail, hidden=folded.hidden, full=full, limit=limit)
+            lines = tree_lines(t, folded.head, tail=folded.tail, hidden=folded.hidden, full=full, limit=limit, width=width)
         else:
-            lines = tree_lines(t, shown if shown is not None else get_spans(db, t.id), show_all=show_all, full=full, limit=limit)
+            lines = tree_lines(t, shown if shown is not None else get_spans(db, t.id), show_all=show_all, full=full,
+                               limit=limit, width=width)
         print_lines(stdout_console(), lines, pager=not no_pager)
     except BrokenPipeError:
         silence_stdout()
@@ -190,21 +193,34 @@ def show(
             gc.enable()
 
 
+def _listed(db: Any, f: Any) -> list[Any]:
+    """The traces `f` selects; `--name math_agent` also selects those named `math_agent.py` (a script's
+    trace is named after its file), newest first as ever."""
+    from dataclasses import replace
+
+    from llmtrace.store.queries import list_traces
+
+    traces = list_traces(db, f)
+    if not f.name or f.name.endswith(".py") or any(c in f.name for c in "*?["):
+        return traces
+    scripts = list_traces(db, replace(f, name=f.name + ".py"))
+    merged = sorted([*traces, *scripts], key=lambda t: (t.start_us, t.id), reverse=True)
+    return merged[: f.limit] if f.limit is not None else merged
+
+
 def _watch(db: Any, f: Any) -> None:
     """`ls --watch`: the table redrawn every second until Ctrl-C."""
     from rich.live import Live
     from rich.text import Text
 
     from llmtrace.render.tables import trace_table
-    from llmtrace.store.queries import list_traces
-
     out = stdout_console()
     if not out.is_terminal:
         raise UserError("--watch needs a terminal (for scripts: llmtrace ls --json)")
     try:
         with Live(console=out, refresh_per_second=4) as live:
             while True:
-                traces = list_traces(db, f)
+                traces = _listed(db, f)
                 table = trace_table(traces, now_us()) if traces else Text("no traces yet", style="dim")
                 live.update(table)
                 time.sleep(1.0)

@@ -76,7 +76,7 @@ def rm(traces: List[str] = typer.Argument(..., help="Trace ids, prefixes, or las
 
 @app.command()
 def prune(
-    older_than: str = typer.Option(..., "--older-than", help="Delete traces that started before this long ago (30d, 12h, 2w, 3mo, 90min; `m` alone is refused: minutes or months?) or this date."),
+    older_than: str = typer.Option(..., "--older-than", help="Delete traces that started before this long ago (30d, 12h, 2w, 30m = 30 minutes, 3mo = 3 months) or this date."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Don't ask for confirmation."),
 ) -> None:
     """Delete old traces; says how many and asks first unless --yes. Running traces are kept.
@@ -86,7 +86,7 @@ def prune(
     from llmtrace.render import fmt
     from llmtrace.store import edit
 
-    cutoff = timespec.parse_time(older_than, option="--older-than", bare_m=False)
+    cutoff = timespec.parse_time(older_than, option="--older-than")
     db = open_cli_store()
     c = edit.count_prunable(db, cutoff)
     if c.traces == 0:

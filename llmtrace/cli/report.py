@@ -129,7 +129,7 @@ def diff(
 @app.command()
 def view(
     trace: str = typer.Argument("last", help="Trace id, any unique prefix of it, or last / last~1 / last~2 …"),
-    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the page here (default: llmtrace-<id>.html in the current folder; - for stdout)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the page here (default: llmtrace-ID.html in the current folder; - for stdout)."),
     open_page: bool = typer.Option(False, "--open", help="Open the page in your web browser, when this machine has one."),
     steps: int = typer.Option(10, "--steps", min=1, help="As in show: a trace with more than twice this many top-level steps keeps the first and the last this many (the rest are counted)."),
     every_step: bool = typer.Option(False, "--all", help="Keep every top-level step of a long run. (LangChain plumbing is always in the page: its \"all spans\" box shows it.)"),

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
+from llmtrace.cli import settings
 from llmtrace.cli.app import EXIT_CODES_HELP, app
 from llmtrace.cli.common import (
     open_cli_store,
@@ -21,51 +22,78 @@ from llmtrace.run import launch
 from llmtrace.run.launch import find_mock_script
 
 
+def _opt(key: str) -> Any:
+    """The typer option for one row of the table both parsers read (`llmtrace.cli.settings`). Its default
+    is shown; the value used is the command line's, else the environment's, else pyproject.toml's."""
+    o = settings.BY_KEY[key]
+    extra: dict[str, Any] = {}
+    if o.low is not None:
+        extra["min"] = o.low if o.kind == "float" else int(o.low)
+    if o.high is not None:
+        extra["max"] = o.high if o.kind == "float" else int(o.high)
+    if o.metavar:
+        extra["metavar"] = o.metavar
+    where = [f"env: {', '.join(o.envs)}"] if o.envs else []
+    where += [f"pyproject: {o.toml_key}"] if o.toml else []
+    text = o.help + (f"  [{'; '.join(where)}]" if where else "")
+    return typer.Option(o.default, *o.flags, help=text, show_default=o.default not in (None, False), **extra)
+
+
 @app.command(
     context_settings={"allow_interspersed_args": False},
-    epilog="Options for llmtrace go before the script; everything after the script is passed to it. " + EXIT_CODES_HELP,
+    epilog="Options for llmtrace go before the script; everything after the script is passed to it. "
+           "Each option can also be set in the environment (LLMTRACE_RETRIES=2) or in [tool.llmtrace] of the "
+           "nearest pyproject.toml (retries = 2): the command line wins over the environment, the environment over "
+           "the file. " + EXIT_CODES_HELP,
 )
 def run(
-    script_arg: str = typer.Argument(..., metavar="SCRIPT", help="The Python script to run, unmodified.", show_default=False),
-    args: Optional[List[str]] = typer.Argument(None, help="Arguments passed to the script as sys.argv[1:]."),
-    mock: bool = typer.Option(False, "--mock", help="Answer OpenAI calls from the built-in scripted server on 127.0.0.1 (offline, no API key). Replies come from SCRIPT.mock.json/.yaml beside the script if present."),
-    mock_script: Optional[Path] = typer.Option(None, "--mock-script", help="Reply script for --mock (JSON or YAML)."),
-    trace_id: Optional[str] = typer.Option(None, "--trace-id", help="Use this UUID as the trace id instead of a new one."),
-    name: Optional[str] = typer.Option(None, "--name", help="Name of the trace (default: the script's file name)."),
-    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Tag the trace: key=value (repeatable)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Don't print the summary when the script ends."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Don't answer calls from the response cache (or fill it)."),
-    cache_mode: str = typer.Option("replay", "--cache-mode", metavar="replay|reuse", help="replay: a re-run gets the answers an earlier run got, in order, while identical requests within one run still go to the provider (resamples differ, retries get new answers). reuse: every identical request is answered from the cache, also within a run (gateway-style)."),
-    no_children: bool = typer.Option(False, "--no-children", help="Don't trace Python child processes (multiprocessing, subprocess); also LLMTRACE_CHILDREN=0."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where the response cache lives (default: LLMTRACE_HOME/cache)."),
-    cache_ttl: Optional[str] = typer.Option(None, "--cache-ttl", help="Entries expire after this long: 3600, 30m, 12h, 7d (default: never)."),
-    cache_size: int = typer.Option(1024, "--cache-size", min=1, help="Cache size limit in MiB; least recently stored entries go first."),
-    semantic_cache: bool = typer.Option(False, "--semantic-cache", help="Also answer short prompts close in meaning to an earlier one (embeddings via the same endpoint)."),
-    semantic_threshold: float = typer.Option(0.95, "--semantic-threshold", min=0.0, max=1.0, help="Cosine similarity needed for a semantic hit."),
-    embedding_model: str = typer.Option("text-embedding-3-small", "--embedding-model", help="Embedding model for --semantic-cache."),
-    otlp: Optional[str] = typer.Option(None, "--otlp", help="Also stream spans live to this OTLP/HTTP endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT if set). Needs llmtrace[otel]."),
-    otlp_header: Optional[List[str]] = typer.Option(None, "--otlp-header", metavar="NAME=VALUE", help="Send this header with the OTLP requests (repeatable; added to OTEL_EXPORTER_OTLP_HEADERS). MLflow needs x-mlflow-experiment-id=ID."),
-    project: Optional[str] = typer.Option(None, "--project", help="Project the trace belongs to in OTLP backends (Phoenix's project); stored as the tag project=NAME. Default: the `project` tag, LLMTRACE_PROJECT, or the script's name."),
-    retries: int = typer.Option(4, "--retries", min=0, max=20, help="Retries after a failed call (429, 5xx, timeouts, dropped connections): 4 means up to 5 attempts; 0 turns retrying off."),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0, envvar="LLMTRACE_MAX_COST", metavar="USD", help="Budget: once the run's LLM calls have cost this much, the next call is not sent and raises llmtrace.BudgetExceeded in the script (cache hits cost nothing). Also LLMTRACE_MAX_COST."),
-    max_calls: Optional[int] = typer.Option(None, "--max-calls", min=0, envvar="LLMTRACE_MAX_CALLS", metavar="N", help="Budget: LLM calls sent to the provider; the next one raises llmtrace.BudgetExceeded. Also LLMTRACE_MAX_CALLS."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=0, envvar="LLMTRACE_MAX_TOKENS", metavar="N", help="Budget: tokens in + out; once spent, the next call raises llmtrace.BudgetExceeded. Also LLMTRACE_MAX_TOKENS."),
-    split: bool = typer.Option(False, "--split", help="One trace per top-level invocation (each chain.invoke, agent run or bare SDK call at the top), all sharing the run's id and tags: for a script that answers many questions or serves requests. See them with `llmtrace ls --run ID`."),
+    ctx: typer.Context,
+    script_arg: str = typer.Argument(..., metavar="SCRIPT", help="The Python script to run, unmodified: a file, a console script on PATH (pytest, uvicorn), or with -m a module.", show_default=False),
+    args: Optional[List[str]] = typer.Argument(None, metavar="ARGS", help="Arguments passed to the script as sys.argv[1:]."),
+    module: bool = typer.Option(False, "-m", help="Run SCRIPT as a module, as `python -m SCRIPT ARGS…` does: llmtrace run -m pytest -q tests."),
+    mock: bool = _opt("mock"),
+    mock_script: Optional[Path] = _opt("mock_script"),
+    trace_id: Optional[str] = _opt("trace_id"),
+    name: Optional[str] = _opt("name"),
+    tag: Optional[List[str]] = _opt("tag"),
+    quiet: bool = _opt("quiet"),
+    no_cache: bool = _opt("no_cache"),
+    cache_mode: str = _opt("cache_mode"),
+    no_children: bool = _opt("no_children"),
+    cache_dir: Optional[Path] = _opt("cache_dir"),
+    cache_ttl: Optional[str] = _opt("cache_ttl"),
+    cache_size: int = _opt("cache_size"),
+    semantic_cache: bool = _opt("semantic_cache"),
+    semantic_threshold: float = _opt("semantic_threshold"),
+    embedding_model: str = _opt("embedding_model"),
+    otlp: Optional[str] = _opt("otlp"),
+    otlp_header: Optional[List[str]] = _opt("otlp_header"),
+    project: Optional[str] = _opt("project"),
+    retries: int = _opt("retries"),
+    max_cost: Optional[float] = _opt("max_cost"),
+    max_calls: Optional[int] = _opt("max_calls"),
+    max_tokens: Optional[int] = _opt("max_tokens"),
+    split: bool = _opt("split"),
     output: Optional[Path] = typer.Option(None, "--output", metavar="OUT.ipynb", help="For a notebook (SCRIPT.ipynb, executed in a fresh kernel): write the executed notebook, outputs included, here."),
 ) -> None:
-    """Run SCRIPT exactly as `python SCRIPT ARGS…` would, recording every LangChain and OpenAI step.
+    """Run SCRIPT exactly as `python SCRIPT ARGS…` would (or a module as `python -m`), recording every
+    LangChain and OpenAI step.
 
-    Example: llmtrace run --mock sample_agents/math_agent.py
+    Example: llmtrace run --mock sample_agents/math_agent.py ; llmtrace run -m pytest -q tests
 
     The script sees its trace id in LLMTRACE_TRACE_ID. When it ends, a summary goes to stderr.
     """
-    launch.start_run(
-        script_arg, args, mock=mock, mock_script=mock_script, trace_id=trace_id, name=name, tag=tag, quiet=quiet,
-        no_cache=no_cache, cache_mode=cache_mode, no_children=no_children, cache_dir=cache_dir, cache_ttl=cache_ttl,
-        cache_size=cache_size, semantic_cache=semantic_cache, semantic_threshold=semantic_threshold,
-        embedding_model=embedding_model, otlp=otlp, otlp_header=otlp_header, project=project, retries=retries,
-        max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens, split=split, output=output,
-    )
+    values = locals()
+    # Only what was typed: the rest comes from the environment or pyproject.toml (launch.start_run).
+    given = {o.key: values[o.key] for o in settings.OPTIONS
+             if _source_name(ctx, o.key) == "COMMANDLINE" and values[o.key] is not None}
+    launch.start_run(script_arg, list(args or []), **({"module": True} if module else {}),
+                     **({"output": output} if output is not None else {}), **given)
+
+
+def _source_name(ctx: typer.Context, param: str) -> str:
+    source = ctx.get_parameter_source(param)
+    return getattr(source, "name", "")
 
 
 @app.command(epilog="Arguments after -- replace the recorded ones: llmtrace replay last -- --city Oslo. " + EXIT_CODES_HELP)

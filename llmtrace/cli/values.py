@@ -134,7 +134,19 @@ class Group(_FastParse, typer.core.TyperGroup):
 
 
 class Command(_FastParse, typer.core.TyperCommand):
-    """typer's command, its plain parameter values converted without pydantic (see above)."""
+    """typer's command, its plain parameter values converted without pydantic (see above), its help
+    written with metavars a person would write (`llmtrace.cli.metavars`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from llmtrace.cli.metavars import name_values
+
+        name_values(self.params)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        from llmtrace.cli.metavars import usage_pieces
+
+        return usage_pieces(self, ctx)
 
 
 class Typer(typer.Typer):

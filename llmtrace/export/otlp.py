@@ -36,7 +36,7 @@ from llmtrace.model import Span, Trace
 # Where the CLI finds them: sending is collector.py's.
 endpoint, headers, post, export_timeout = collector.endpoint, collector.headers, collector.post, collector.export_timeout
 
-INSTALL_HINT = "OTLP export needs the otel extra: pip install 'llmtrace[otel]'"
+INSTALL_HINT = "OTLP export needs the otel extra: pip install 'llmtrace-local[otel]'"
 
 
 def _proto() -> Any:

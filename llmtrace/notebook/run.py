@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from llmtrace.errors import ExitCode, UserError
 
-INSTALL_HINT = "running a notebook needs the notebook extra: pip install 'llmtrace[notebook]' (nbclient, ipykernel, nbformat)"
+INSTALL_HINT = "running a notebook needs the notebook extra: pip install 'llmtrace-local[notebook]' (nbclient, ipykernel, nbformat)"
 ENV = "LLMTRACE_NOTEBOOK_RUN"  # for the kernel of a --split run: the run it records into (see notebook/__init__.py)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

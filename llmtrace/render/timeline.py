@@ -15,7 +15,7 @@ from rich.text import Text
 
 from llmtrace.model import Span, Status, Trace
 from llmtrace.render import fmt
-from llmtrace.render.tree import fold_line, layout, step_input, trace_label
+from llmtrace.render.tree import fit, fold_line, header_lines, layout, step_input
 
 _DURATION = 7  # "999ms", "12.34s", "1m05s"
 _KIND_STYLE = {"llm": "blue", "embedding": "blue", "tool": "magenta", "retriever": "yellow", "chain": "white"}
@@ -72,7 +72,7 @@ def timeline_lines(trace: Trace, spans: list[Span], width: int, *, show_all: boo
     """The waterfall's lines at `width` columns: the trace's line, an axis, one row per shown span, a legend.
     Text from the trace is shown as text (fmt.clean)."""
     for line in _timeline_lines(trace, spans, width, show_all=show_all, tail=tail, hidden=hidden):
-        yield fmt.clean(line)
+        yield fit(fmt.clean(line), width)
 
 
 def _timeline_lines(trace: Trace, spans: list[Span], width: int, *, show_all: bool,
@@ -80,7 +80,7 @@ def _timeline_lines(trace: Trace, spans: list[Span], width: int, *, show_all: bo
     lay = layout(spans, show_all=show_all, tail=tail, hidden=hidden)
     rows = list(lay.walk())
     shown = [s for s, _, _ in rows if s is not None]
-    yield trace_label(trace)
+    yield from header_lines(trace, width)
     if not shown:
         yield Text("no spans recorded", style="dim")
         return

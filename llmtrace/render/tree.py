@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from rich.cells import cell_len
 from rich.text import Text
 
 from llmtrace.ids import short_id
@@ -292,6 +293,53 @@ def _indented(label: Text, first: str, rest: str) -> list[Text]:
     return [Text.assemble((first if i == 0 else rest, _GUIDE), part) for i, part in enumerate(parts)]
 
 
+def fit(line: Text, width: int | None) -> Text:
+    """`line` cropped to `width` cells with `…` (a terminal would wrap it and break the guides below)."""
+    if width is None or line.cell_len <= width:
+        return line
+    out = line.copy()
+    out.truncate(max(1, width), overflow="ellipsis")
+    return out
+
+
+def header_lines(trace: Trace, width: int | None = None) -> list[Text]:
+    """The trace's line (and its error's), made visible; at `width`, broken before a ` · ` that would
+    not fit rather than cropped (the totals are what a reader looks for), then cropped."""
+    out: list[Text] = []
+    for line in _indented(fmt.clean(trace_label(trace)), "", ""):
+        while width is not None and line.cell_len > width:
+            plain = line.plain
+            # after the continuation's own "  · " (position 3 on): a cut there would make the same line again
+            cut = max((i for i in range(3, len(plain)) if plain.startswith(" · ", i) and cell_len(plain[:i]) <= width),
+                      default=0)
+            if cut == 0:
+                break
+            head, tail = line.divide([cut])
+            head.rstrip()
+            out.append(head)
+            line = Text.assemble("  ", tail[1:])
+        out.append(fit(line, width))
+    return out
+
+
+def _wrapped(text: Text, width: int) -> list[Text]:
+    """`text` cut into pieces of at most `width` cells (details under --full keep all they show)."""
+    plain = text.plain
+    cuts: list[int] = []
+    start, used, space = 0, 0, -1
+    for i, ch in enumerate(plain):
+        w = cell_len(ch)
+        if used + w > width and i > start:
+            cut = space + 1 if space > start else i  # after the last space on the line, else mid-word
+            cuts.append(cut)
+            used = cell_len(plain[cut:i])
+            start, space = cut, -1
+        if ch == " ":
+            space = i
+        used += w
+    return list(text.divide(cuts)) if cuts else [text]
+
+
 def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400,
                 tail: list[Span] | None = None, hidden: int = 0, tz: Any = None) -> Text:
     """The tree as one Text, guides drawn like rich's Tree (├── │ └──).
@@ -303,7 +351,7 @@ def render_tree(trace: Trace, spans: list[Span], *, show_all: bool = False, full
 
 
 def fold_line(hidden: int) -> Text:
-    return Text(f"… {fmt.plural(hidden, 'more step')} (use --all to see every one) …", style="dim")
+    return Text(f"… {fmt.plural(hidden, 'more step')} (show them: --all-steps, or --steps N) …", style="dim")
 
 
 def _traceback(span: Span) -> str | None:
@@ -362,7 +410,7 @@ def layout(spans: list[Span], *, show_all: bool = False, tail: list[Span] | None
 
 
 def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full: bool = False, limit: int = 400,
-               tail: list[Span] | None = None, hidden: int = 0, tz: Any = None) -> Iterator[Text]:
+               tail: list[Span] | None = None, hidden: int = 0, tz: Any = None, width: int | None = None) -> Iterator[Text]:
     """The tree's lines one by one (each a Text without a newline), for printing as they come.
 
     A folded tree (a long run's trace): `spans` are those under its first top-level steps, `tail` those
@@ -370,15 +418,18 @@ def tree_lines(trace: Trace, spans: list[Span], *, show_all: bool = False, full:
     Spans on the way to an error have their names in red; under the one that raised, the last frames
     of its traceback (of the script's, under the trace, when no failed span has one). Feedback times are local, or in `tz`.
     Text from the trace is shown as text (fmt.clean): no escape it holds reaches the terminal.
+    At `width` columns no line is longer: the trace's line breaks before a ` · `, a span's line is
+    cropped with `…`, and the --full details are cut into lines under their guides.
     """
-    for line in _tree_lines(trace, spans, show_all=show_all, full=full, limit=limit, tail=tail, hidden=hidden, tz=tz):
-        yield fmt.clean(line)
+    for line in _tree_lines(trace, spans, show_all=show_all, full=full, limit=limit, tail=tail, hidden=hidden, tz=tz,
+                            width=width):
+        yield fit(fmt.clean(line), width)
 
 
 def _tree_lines(trace: Trace, spans: list[Span], *, show_all: bool, full: bool, limit: int,
-                tail: list[Span] | None, hidden: int, tz: Any) -> Iterator[Text]:
+                tail: list[Span] | None, hidden: int, tz: Any, width: int | None) -> Iterator[Text]:
     lay = layout(spans, show_all=show_all, tail=tail, hidden=hidden)
-    yield from _indented(trace_label(trace), "", "")
+    yield from header_lines(trace, width)
     if not any(fmt.frames(_traceback(s)) for s in lay.raised.values()):  # no failed span shows a stack: the script's
         yield from _stack(fmt.frames(trace.traceback, _FRAMES), "")
     for f in trace.feedback:
@@ -390,7 +441,10 @@ def _tree_lines(trace: Trace, spans: list[Span], *, show_all: bool, full: bool, 
         below = prefix + ("    " if last else "│   ")
         label = span_label(span, span.id in lay.path, lay.number.get(span.id))
         if full:
-            label = label + Text(f"  span {span_ref(span.id)}", style="dim")
+            handle = Text(f"  span {span_ref(span.id)}", style="dim")
+            if width is not None and "\n" not in label.plain:  # the handle --span takes stays, the label is cropped
+                label = fit(fmt.clean(label), max(10, width - cell_len(below) - handle.cell_len))
+            label = label + handle
         yield from _indented(label, prefix + ("└── " if last else "├── "), below)
         children = lay.kids.get(span.id, [])
         details = _details(span, limit) if full else []
@@ -399,4 +453,11 @@ def _tree_lines(trace: Trace, spans: list[Span], *, show_all: bool, full: bool, 
         if full:
             for i, d in enumerate(details):
                 end = i == len(details) - 1 and not children
-                yield from _indented(d, below + ("└── " if end else "├── "), below + ("    " if end else "│   "))
+                first, rest = below + ("└── " if end else "├── "), below + ("    " if end else "│   ")
+                if width is None:
+                    yield from _indented(d, first, rest)
+                    continue
+                for j, part in enumerate(_indented(fmt.clean(d), "", "")):
+                    # Made visible before it is cut: `^[` takes two columns where ESC took none.
+                    for k, piece in enumerate(_wrapped(part, max(10, width - cell_len(rest)))):
+                        yield Text.assemble((first if j == 0 and k == 0 else rest, _GUIDE), piece)

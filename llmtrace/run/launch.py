@@ -57,18 +57,19 @@ def report_run(db: Any, trace: Any) -> None:
         sys.stderr.write(plain_summary(trace, parts))
 
 
-def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mock_script: Path | None = None,
-              trace_id: str | None = None, name: str | None = None, tag: list[str] | None = None, quiet: bool = False,
-              no_cache: bool = False, cache_mode: str = "replay", no_children: bool = False,
-              cache_dir: Path | None = None, cache_ttl: str | None = None, cache_size: int = 1024,
-              semantic_cache: bool = False, semantic_threshold: float = 0.95,
-              embedding_model: str = "text-embedding-3-small", otlp: str | None = None,
-              otlp_header: list[str] | None = None, project: str | None = None, retries: int = 4,
-              max_cost: float | None = None, max_calls: int | None = None, max_tokens: int | None = None,
-              split: bool = False, output: Path | None = None) -> None:
-    """`llmtrace run`'s work, its options parsed (the defaults are the command line's)."""
+def start_run(script_arg: str, args: list[str] | None, *, module: bool = False, output: Path | None = None,
+              **given: Any) -> None:
+    """`llmtrace run`'s work. `given`: the options typed on the command line (`llmtrace.cli.settings`'s
+    keys); the others come from the environment, then pyproject.toml, then their defaults. `module`: run
+    `script_arg` as `python -m` does. `output`: where an executed notebook is written."""
+    from llmtrace.cli.settings import resolve
 
-    script = Path(script_arg)
+    v = resolve(given)
+    mock, mock_script, trace_id, name, tag, quiet = (v[k] for k in ("mock", "mock_script", "trace_id", "name", "tag", "quiet"))
+    no_cache, cache_mode, no_children, cache_dir, cache_ttl = (v[k] for k in ("no_cache", "cache_mode", "no_children", "cache_dir", "cache_ttl"))
+    cache_size, semantic_cache, semantic_threshold, embedding_model = (v[k] for k in ("cache_size", "semantic_cache", "semantic_threshold", "embedding_model"))
+    otlp, otlp_header, project, retries, split = (v[k] for k in ("otlp", "otlp_header", "project", "retries", "split"))
+    max_cost, max_calls, max_tokens = v["max_cost"], v["max_calls"], v["max_tokens"]
     if cache_mode not in ("replay", "reuse"):
         raise UserError(f"bad --cache-mode {cache_mode!r}: use replay or reuse")
     tags = parse_tags(tag)
@@ -89,16 +90,24 @@ def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mo
     from llmtrace.run import script as runner
 
     notebook = None
-    if script_arg.endswith(".ipynb"):  # a notebook: executed in a fresh kernel (llmtrace/notebook/run.py)
+    if not module and script_arg.endswith(".ipynb"):  # a notebook: executed in a fresh kernel (llmtrace/notebook/run.py)
         from llmtrace.notebook.run import check_notebook
 
         notebook = check_notebook(script_arg)
+        target = script_arg
     elif output is not None:
         raise UserError("--output is for notebooks (NOTEBOOK.ipynb): a script writes its own files")
-    problem = None if notebook is not None else runner.check_script(script_arg)
-    if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
-        runner.print_syntax_error(problem)
-        raise SystemExit(int(ExitCode.ERROR))
+    if notebook is not None:
+        pass
+    elif module:
+        target = runner.find_module(script_arg)
+    else:
+        script_arg = runner.find_script(script_arg)
+        target = script_arg
+        problem = runner.check_script(script_arg)
+        if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
+            runner.print_syntax_error(problem)
+            raise SystemExit(int(ExitCode.ERROR))
     otlp_url, otlp_headers = None, {}
     wants_otlp = otlp or otlp_header or any(os.environ.get(f"OTEL_EXPORTER_OTLP_{v}ENDPOINT") for v in ("", "TRACES_"))
     if wants_otlp:  # the exporter (urllib, protobuf) is not imported by a run that does not stream
@@ -128,15 +137,15 @@ def start_run(script_arg: str, args: list[str] | None, *, mock: bool = False, mo
         retries=retries, cache_mode=cache_mode, children=not no_children, otlp_url=otlp_url, otlp_headers=otlp_headers,
         split=split, max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens,
     )
-    launch(opts, find_mock_script(script, mock_script) if mock else None, quiet, notebook=notebook, output=output)
-
+    launch(opts, find_mock_script(Path(target), mock_script) if mock else None, quiet,
+           module=script_arg if module else None, notebook=notebook, output=output)
 
 
 
 def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None = None,
-            after: Any = None, notebook: Any = None, output: Path | None = None) -> None:
+           after: Any = None, module: str | None = None, notebook: Any = None, output: Path | None = None) -> None:
     """Run `opts` under a new trace (with the --mock server when given its reply script), print the
-    summary (then `after()`), and exit as the script did."""
+    summary (then `after()`), and exit as the script did. `module`: run it as `python -m module`."""
     from llmtrace.ids import new_trace_id
     from llmtrace.redact import Redactor
     from llmtrace.run import script as runner
@@ -169,7 +178,7 @@ def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None 
 
             trace, code = run_notebook(opts, writer, notebook, output, extra_env=env, report=report)
         else:
-            trace, code = runner.run(opts, writer, extra_env=env, report=report)
+            trace, code = runner.run(opts, writer, extra_env=env, report=report, module=module)
     finally:
         if server is not None:
             server.stop()

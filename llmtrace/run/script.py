@@ -22,12 +22,71 @@ from llmtrace.core.session import Session
 from llmtrace.errors import ExitCode, UserError
 from llmtrace.model import Status, Trace
 
-__all__ = ["RunOptions", "check_script", "die_of", "print_syntax_error", "run", "script_path"]
+__all__ = ["RunOptions", "check_script", "die_of", "find_module", "find_script", "print_syntax_error", "run", "script_path"]
 
 
 def script_path(arg: str) -> str:
     """The script's path as python makes it: joined to the working directory, not normalised."""
     return arg if os.path.isabs(arg) else os.path.join(os.getcwd(), arg)
+
+
+def find_script(arg: str) -> str:
+    """The file `llmtrace run ARG` runs: ARG itself when it exists or names a path, else the console script
+    of that name on PATH (`pytest`, `uvicorn`: as the shell would find it, which python then runs)."""
+    if os.path.lexists(arg) or os.sep in arg or (os.altsep and os.altsep in arg):
+        return arg
+    import shutil
+
+    found = shutil.which(arg)
+    if found is None:
+        return arg  # check_script says there is no such script
+    try:
+        with open(found, "rb") as f:
+            head = f.read(512)
+    except OSError as e:
+        raise UserError(f"cannot read {found}: {e.strerror}", ExitCode.SCRIPT) from None
+    # pip writes `#!/path/python`, or for a long path a `#!/bin/sh` line that execs python on the file
+    first_lines = head.split(b"\n", 2)[:2]
+    if not (head.startswith(b"#!") and any(b"python" in line for line in first_lines)):
+        raise UserError(f"{arg} is {found}, which is not a Python script: llmtrace runs Python programs only",
+                        ExitCode.SCRIPT)
+    return found
+
+
+def find_module(name: str) -> str:
+    """The file `python -m NAME` would run, found without running anything (a package's __init__ runs in
+    the trace, as under python); a UserError when there is none. The lookup is python's: the working
+    directory first on the path."""
+    import importlib.util
+
+    from importlib.machinery import PathFinder
+
+    if not name or name.startswith(".") or not all(part.isidentifier() for part in name.split(".")):
+        raise UserError(f"bad module name {name!r}", ExitCode.SCRIPT)
+    path = [os.getcwd(), *sys.path[1:]]
+    parts = name.split(".")
+    spec = None
+    for i, part in enumerate(parts):
+        if i == 0:
+            spec = PathFinder.find_spec(part, path)
+            if spec is None:
+                try:  # a built-in or frozen module, or one already imported by llmtrace itself
+                    spec = importlib.util.find_spec(part)
+                except (ImportError, ValueError):
+                    spec = None
+        elif spec is not None and spec.submodule_search_locations is not None:
+            spec = PathFinder.find_spec(".".join(parts[: i + 1]), list(spec.submodule_search_locations))
+        else:
+            spec = None
+        if spec is None:
+            raise UserError(f"no module named {'.'.join(parts[: i + 1])}", ExitCode.SCRIPT)
+    assert spec is not None
+    if spec.submodule_search_locations is not None:  # a package: its __main__
+        main = PathFinder.find_spec(name + ".__main__", list(spec.submodule_search_locations))
+        if main is None:
+            raise UserError(f"{name} is a package and cannot be run: it has no __main__ module", ExitCode.SCRIPT)
+        spec = main
+    return spec.origin if spec.origin and os.path.isfile(spec.origin) else name
 
 
 _checked: tuple[str, bytes, Any] | None = None  # (file name, source, code) of the script check_script compiled
@@ -104,8 +163,11 @@ def _trim_traceback(tb: Any, script: str) -> Any:
     """Drop llmtrace's and runpy's frames so the traceback starts in the user's script, as under python."""
     first = tb
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == script:
+        code = tb.tb_frame.f_code
+        if code.co_filename == script:
             return tb
+        if code.co_name == "_run_module_as_main" and "runpy" in code.co_filename:
+            return tb  # `-m`: python's traceback starts at runpy's frames
         tb = tb.tb_next
     return first
 
@@ -129,6 +191,22 @@ def _exec_main(script: str) -> None:
     sys.modules["__main__"] = module
     try:
         _on_fresh_stack(exec, code, module.__dict__)
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
+def _run_module(name: str) -> None:
+    """Run module `name` as `__main__` through runpy, as `python -m` does: sys.argv[0] becomes its file,
+    a package runs its __main__, and a module that cannot be found ends the run as python ends it."""
+    import runpy
+
+    module = types.ModuleType("__main__")
+    module.__dict__["__builtins__"] = builtins
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = module  # runpy runs the code in the globals of sys.modules["__main__"]
+    try:
+        _on_fresh_stack(runpy._run_module_as_main, name, True)  # type: ignore[attr-defined]
     finally:
         if saved is not None:
             sys.modules["__main__"] = saved
@@ -190,23 +268,24 @@ def _wait_for_threads() -> None:
 
 
 def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = None,
-        report: Callable[[Trace], None] | None = None) -> tuple[Trace, int]:
+        report: Callable[[Trace], None] | None = None, module: str | None = None) -> tuple[Trace, int]:
     """Run the script under a new trace. Returns the finished trace and the exit status to use: a
     negative status -N means the script died of signal N and this process must too (`die_of`).
 
     `report(trace)` is called once the trace is finished (the run summary). The caller has checked
     the script with `check_script` (before opening the store, so that a missing script is reported
-    as such whatever state the store is in).
+    as such whatever state the store is in). `module`: run the module of that name as `python -m` does
+    (opts.script is its name; the caller has found it with `find_module`).
     """
     from llmtrace.ids import new_trace_id
 
-    script = script_path(opts.script)
+    script = find_module(module) if module else script_path(opts.script)
     trace = Trace(
         id=opts.trace_id or new_trace_id(),
-        name=opts.name or Path(opts.script).name,
+        name=opts.name or (module if module else Path(opts.script).name),
         start_us=now_us(),
         script=os.path.abspath(script),
-        argv=[opts.script, *opts.args],
+        argv=[script if module else opts.script, *opts.args],
         cwd=os.getcwd(),
         pid=os.getpid(),
         version=__version__,
@@ -219,8 +298,12 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     os.environ["LLMTRACE_TRACE_ID"] = trace.id
     session = Session(opts, writer, trace).start()
 
-    sys.argv = [opts.script, *opts.args]
-    sys.path[0] = os.path.dirname(os.path.realpath(script))  # as python: symbolic links resolved
+    if module:
+        sys.argv = ["-m", *opts.args]  # as python has it while it looks for the module; runpy sets argv[0]
+        sys.path[0] = os.getcwd()
+    else:
+        sys.argv = [opts.script, *opts.args]
+        sys.path[0] = os.path.dirname(os.path.realpath(script))  # as python: symbolic links resolved
     finished = threading.Event()
 
     def finish(status: str, code: int, error: str | None, stack: str | None = None) -> None:
@@ -260,7 +343,10 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
     status, code, error, stack = Status.OK.value, 0, None, None
     real_exec = _exec_as_child(finish)
     try:
-        _exec_main(script)
+        if module:
+            _run_module(module)
+        else:
+            _exec_main(script)
         _wait_for_threads()
     except SystemExit as e:
         code, error = _exit_code(e.code)
