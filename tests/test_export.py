@@ -234,11 +234,11 @@ def test_without_the_extra_otlp_says_how_to_install(llmtrace_home, tmp_path):
     env = {"PYTHONPATH": str(blocker.parent)}
     script = str(SAMPLES.parent / "tests" / "agents" / "behaves_like_python.py")
     r = run_cli("run", "--otlp", "http://127.0.0.1:9", script, env=env)
-    assert r.code == 2 and "pip install 'llmtrace[otel]'" in r.stderr and r.stderr.count("\n") == 1
+    assert r.code == 2 and "pip install 'llmtrace-local[otel]'" in r.stderr and r.stderr.count("\n") == 1
     r = run_cli("run", script, env={**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
-    assert r.code == 0 and "pip install 'llmtrace[otel]'" in r.stderr  # a warning; the run goes on
+    assert r.code == 0 and "pip install 'llmtrace-local[otel]'" in r.stderr  # a warning; the run goes on
     r = run_cli("export", "last", "--otlp", "http://127.0.0.1:9", env=env)
-    assert r.code == 2 and "pip install 'llmtrace[otel]'" in r.stderr
+    assert r.code == 2 and "pip install 'llmtrace-local[otel]'" in r.stderr
 
 
 def test_endpoint_resolution(monkeypatch):
