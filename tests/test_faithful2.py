@@ -403,17 +403,16 @@ def test_event_splitting_searches_each_byte_a_bounded_number_of_times(monkeypatc
     from llmtrace.capture import streams
 
     searched = []
-    pattern = streams._EVENT_END
+    ends = streams._event_ends
 
-    class Counting:
-        def finditer(self, buf, pos=0):
-            searched.append(len(buf) - pos)
-            return pattern.finditer(buf, pos)
+    def counting(buf, pos=0):
+        searched.append(len(buf) - pos)  # each separator's search from pos reads each byte at most once
+        return ends(buf, pos)
 
-    monkeypatch.setattr(streams, "_EVENT_END", Counting())
+    monkeypatch.setattr(streams, "_event_ends", counting)
     body = b"data: " + b"y" * (2 << 20) + b"\n\ndata: [DONE]\r\n\r\n"
     splitter = streams.EventSplitter()
     events = [e for i in range(0, len(body), 1024) for e in splitter.feed(body[i:i + 1024])]
     assert events == [body[: (2 << 20) + 8], b"data: [DONE]\r\n\r\n"] and splitter.rest() == b""
     assert sum(searched) < 2 * len(body)
-    assert streams.split_events(b"a\n\nb\r\n\r\nc") == ([b"a\n\n", b"b\r\n\r\n"], b"c")
+    assert streams.split_events(b"a\n\nb\r\n\r\nc\n\r\n\r\nd") == ([b"a\n\n", b"b\r\n\r\n", b"c\n\r\n\r\n"], b"d")

@@ -288,8 +288,12 @@ class Call:
             return
         self.body_finished = True
         span = self.span
-        body = b"".join(parts)
-        events = answers.sse_events(body) if self.sse else None
+        events = None
+        if self.sse and len(parts) > 1:  # the tee's parts are the events already (and any unfinished rest)
+            events = parts if parts[-1].strip() else parts[:-1]
+        body = b"".join(parts) if events is None else b""
+        if self.sse and events is None:
+            events = answers.sse_events(body)
         complete = exhausted and error is None
         try:
             if events is not None:

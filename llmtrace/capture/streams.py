@@ -9,9 +9,8 @@ asked for and the caller did not) be kept from the caller.
 from __future__ import annotations
 
 import functools
-import re
 import sys
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 
 class Sink(Protocol):
@@ -22,16 +21,32 @@ class Sink(Protocol):
     def body_done(self, parts: list[bytes], error: BaseException | None, exhausted: bool) -> None: ...
 
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n")
+def _event_ends(buffer: bytes | bytearray, pos: int = 0) -> Iterator[int]:
+    """Where each server-sent event from `pos` on ends (after its blank line: LF LF or CRLF CRLF). Each
+    separator is looked for with bytes.find and its next place remembered, so every byte is searched
+    at most once per separator (a body of many LF LF events never re-scans to its end for a CRLF CRLF)."""
+    lf = crlf = -2  # the next place of each separator at or after pos; -1: none left; -2: not looked yet
+    while True:
+        if lf == -2 or 0 <= lf < pos:
+            lf = buffer.find(b"\n\n", pos)
+        if crlf == -2 or 0 <= crlf < pos:
+            crlf = buffer.find(b"\r\n\r\n", pos)
+        if crlf >= 0 and (lf < 0 or crlf < lf):
+            pos = crlf + 4
+        elif lf >= 0:
+            pos = lf + 2
+        else:
+            return
+        yield pos
 
 
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
     """Complete server-sent events (each with its blank line) and the unfinished rest."""
     events: list[bytes] = []
     start = 0
-    for m in _EVENT_END.finditer(buffer):
-        events.append(buffer[start:m.end()])
-        start = m.end()
+    for end in _event_ends(buffer):
+        events.append(buffer[start:end])
+        start = end
     return events, buffer[start:]
 
 
@@ -48,9 +63,9 @@ class EventSplitter:
         buf += chunk
         events: list[bytes] = []
         start = 0
-        for m in _EVENT_END.finditer(buf, max(self.scanned - 3, 0)):
-            events.append(bytes(buf[start:m.end()]))
-            start = m.end()
+        for end in _event_ends(buf, max(self.scanned - 3, 0)):
+            events.append(bytes(buf[start:end]))
+            start = end
         if start:
             del buf[:start]
         self.scanned = len(buf)
