@@ -9,7 +9,9 @@ The sources are fetched with `pip download --no-binary :all: --no-deps NAME==VER
 .sdk-suites/ (git-ignored). Each suite runs in-process under llmtrace (`llmtrace run PYTEST ARGS`, the
 pytest console script as the script), one process, no xdist; outcomes are read per test id from JUnit XML.
 Tests that need the network or the Prism mock server (openai's tests/api_resources, tests/lib/live) are
-not among the paths run, in either. Exits 1 when any test's outcome differs, printing which.
+not among the paths run, in either. A test whose outcome differs is run again, alone, under both: one
+that flips under python too is reported as flaky and not counted. Exits 1 when any test's outcome
+under llmtrace differs from python's, printing which.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ SUITES = {
 }
 # Same for every run: no xdist workers (one process, traced in-process), no cache folder in the sources,
 # the suites' own addopts (xdist, durations) left out.
-COMMON = ["-n", "0", "-p", "no:cacheprovider", "-o", "addopts=", "-q", "--tb=no", "-rN"]
+COMMON = ["-n", "0", "-p", "no:cacheprovider", "-o", "addopts=", "-o", "junit_family=xunit1", "-q", "--tb=no", "-rN"]
+RECHECKS = 2  # a test whose outcome differs is run again, alone, this often under each: a flaky test must flip under python too
 
 
 def fetch(dist: str, folder: str) -> Path:
@@ -67,29 +70,35 @@ def fetch(dist: str, folder: str) -> Path:
     return where
 
 
-def outcomes(junit: Path) -> dict[str, str]:
-    """test id → passed / failed / error / skipped, from a JUnit XML report."""
+def outcomes(junit: Path, node_ids: dict[str, str] | None = None) -> dict[str, str]:
+    """test id → passed / failed / error / skipped, from a JUnit XML report (and, into `node_ids`, each
+    test id's pytest node id, to run it again)."""
     result: dict[str, str] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         tid = f"{case.get('classname')}::{case.get('name')}"
         kinds = [child.tag for child in case]
         outcome = ("failed" if "failure" in kinds else "error" if "error" in kinds
                    else "skipped" if "skipped" in kinds else "passed")
+        if node_ids is not None and case.get("file"):
+            module = case.get("file", "").removesuffix(".py").replace("/", ".")
+            classes = (case.get("classname") or "").removeprefix(module).strip(".")
+            node_ids[tid] = "::".join(p for p in (case.get("file"), *classes.split("."), case.get("name")) if p)
         if result.get(tid) in ("failed", "error"):  # a test with a teardown error reports twice
             continue
         result[tid] = outcome
     return result
 
 
-def run(label: str, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[dict[str, str], float, str]:
+def run(label: str, cmd: list[str], cwd: Path, env: dict[str, str],
+        node_ids: dict[str, str] | None = None) -> tuple[dict[str, str], float]:
     t0 = time.monotonic()
     p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     took = time.monotonic() - t0
     junit = Path(cmd[cmd.index("--junitxml") + 1])
     if not junit.exists():
         print(f"  {label}: no report (exit {p.returncode})\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-        return {}, took, p.stdout
-    return outcomes(junit), took, p.stdout
+        return {}, took
+    return outcomes(junit, node_ids), took
 
 
 def tally(result: dict[str, str]) -> str:
@@ -117,15 +126,25 @@ def main() -> int:
             suite = SUITES[name]
             src = fetch(suite["dist"], suite["folder"])
             results = {}
-            for label, prefix in (("python", [sys.executable, pytest_script]),
-                                  ("llmtrace run", [sys.executable, "-m", "llmtrace", "run", "-q", pytest_script]),
-                                  ("llmtrace run --no-cache",
-                                   [sys.executable, "-m", "llmtrace", "run", "-q", "--no-cache", pytest_script])):
-                home = Path(tmp) / f"{name}-{len(results)}"
-                env = {**clean, "LLMTRACE_HOME": str(home / "home")}
-                junit = home / "junit.xml"
-                cmd = [*prefix, *suite["paths"], *suite["args"], *COMMON, "--junitxml", str(junit)]
-                result, took, _ = run(label, cmd, src, env)
+            node_ids: dict[str, str] = {}
+            prefixes = {"python": [sys.executable, pytest_script],
+                        "llmtrace run": [sys.executable, "-m", "llmtrace", "run", "-q", pytest_script],
+                        "llmtrace run --no-cache": [sys.executable, "-m", "llmtrace", "run", "-q", "--no-cache",
+                                                    pytest_script]}
+            runs = 0
+
+            def env_for() -> dict[str, str]:
+                nonlocal runs
+                runs += 1
+                return {**clean, "LLMTRACE_HOME": str(Path(tmp) / f"{name}-{runs}" / "home")}
+
+            def junit_for() -> str:
+                return str(Path(tmp) / f"{name}-{runs}.xml")
+
+            for label, prefix in prefixes.items():
+                env = env_for()
+                cmd = [*prefix, *suite["paths"], *suite["args"], *COMMON, "--junitxml", junit_for()]
+                result, took = run(label, cmd, src, env, node_ids)
                 results[label] = result
                 print(f"{name} / {label}: {tally(result)} ({took:.0f} s)", flush=True)
             reference = results["python"]
@@ -133,7 +152,21 @@ def main() -> int:
             for label in ("llmtrace run", "llmtrace run --no-cache"):
                 got = results[label]
                 diff = sorted(t for t in set(reference) | set(got) if reference.get(t) != got.get(t))
+                # Run each differing test again under both: one that also flips under python is flaky,
+                # not llmtrace's doing; one whose outcome under llmtrace stays apart from python's is.
+                flaky = []
+                for _ in range(RECHECKS if diff and len(diff) <= 40 and all(t in node_ids for t in diff) else 0):
+                    ids = [node_ids[t] for t in diff]
+                    again = {}
+                    for which in ("python", label):
+                        env = env_for()
+                        cmd = [*prefixes[which], *ids, *suite["args"], *COMMON, "--junitxml", junit_for()]
+                        again[which] = run(which, cmd, src, env)[0]
+                    flaky += [t for t in diff if again["python"].get(t) != reference.get(t)]
+                    diff = [t for t in diff if t not in flaky and again[label].get(t) != again["python"].get(t)]
                 row.append(tally(got))
+                if flaky:
+                    print(f"  {label}: flaky under python too, not counted: {', '.join(sorted(set(flaky)))}")
                 if diff or not reference:
                     different = True
                     print(f"  {label} differs from python in {len(diff)} tests:")
