@@ -156,6 +156,8 @@ def main() -> int:
                 # not llmtrace's doing; one whose outcome under llmtrace stays apart from python's is.
                 flaky = []
                 for _ in range(RECHECKS if diff and len(diff) <= 40 and all(t in node_ids for t in diff) else 0):
+                    if not diff:
+                        break
                     ids = [node_ids[t] for t in diff]
                     again = {}
                     for which in ("python", label):
