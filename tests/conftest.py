@@ -32,7 +32,8 @@ MATH_SCRIPT = json.loads((SAMPLES / "math_agent.mock.json").read_text())
 HANG = 300  # seconds: only a hang takes this long, on any machine however busy
 SCRUBBED = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "LLMTRACE_PRICES", "LLMTRACE_TRACE_ID",
             "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
-            "LLMTRACE_MAX_PAYLOAD_BYTES", "LLMTRACE_BUSY_TIMEOUT_MS", "LLMTRACE_RETRY_BASE_DELAY", "LLMTRACE_CLOCK_OFFSET_S")
+            "LLMTRACE_MAX_PAYLOAD_BYTES", "LLMTRACE_BUSY_TIMEOUT_MS", "LLMTRACE_RETRY_BASE_DELAY", "LLMTRACE_CLOCK_OFFSET_S",
+            "LLMTRACE_USAGE_HOSTS")
 
 
 def _scrub(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
@@ -89,7 +90,11 @@ def default_sigint() -> None:
 
 
 def server_env(server: MockServer, key: str = "sk-test-not-a-real-key-0000") -> dict[str, str]:
-    return {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": key}
+    # The mock server accepts stream_options.include_usage, as --mock's does: streamed calls report usage.
+    from urllib.parse import urlsplit
+
+    return {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": key,
+            "LLMTRACE_USAGE_HOSTS": urlsplit(server.base_url).netloc}
 
 
 def store(home: Path) -> sqlite3.Connection:

@@ -1,8 +1,9 @@
 """A recorded answer handed back to the SDK as the HTTP response it would have received.
 
 The cache and `llmtrace replay` keep an answer as its status, headers and body bytes (a stream as its
-server-sent events). Here it becomes an httpx response, hanging on a request for the call's URL, so the
-SDK's own `_process_response` parses it exactly as it parsed the live answer, stream events included.
+server-sent events). Here it becomes an httpx response, hanging on the request the SDK builds for the
+call, so the SDK's own `_process_response` parses it exactly as it parsed the live answer, stream events
+included, and the caller sees the recorded answer's headers and nothing else.
 """
 
 from __future__ import annotations
@@ -11,55 +12,26 @@ import json
 import sys
 from typing import Any
 
-_requests: dict[tuple[Any, ...], Any] = {}
-
-
-def as_response(client: Any, options: Any, base: str, entry: dict[str, Any], stream: bool) -> Any:
-    """`entry` (status, headers, parts, sse) as the httpx response the SDK would have received."""
-    request = _request_for(client, options, base)
+def as_response(client: Any, options: Any, entry: dict[str, Any], stream: bool, retries_taken: int = 0) -> Any:
+    """`entry` (status, headers, parts, sse) as the httpx response the SDK would have received: the
+    recorded headers, nothing added, on the request the SDK itself would have sent for this attempt
+    (its x-stainless-* headers and retry count included, so the caller's `response.http_request` is
+    what a live answer carries)."""
+    request = _request_for(client, options, retries_taken)
     httpx = sys.modules[type(request).__module__.split(".")[0]]
-    headers = [*entry["headers"], ["x-llmtrace-cache", "hit"]]
+    headers = entry["headers"]
     if entry["sse"] or (stream and entry["status"] < 400):  # an error answer is read whole
         _, _, replay = stream_classes(httpx)
         return httpx.Response(entry["status"], headers=headers, stream=replay(list(entry["parts"])), request=request)
     return httpx.Response(entry["status"], headers=headers, content=b"".join(entry["parts"]), request=request)
 
 
-def _request_for(client: Any, options: Any, base: str) -> Any:
-    """The request a replayed answer hangs on: a plain httpx Request for the call's URL and per-call
-    headers, made once for each. The SDK's own _build_request, with every header and the body, would
-    add ~0.5 ms to each cache hit (a third of what a hit saves) for a request that is never sent."""
-    method = str(getattr(options, "method", "post")).upper()
-    url = base + "/" + str(options.url).lstrip("/")
-    # The per-call headers go along: the SDK reads X-Stainless-Raw-Response back from the request to
-    # decide whether the caller asked for the raw response (LangChain does).
-    given = getattr(options, "headers", None)
-    headers = tuple(sorted((k, v) for k, v in given.items() if isinstance(v, str))) if isinstance(given, dict) else ()
-    key = (type(getattr(client, "_client", None)), method, url, headers)
-    request = _requests.get(key)
-    if request is None:
-        httpx = _httpx_of(client)
-        if httpx is not None:
-            request = httpx.Request(method, url, headers=list(headers))
-        else:  # an SDK shaped otherwise: its own request builder
-            try:
-                request = client._build_request(options)
-            except TypeError:  # pragma: no cover - older signature
-                request = client._build_request(options, retries_taken=0)
-        if len(_requests) < 256:
-            _requests[key] = request
-    return request
-
-
-def _httpx_of(client: Any) -> Any:
-    """The httpx module (by whatever name it is installed) the SDK client's HTTP client comes from: the
-    first package in its class's ancestry that has both Request and Response (a wrapper class, such as
-    langchain-openai's, comes first and has neither)."""
-    for k in type(getattr(client, "_client", None)).__mro__:
-        module = sys.modules.get(k.__module__.split(".")[0])
-        if isinstance(getattr(module, "Request", None), type) and isinstance(getattr(module, "Response", None), type):
-            return module
-    return None
+def _request_for(client: Any, options: Any, retries_taken: int) -> Any:
+    """The request a replayed answer hangs on, built by the SDK's own _build_request (never sent)."""
+    try:
+        return client._build_request(options, retries_taken=retries_taken)
+    except TypeError:  # an SDK whose builder takes no retry count
+        return client._build_request(options)
 
 
 def stream_classes(httpx: Any) -> tuple[type, type, type]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
-from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from llmtrace.capture import answers, endpoints, lookup
 from llmtrace.capture.context import claim, langchain_parent
@@ -92,6 +92,49 @@ def _given(value: Any) -> bool:
     return type(value).__name__ not in ("NotGiven", "Omit")
 
 
+# Hosts known to accept `stream_options.include_usage`. Other OpenAI-compatible servers may reject a field
+# they do not know (LangChain leaves stream usage off for a custom base URL for this reason): their body
+# goes as the script built it. LLMTRACE_USAGE_HOSTS (host or host:port, comma-separated) adds gateways
+# the user knows to accept it.
+_USAGE_HOSTS = frozenset({"api.openai.com"})
+
+
+@functools.lru_cache(maxsize=64)
+def _netloc(url: str) -> tuple[str, str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return (parts.hostname or "").lower(), parts.netloc.lower()
+
+
+@functools.lru_cache(maxsize=8)
+def _listed(value: str) -> frozenset[str]:
+    return frozenset(h.strip().lower() for h in value.split(",") if h.strip())
+
+
+def _takes_usage(client: Any, settings: Any) -> bool:
+    """Whether llmtrace may ask this endpoint for a streamed call's usage: OpenAI's own API, the
+    project's mock server of this run (`--mock`, whose URLs the settings alias), or a listed host."""
+    if sdk_of(client) != "openai":
+        return False
+    base = str(getattr(client, "base_url", "") or "").rstrip("/")
+    host, netloc = _netloc(base)
+    if host in _USAGE_HOSTS or base in settings.url_aliases:
+        return True
+    listed = _listed(os.environ.get("LLMTRACE_USAGE_HOSTS", ""))
+    return host in listed or netloc in listed
+
+
+@functools.lru_cache(maxsize=16)
+def _takes_retries_taken(process: Any) -> bool:
+    import inspect
+
+    try:
+        return "retries_taken" in inspect.signature(process).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _sdk_default_retries(sdk: str) -> int:
     constants = sys.modules.get(f"{sdk}._constants")
     return getattr(constants, "DEFAULT_MAX_RETRIES", 2)
@@ -115,7 +158,7 @@ class Call:
         if isinstance(extra, dict):
             body.update(extra)
         self.hide_usage = False
-        if stream and endpoint is endpoints.CHAT and isinstance(options.json_data, dict):
+        if stream and endpoint is endpoints.CHAT and isinstance(options.json_data, dict) and _takes_usage(client, settings):
             opts = body.get("stream_options")
             opts = dict(opts) if isinstance(opts, dict) else {}
             if not opts.get("include_usage"):  # usage is asked for; the caller never sees the extra chunk
@@ -152,7 +195,9 @@ class Call:
         self.replay_failures: list[dict[str, Any]] = []
         self._base: str | None = None  # the client's base URL as text, once asked for
         self._url: str | None = None
-        self._sdk_retries: tuple[Any, bool] | None = None  # (max_retries, was unset) while send_plan set 0
+        self._sdk_retries: tuple[Any, bool, int] | None = None  # (max_retries, was unset, set) while send_plan's stand
+        self.sending = False  # the SDK's request() is sending this call: its attempts are this call's
+        self.waited = 0.0  # seconds of retry waits so far
         self.t0 = time.perf_counter()
 
     # -- cache ------------------------------------------------------------------------------------
@@ -174,7 +219,7 @@ class Call:
         """A recorded answer as the httpx response the SDK would have received. The `final` answer of a
         call, read whole and not an error, goes into the span here: the SDK takes it as it is, so the
         tee `on_response` puts on a live answer has nothing to do."""
-        response = answers.as_response(self.client, self.options, self.base_text(), entry, self.stream)
+        response = answers.as_response(self.client, self.options, entry, self.stream, len(self.replay_failures))
         if final and entry["status"] < 400 and not (entry["sse"] or self.stream):
             self.status = entry["status"]  # the headers are kept only to store an answer: a hit stores none
             try:
@@ -202,6 +247,11 @@ class Call:
         if response.status_code >= 400:
             raise client._make_status_error_from_response(response)
         return response
+
+    def retries_taken_arg(self, process: Any) -> dict[str, int]:
+        """`retries_taken` for the SDK's _process_response of a replayed answer (the recorded failed
+        attempts before it), where that SDK version takes it."""
+        return {"retries_taken": len(self.replay_failures)} if _takes_retries_taken(process) else {}
 
     # -- the response body (a Sink for the tee) ---------------------------------------------------
     def on_response(self, response: Any) -> None:
@@ -238,8 +288,12 @@ class Call:
             return
         self.body_finished = True
         span = self.span
-        body = b"".join(parts)
-        events = answers.sse_events(body) if self.sse else None
+        events = None
+        if self.sse and len(parts) > 1:  # the tee's parts are the events already (and any unfinished rest)
+            events = parts if parts[-1].strip() else parts[:-1]
+        body = b"".join(parts) if events is None else b""
+        if self.sse and events is None:
+            events = answers.sse_events(body)
         complete = exhausted and error is None
         try:
             if events is not None:
@@ -263,7 +317,7 @@ class Call:
 
     # -- attempts ---------------------------------------------------------------------------------
     def retry_budget(self) -> int | None:
-        """Retries llmtrace makes for this call, or None to leave them to the SDK."""
+        """Retries for this call when llmtrace owns the budget, or None to leave it to the SDK."""
         policy = self.settings.retry
         if policy is None:
             return None
@@ -275,20 +329,22 @@ class Call:
             return mine  # the script chose a budget: keep it
         return policy.retries
 
-    def send_plan(self) -> tuple[int | None, Any]:
-        """(retries llmtrace makes, or None; the request options to send with).
+    def send_plan(self) -> Any:
+        """The request options to send with.
 
-        With llmtrace's retries, the SDK's own are turned off on the request's options for the call:
-        one layer owns the retry budget. `restore_options` puts them back when the call is over. The
-        SDK makes fresh options for each request; a copy would cost more than the rest of the call's
-        set-up (pydantic's model_copy, ~17,000 instructions)."""
+        The SDK's own retry loop makes every attempt, so which answers are retried (`x-should-retry`,
+        a `retry-after` too long to wait), the `x-stainless-retry-count` each attempt sends, the
+        `retries_taken` reported back, the log lines and any backoff the script patched are the SDK's.
+        llmtrace only sets the budget on the request's options for the call (`restore_options` puts
+        them back), and hears each attempt through the hooks in wire.py. The SDK makes fresh options
+        for each request; a copy would cost more than the rest of the call's set-up."""
         budget = self.retry_budget()
         options = self.options
         if budget is not None:
             fields = getattr(options, "__pydantic_fields_set__", None)
-            self._sdk_retries = (options.max_retries, fields is not None and "max_retries" not in fields)
-            options.max_retries = 0
-        return budget, options
+            self._sdk_retries = (options.max_retries, fields is not None and "max_retries" not in fields, budget)
+            options.max_retries = budget
+        return options
 
     def restore_options(self) -> None:
         """The options' max_retries as they were before `send_plan` (and pydantic's note of it)."""
@@ -297,10 +353,50 @@ class Call:
             return
         self._sdk_retries = None
         options = self.options
-        if options.max_retries == 0:  # else someone else changed it since: theirs stays
+        if options.max_retries == saved[2]:  # else someone else changed it since: theirs stays
             options.max_retries = saved[0]
             if saved[1]:
                 options.__pydantic_fields_set__.discard("max_retries")
+
+    def attempt_started(self, retries_taken: int) -> None:
+        """The SDK builds the request of an attempt (`retries_taken` before it)."""
+        if retries_taken > 0 and not self._logged(self.attempts):
+            self._note_unanswered(None)
+        self.attempts += 1
+
+    def attempt_answered(self, client: Any, response: Any, retry: bool) -> None:
+        """The SDK decided whether to retry the failed answer of the current attempt."""
+        from llmtrace.capture.retry import describe_response
+
+        if not self._logged(self.attempts):
+            self.log.append({"attempt": self.attempts, **describe_response(client, response, retry)})
+
+    def retry_wait(self, client: Any, seconds: float, headers: Any) -> float:
+        """The SDK's wait before the next attempt, within llmtrace's policy when llmtrace owns the budget:
+        its own backoff scaled to the policy's first wait (LLMTRACE_RETRY_BASE_DELAY; the SDK's 0.5 s by
+        default, so unchanged), what the server asked for kept, all waits of the call capped."""
+        if not self._logged(self.attempts):
+            self._note_unanswered(sys.exc_info()[1])
+        policy = self.settings.retry
+        if policy is not None and self._sdk_retries is not None:
+            parse = getattr(client, "_parse_retry_after_header", None)
+            asked = parse(headers) if parse is not None and headers is not None else None
+            if asked is None or asked != seconds:
+                constants = sys.modules.get(f"{sdk_of(client)}._constants")
+                seconds *= policy.base_delay / getattr(constants, "INITIAL_RETRY_DELAY", 0.5)
+            seconds = max(0.0, min(seconds, policy.max_total_wait - self.waited))
+        self.waited += seconds
+        if self.log:
+            self.log[-1]["wait_s"] = round(seconds, 3)
+        return seconds
+
+    def _logged(self, attempt: int) -> bool:
+        return bool(self.log) and self.log[-1]["attempt"] == attempt
+
+    def _note_unanswered(self, error: BaseException | None) -> None:
+        from llmtrace.capture.retry import describe_unanswered
+
+        self.log.append({"attempt": self.attempts, **describe_unanswered(error)})
 
     def before(self) -> None:
         self.attempts += 1
@@ -310,10 +406,6 @@ class Call:
 
         self.log.append({"attempt": self.attempts, **describe(error)})
 
-    def on_sleep(self, seconds: float) -> None:
-        if self.log:
-            self.log[-1]["wait_s"] = round(seconds, 3)
-
     def _note_attempts(self) -> None:
         if self.settings.retry is not None:
             self.span.attempts = self.attempts
@@ -321,6 +413,13 @@ class Call:
             self.span.metadata["attempt_log"] = self.log
 
     def failed(self, error: BaseException) -> None:
+        if self.attempts and self.sending:
+            from llmtrace.capture.retry import describe
+
+            if self._logged(self.attempts):  # heard before the SDK raised it: the error says more
+                self.log[-1]["error"] = describe(error)["error"]
+            else:
+                self.log.append({"attempt": self.attempts, **describe(error)})
         self._note_attempts()
         if not isinstance(error, (KeyboardInterrupt, SystemExit)):
             self.span.metadata.setdefault("http_errors", []).append(f"{type(error).__name__}: {error}"[:500])
@@ -333,38 +432,3 @@ class Call:
         self.returned_ok = True
         if self.own and self.body_finished:
             self.recorder.end_span(self.span)
-
-    def with_retries(self, budget: int, attempt: Callable[[], Any]) -> Any:
-        """attempt(), retried per the policy. The first attempt runs bare: the retry machinery (a
-        tenacity Retrying) is built only when it fails, and is handed that failure as its attempt 1."""
-        try:
-            return attempt()
-        except Exception as e:
-            failed = [e]
-
-        def again() -> Any:
-            if failed:
-                raise failed.pop()
-            return attempt()
-
-        return self.retrying(budget)(again)
-
-    async def with_retries_async(self, budget: int, attempt: Callable[[], Any]) -> Any:
-        try:
-            return await attempt()
-        except Exception as e:
-            failed = [e]
-
-        async def again() -> Any:
-            if failed:
-                raise failed.pop()
-            return await attempt()
-
-        return await self.retrying(budget)(again)
-
-    def retrying(self, budget: int) -> Any:
-        from llmtrace.capture.retry import make_retrying
-
-        return make_retrying(replace(self.settings.retry, retries=budget), self.on_sleep, is_async=self.is_async)
-
-

@@ -45,6 +45,9 @@ active: ContextVar[Any] = ContextVar("llmtrace_active_call", default=None)
 internal: ContextVar[bool] = ContextVar("llmtrace_internal_call", default=False)
 # The span a nested session opened (core/session.py): top-level runs and bare SDK calls hang under it.
 scope: ContextVar[str | None] = ContextVar("llmtrace_scope", default=None)
+# The span a thread's work hangs under, carried from the code that started the thread or submitted the
+# work (threads.py): the one piece of context llmtrace carries across threads.
+carried: ContextVar[str | None] = ContextVar("llmtrace_thread_parent", default=None)
 # LLM spans opened by the callback handler in this context whose HTTP call has not been seen yet.
 _expected: ContextVar[list[str] | None] = ContextVar("llmtrace_expected_llm_calls", default=None)
 
@@ -106,6 +109,6 @@ def langchain_parent() -> str | None:
     retriever = _retriever.get()
     if retriever is not None and retriever[1] == config_parent:  # nothing started inside the retriever since
         return retriever[0]
-    return config_parent or scope.get()
+    return config_parent or carried.get() or scope.get()
 
 

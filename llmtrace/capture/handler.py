@@ -97,7 +97,7 @@ class TraceHandler(BaseCallbackHandler):
                provider: str | None = None) -> Span:
         return self.recorder.start_span(
             span_id=_remember(run_id), kind=kind, name=name,
-            parent_id=_sid(parent_run_id) or context.scope.get(), inputs=inputs,
+            parent_id=_sid(parent_run_id) or context.carried.get() or context.scope.get(), inputs=inputs,
             tags=list(tags or []), metadata=dict(metadata or {}), model_requested=model_requested, provider=provider,
         )
 
@@ -108,6 +108,12 @@ class TraceHandler(BaseCallbackHandler):
             return None
         if outputs is not None:
             span.outputs = outputs
+        if isinstance(error, GeneratorExit):
+            # A stream the caller dropped half-read, closed by the garbage collector (maybe in the middle
+            # of the caller's own work, such as an ast.parse): cut short, not failed, and nothing heavy
+            # such as formatting a traceback here.
+            span.metadata["cut_short"] = True
+            error = None
         recorder.end_span(span, error=error)
         return span
 

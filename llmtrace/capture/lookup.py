@@ -103,6 +103,9 @@ def find(call: Any, vector: list[float] | None = None) -> dict[str, Any] | None:
         if answer is None:  # after a divergence, with --live-after-divergence
             return None
         call.hit, call.replay_failures = answer.entry, answer.failures
+        options = call.body.get("stream_options")
+        if answer.usage_asked and not (isinstance(options, dict) and options.get("include_usage")):
+            call.hide_usage = True  # the recording asked for usage where the script did not: llmtrace did
         call.span.cache_hit = "replay"
         return answer.entry
     cache = settings.cache

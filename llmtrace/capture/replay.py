@@ -28,6 +28,7 @@ _JSON = [["content-type", "application/json"]]
 class Answer:
     entry: dict[str, Any]  # the final answer, as a cache entry (status, headers, parts, sse)
     failures: list[dict[str, Any]]  # with --with-failures: the failed attempts before it, as error entries
+    usage_asked: bool = False  # the recorded request asked for stream usage: the answer holds its chunk
 
 
 def _error_entry(status: int | None, message: str, kind: str | None = None) -> dict[str, Any]:
@@ -115,7 +116,10 @@ class ReplaySource:
                                     for a in self.calls[i].metadata.get("attempt_log") or [] if isinstance(a, dict)]
                         if self.calls[i].status == "error" and failures:
                             failures.pop()  # the last failed attempt is the final answer itself
-                    return Answer(entry, failures)
+                    request = self.calls[i].request if isinstance(self.calls[i].request, dict) else {}
+                    options = request.get("stream_options")
+                    asked = isinstance(options, dict) and bool(options.get("include_usage"))
+                    return Answer(entry, failures, asked)
                 why, diff = f"the recorded call cannot be given back: {entry}", []
             else:
                 nxt = next((j for j, used in enumerate(self.used) if not used), None)

@@ -1,21 +1,18 @@
-"""Retry policy for provider calls: which errors are worth another attempt, and how long to wait.
+"""Retry policy for provider calls: llmtrace's budget and patience, and how a failed attempt is described.
 
-One layer owns the budget: while llmtrace retries, the openai SDK's own (silent) retries are off.
-Each failed attempt is written into the LLM span (attempt number, error, status, wait).
+The SDK's own retry loop makes the attempts (call.py `send_plan`): which answers are retried and how
+long to wait are the SDK's rules; llmtrace sets the budget (a larger default), scales the SDK's backoff
+to its first wait and caps the waits of one call. Each failed attempt is written into the LLM span
+(attempt number, error, status, the SDK's decision, wait).
 """
 
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
-
-if TYPE_CHECKING:
-    import tenacity
+from typing import Any
 
 RETRY_STATUSES = {408, 409, 429}
-NEVER_CODES = {"insufficient_quota", "context_length_exceeded", "invalid_api_key"}
 
 
 @dataclass
@@ -23,8 +20,8 @@ class RetryPolicy:
     """How often and how patiently a failed LLM call is tried again."""
 
     retries: int = 4  # after the first attempt: 5 attempts in all
-    base_delay: float = 0.5
-    max_delay: float = 20.0  # one wait
+    base_delay: float = 0.5  # the first backoff wait; the SDK's own is 0.5 s
+    max_delay: float = 20.0  # kept for callers that set it; a wait is the SDK's (backoff at most 8 s, retry-after as asked)
     max_total_wait: float = 60.0  # all waits of one call
 
     @classmethod
@@ -56,24 +53,39 @@ def error_code(error: BaseException) -> str | None:
 
 
 def is_retryable(error: BaseException) -> bool:
+    """Whether the SDK's retry rule would try this failure again, had it retries left: connection
+    errors and timeouts; statuses 408, 409, 429 and 5xx, unless the server's `x-should-retry` says
+    otherwise or its `retry-after` is longer than the SDK waits. (The SDK makes the decision while it
+    retries; this is for describing an attempt, and never logs.)"""
     import openai
 
     if isinstance(error, openai.APIConnectionError):  # includes APITimeoutError
         return True
     if not isinstance(error, openai.APIStatusError):
         return False
-    code = error_code(error)
-    if code in NEVER_CODES or "context_length" in str(error).lower() and error.status_code == 400:
+    return _retry_by_rule(error.response, error.status_code)
+
+
+def _retry_by_rule(response: Any, status: int) -> bool:
+    headers = getattr(response, "headers", None) or {}
+    asked = retry_after(headers)
+    if asked is not None and asked > _max_retry_after():
         return False
-    return error.status_code in RETRY_STATUSES or error.status_code >= 500
+    said = headers.get("x-should-retry")
+    if said in ("true", "false"):
+        return said == "true"
+    return status in RETRY_STATUSES or status >= 500
 
 
-def retry_after(error: BaseException) -> float | None:
-    """Seconds the server asked us to wait (retry-after-ms, then retry-after), if it said."""
-    response = getattr(error, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
+def _max_retry_after() -> float:
+    import sys
+
+    constants = sys.modules.get("openai._constants")
+    return float(getattr(constants, "MAX_RETRY_AFTER_DELAY", 60))
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds the server asked to wait (retry-after-ms, then retry-after in seconds), if it said."""
     try:
         if headers.get("retry-after-ms") is not None:
             return float(headers["retry-after-ms"]) / 1000
@@ -88,34 +100,25 @@ def describe(error: BaseException) -> dict[str, Any]:
     return {"error": f"{type(error).__name__}: {error}"[:300], "status": status_of(error), "retryable": is_retryable(error)}
 
 
-def make_retrying(policy: RetryPolicy, on_sleep: Callable[[float], None], *, is_async: bool) -> Any:
-    """A tenacity Retrying (or AsyncRetrying); `on_sleep(seconds)` hears each wait before it happens."""
-    import tenacity  # here, not at the top: a run whose calls never fail does not pay for importing it
+def describe_response(client: Any, response: Any, retry: bool) -> dict[str, Any]:
+    """A failed attempt the SDK answered with `retry` (its own decision), as the error it stands for.
+    The body goes into the text only when the SDK has already read it: reading it here could wait
+    on a server the SDK would simply have hung up on."""
+    status = response.status_code
+    if getattr(response, "_content", None) is not None:
+        try:
+            error = client._make_status_error_from_response(response)
+            return {"error": f"{type(error).__name__}: {error}"[:300], "status": status, "retryable": retry}
+        except Exception:
+            pass
+    return {"error": f"HTTP {status}", "status": status, "retryable": retry}
 
-    def wait(state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        asked = retry_after(error) if error else None
-        if asked is not None:
-            delay = min(asked, policy.max_delay)
-        else:  # exponential backoff with full jitter on the upper half
-            ceiling = min(policy.max_delay, policy.base_delay * 2 ** (state.attempt_number - 1))
-            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-        return max(0.0, delay)
 
-    def stop(state: tenacity.RetryCallState) -> bool:
-        return (
-            state.attempt_number > policy.retries
-            or state.idle_for + state.upcoming_sleep > policy.max_total_wait
-        )
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        on_sleep(state.upcoming_sleep)
-
-    cls = tenacity.AsyncRetrying if is_async else tenacity.Retrying
-    return cls(
-        retry=tenacity.retry_if_exception(is_retryable),
-        wait=wait,
-        stop=stop,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+def describe_unanswered(error: BaseException | None) -> dict[str, Any]:
+    """A failed attempt that got no answer (connection trouble, timeout), as the SDK names it when it
+    gives up: APITimeoutError or APIConnectionError."""
+    timed_out = error is not None and "timeout" in type(error).__name__.lower()
+    name = "APITimeoutError: Request timed out." if timed_out else "APIConnectionError: Connection error."
+    if error is not None and not timed_out:
+        name += f" ({type(error).__name__}: {error})"
+    return {"error": name[:300], "status": None, "retryable": True}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 
 class Sink(Protocol):
@@ -21,18 +21,58 @@ class Sink(Protocol):
     def body_done(self, parts: list[bytes], error: BaseException | None, exhausted: bool) -> None: ...
 
 
+def _event_ends(buffer: bytes | bytearray, pos: int = 0) -> Iterator[int]:
+    """Where each server-sent event from `pos` on ends (after its blank line: LF LF or CRLF CRLF). Each
+    separator is looked for with bytes.find and its next place remembered, so every byte is searched
+    at most once per separator (a body of many LF LF events never re-scans to its end for a CRLF CRLF)."""
+    lf = crlf = -2  # the next place of each separator at or after pos; -1: none left; -2: not looked yet
+    while True:
+        if lf == -2 or 0 <= lf < pos:
+            lf = buffer.find(b"\n\n", pos)
+        if crlf == -2 or 0 <= crlf < pos:
+            crlf = buffer.find(b"\r\n\r\n", pos)
+        if crlf >= 0 and (lf < 0 or crlf < lf):
+            pos = crlf + 4
+        elif lf >= 0:
+            pos = lf + 2
+        else:
+            return
+        yield pos
+
+
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
     """Complete server-sent events (each with its blank line) and the unfinished rest."""
     events: list[bytes] = []
     start = 0
-    while True:
-        ends = [i for i in (buffer.find(b"\n\n", start), buffer.find(b"\r\n\r\n", start)) if i >= 0]
-        if not ends:
-            return events, buffer[start:]
-        end = min(ends)
-        end += 4 if buffer.startswith(b"\r\n\r\n", end) else 2
+    for end in _event_ends(buffer):
         events.append(buffer[start:end])
         start = end
+    return events, buffer[start:]
+
+
+class EventSplitter:
+    """split_events over a body that arrives in chunks, in time linear in the body: the unfinished
+    event is kept in one growing buffer and only its new bytes are searched for the event's end."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.scanned = 0  # bytes of buf already searched (less the 3 an event end can straddle)
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buf = self.buf
+        buf += chunk
+        events: list[bytes] = []
+        start = 0
+        for end in _event_ends(buf, max(self.scanned - 3, 0)):
+            events.append(bytes(buf[start:end]))
+            start = end
+        if start:
+            del buf[:start]
+        self.scanned = len(buf)
+        return events
+
+    def rest(self) -> bytes:
+        return bytes(self.buf)
 
 
 @functools.lru_cache(maxsize=4)
@@ -55,7 +95,7 @@ def stream_classes(httpx_module: str) -> tuple[type, type, type]:
                 self.sink.body_done(self.parts, error, exhausted)
 
         def __iter__(self) -> Any:
-            buf = b""
+            splitter = EventSplitter()
             first = True
             try:
                 for chunk in self.inner:
@@ -66,17 +106,17 @@ def stream_classes(httpx_module: str) -> tuple[type, type, type]:
                         self.parts.append(chunk)
                         yield chunk
                         continue
-                    events, buf = split_events(buf + chunk)
-                    for event in events:
+                    for event in splitter.feed(chunk):
                         self.parts.append(event)
                         if not self.sink.hidden(event):
                             yield event
             except BaseException as e:
-                self._finish(e, False, buf)
+                self._finish(e, False, splitter.rest())
                 raise
-            self._finish(None, True, buf)
-            if buf:
-                yield buf
+            rest = splitter.rest()
+            self._finish(None, True, rest)
+            if rest:
+                yield rest
 
         def close(self) -> None:
             try:
@@ -93,7 +133,7 @@ def stream_classes(httpx_module: str) -> tuple[type, type, type]:
         _finish = Tee._finish
 
         async def __aiter__(self) -> Any:
-            buf = b""
+            splitter = EventSplitter()
             first = True
             try:
                 async for chunk in self.inner:
@@ -104,17 +144,17 @@ def stream_classes(httpx_module: str) -> tuple[type, type, type]:
                         self.parts.append(chunk)
                         yield chunk
                         continue
-                    events, buf = split_events(buf + chunk)
-                    for event in events:
+                    for event in splitter.feed(chunk):
                         self.parts.append(event)
                         if not self.sink.hidden(event):
                             yield event
             except BaseException as e:
-                self._finish(e, False, buf)
+                self._finish(e, False, splitter.rest())
                 raise
-            self._finish(None, True, buf)
-            if buf:
-                yield buf
+            rest = splitter.rest()
+            self._finish(None, True, rest)
+            if rest:
+                yield rest
 
         async def aclose(self) -> None:
             try:

@@ -84,7 +84,9 @@ class Recorder:
             span.status = status or (_INTERRUPTED if interrupted else _ERROR)
             span.error_type = type(error).__name__
             span.error_message = str(error)[:4000]
-            if not interrupted and error.__traceback__ is not None:
+            # Not for a GeneratorExit: it is raised inside finalisers, where formatting a traceback can
+            # re-enter whatever the interrupted code was doing (Python 3.11's parser, for one).
+            if not interrupted and error.__traceback__ is not None and not isinstance(error, GeneratorExit):
                 span.metadata["traceback"] = stack_text(error)
         else:
             span.status = status or _OK
