@@ -56,7 +56,9 @@ def test_eight_runs_at_once_share_store_and_cache(llmtrace_home, mock_server, ar
         readers_read_twice.set()
     outs = [p.communicate(timeout=HANG) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [e[-500:] for _, e in outs]
-    assert follow.proc.wait(timeout=HANG) == 0 and follow.wait_for(f"step {steps - 1}"), follow.text[-2000:]
+    # The final tree: the followed run ended ok with all its calls (its answers are cropped to the terminal).
+    assert follow.proc.wait(timeout=HANG) == 0 and follow.wait_for("  ok  ") and follow.wait_for(f"· {steps} LLM calls"), \
+        follow.text[-2000:]
     assert not any("locked" in err for _, err in outs)
     assert readers_ok >= 2
     db = sqlite3.connect(llmtrace_home / "traces.db")
