@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from collector import Collector
 
 from llmtrace.mock import MockServer, Script
 
@@ -63,6 +64,14 @@ def mock_server():
     yield start
     for s in servers:
         s.stop()
+
+
+@pytest.fixture
+def otlp_collector():
+    """An OTLP/HTTP collector on 127.0.0.1 (tests/collector.py), closed after the test."""
+    c = Collector()
+    yield c
+    c.close()
 
 
 @dataclass

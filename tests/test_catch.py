@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -70,46 +68,6 @@ KEY = "sk-proj-ERRORPATHtestKEY0123456789abcdefXYZ"
 TOKEN = "svc-Recognisable-Token-Value-4242-tail"
 
 
-class OtlpReceiver:
-    """An OTLP/HTTP receiver on 127.0.0.1 that keeps each request's raw body and path. It checks nothing
-    itself: the test's thread does, where a failure reads as what it is."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.paths: list[str] = []
-        self.arrived = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.bodies.append(body)
-                outer.paths.append(self.path)
-                outer.arrived.set()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def otlp_receiver():
-    r = OtlpReceiver()
-    yield r
-    r.close()
-
-
 def _assert_no_secret(data: bytes, where: str) -> None:
     for secret in (KEY, TOKEN, KEY[8:30], TOKEN[4:24]):
         assert secret.encode() not in data, f"{secret!r} found in {where}"
@@ -129,8 +87,8 @@ def _failing_run(home, mock_server, receiver):
     return last_trace(home)
 
 
-def test_error_messages_are_redacted_in_the_store_exports_and_otlp(llmtrace_home, mock_server, otlp_receiver, tmp_path):
-    trace, spans = _failing_run(llmtrace_home, mock_server, otlp_receiver)
+def test_error_messages_are_redacted_in_the_store_exports_and_otlp(llmtrace_home, mock_server, otlp_collector, tmp_path):
+    trace, spans = _failing_run(llmtrace_home, mock_server, otlp_collector)
     failed = {s.kind: s for s in spans if s.status == "error"}
     assert failed["tool"].error_message == "the service refused key [REDACTED] (token [REDACTED]) for weather"
     assert failed["chain"].error_message.startswith("rejected ") and "signed with [REDACTED]" in failed["chain"].error_message
@@ -147,18 +105,18 @@ def test_error_messages_are_redacted_in_the_store_exports_and_otlp(llmtrace_home
     assert run_cli("export", "last", "--format", "jsonl", "-o", str(out)).code == 0
     _assert_no_secret(out.read_bytes(), "the jsonl export")
 
-    otlp_receiver.bodies.clear()
-    sent = run_cli("export", "last", "--otlp", otlp_receiver.url)
+    otlp_collector.requests.clear()
+    sent = run_cli("export", "last", "--otlp", otlp_collector.url)
     assert sent.code == 0, sent.stderr
-    batch = b"".join(otlp_receiver.bodies)
-    assert b"the service refused key" in batch and set(otlp_receiver.paths) == {"/v1/traces"}
+    batch = otlp_collector.bodies()
+    assert b"the service refused key" in batch and {r.path for r in otlp_collector.requests} == {"/v1/traces"}
     _assert_no_secret(batch, "the OTLP export")
 
 
-def test_live_otlp_spans_are_redacted(llmtrace_home, mock_server, otlp_receiver):
-    _failing_run(llmtrace_home, mock_server, otlp_receiver)
-    assert otlp_receiver.bodies, "the live OTLP exporter sent nothing"
-    live = b"".join(otlp_receiver.bodies)
+def test_live_otlp_spans_are_redacted(llmtrace_home, mock_server, otlp_collector):
+    _failing_run(llmtrace_home, mock_server, otlp_collector)
+    assert otlp_collector.requests, "the live OTLP exporter sent nothing"
+    live = otlp_collector.bodies()
     assert b"the service refused key" in live
     _assert_no_secret(live, "the live OTLP payloads")
 

@@ -1,11 +1,9 @@
-"""Export: JSON documents round-trip; OTLP/HTTP protobuf reaches a real receiver with GenAI attributes."""
+"""Export: JSON documents round-trip; OTLP/HTTP protobuf reaches a real otlp_collector with GenAI attributes."""
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,64 +12,9 @@ from conftest import MATH_SCRIPT, SAMPLES, last_trace, run_cli, server_env, skip
 from llmtrace.model import Span
 
 try:
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401 - the exporter needs it
 except ImportError:
     skip_unless_ci("opentelemetry-proto is not installed (the `otel` and `test` extras)", module=True)
-
-
-class Receiver:
-    """An OTLP/HTTP receiver on 127.0.0.1 that keeps what it gets. Its handler thread only records: the
-    path, content type and body are checked and decoded in the test's thread (`requests`), where a wrong
-    one fails the test with its own message instead of a dropped connection."""
-
-    def __init__(self, status: int = 200):
-        self.received: list[tuple[str, str | None, bytes]] = []
-        self.headers: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append((self.path, self.headers["Content-Type"], body))
-                outer.headers.append(dict(self.headers))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-protobuf")
-                out = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    @property
-    def requests(self) -> list:
-        out = []
-        for path, content_type, body in self.received:
-            assert path == "/v1/traces", path
-            assert content_type == "application/x-protobuf", content_type
-            req = trace_service_pb2.ExportTraceServiceRequest()
-            req.ParseFromString(body)
-            out.append(req)
-        return out
-
-    def spans(self):
-        return [s for r in self.requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def _attrs(span) -> dict:
@@ -131,28 +74,29 @@ def _check_math_spans(spans, trace):
     return chats, tools
 
 
-def test_export_math_agent_over_otlp(llmtrace_home, math_runs, receiver):
+def test_export_math_agent_over_otlp(llmtrace_home, math_runs, otlp_collector):
     _math_home(math_runs, llmtrace_home)  # run with --tag team=core
-    r = run_cli("export", "last", "--otlp", receiver.url, env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=abc%20def"})
+    r = run_cli("export", "last", "--otlp", otlp_collector.url, env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=abc%20def"})
     assert r.code == 0, r.stderr
     trace = last_trace(llmtrace_home)
-    _check_math_spans(receiver.spans(), trace)
-    assert {k.lower(): v for k, v in receiver.headers[0].items()}["x-api-key"] == "abc def"
-    root = next(s for s in receiver.spans() if not s.parent_span_id)
+    _check_math_spans(otlp_collector.spans(), trace)
+    assert {r.path for r in otlp_collector.requests} == {"/v1/traces"}
+    assert otlp_collector.requests[0].headers["x-api-key"] == "abc def"
+    root = next(s for s in otlp_collector.spans() if not s.parent_span_id)
     assert _attrs(root)["llmtrace.tag.team"] == "core"
-    res = {kv.key: kv.value.string_value for kv in receiver.requests[0].resource_spans[0].resource.attributes}
+    res = {kv.key: kv.value.string_value for kv in otlp_collector.exports()[0].resource_spans[0].resource.attributes}
     assert res["service.name"] == "math_agent.py" and res["telemetry.sdk.name"] == "llmtrace"
 
 
-def test_export_uses_the_standard_variable(llmtrace_home, math_runs, receiver):
+def test_export_uses_the_standard_variable(llmtrace_home, math_runs, otlp_collector):
     _math_home(math_runs, llmtrace_home)
-    r = run_cli("export", "--since", "1d", "--format", "otlp", env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
-    assert r.code == 0 and len(receiver.spans()) > 10
+    r = run_cli("export", "--since", "1d", "--format", "otlp", env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_collector.url})
+    assert r.code == 0 and len(otlp_collector.spans()) > 10
 
 
-def test_run_streams_live_and_survives_a_dead_collector(llmtrace_home, mock_server, receiver):
-    _math_run(llmtrace_home, mock_server, "--otlp", receiver.url)
-    _check_math_spans(receiver.spans(), last_trace(llmtrace_home))
+def test_run_streams_live_and_survives_a_dead_collector(llmtrace_home, mock_server, otlp_collector):
+    _math_run(llmtrace_home, mock_server, "--otlp", otlp_collector.url)
+    _check_math_spans(otlp_collector.spans(), last_trace(llmtrace_home))
     # Collector down: nothing listens on this port.
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

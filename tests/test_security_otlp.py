@@ -5,70 +5,19 @@ Real OTLP/HTTP receivers on 127.0.0.1; a real run of a script through the script
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from collector import Collector
 from conftest import AGENTS, last_trace, run_cli, server_env
 
-trace_service_pb2 = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
+pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
 
 KEY = "sk-proj-RECOGNISABLEtestKEY1234567890abcdef"
 IN_CODE = "another-Recognisable-Secret-987654321-tail-Z9"
 TOKEN = "svc-token-Q7r2Lm9xWv4Tz8Kp3Hn6"
 PASSWORD = "hunter2-Correct-Horse-Battery-Staple"
 SECRETS = (KEY, IN_CODE, TOKEN, PASSWORD, KEY[10:30], IN_CODE[8:30])
-
-
-class Collector:
-    """An OTLP/HTTP receiver that keeps every request it gets (method, path, headers, raw body).
-    `answer(handler)` may answer instead (a redirect, a trickle); it returns True when it did."""
-
-    def __init__(self, answer=None):
-        self.requests: list[tuple[str, str, dict, bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                outer.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                if answer is not None and answer(self):
-                    return
-                out = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            do_POST = do_GET = _any
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def bodies(self) -> bytes:
-        return b"".join(body for _, _, _, body in self.requests)
-
-    def spans(self):
-        out = []
-        for method, _, _, body in self.requests:
-            if method == "POST":
-                req = trace_service_pb2.ExportTraceServiceRequest()
-                req.ParseFromString(body)
-                out += [s for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans]
-        return out
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
