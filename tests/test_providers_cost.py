@@ -77,3 +77,39 @@ def test_cost_names_a_model_without_a_name_by_its_class(llmtrace_home, tmp_path)
     assert run_cli("run", "-q", str(script)).code == 0
     [row] = _cost()["rows"]
     assert row["key"] == "FakeListChatModel" and row["unpriced_calls"] == 1
+
+
+FAKE_LOOP = """
+import sys
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from llmtrace import BudgetExceeded
+
+llm = FakeListChatModel(responses=["ok"])
+n = 0
+try:
+    while n < 10:
+        if "--stream" in sys.argv:
+            "".join(c.content for c in llm.stream(f"step {n}"))
+        else:
+            llm.invoke(f"step {n}")
+        n += 1
+except BudgetExceeded as e:
+    print(f"stopped after {n} calls: {e}")
+print(f"made {n} calls")
+"""
+
+
+def test_max_calls_holds_for_a_callback_only_model(llmtrace_home, tmp_path):
+    script = tmp_path / "fake_loop.py"
+    script.write_text(FAKE_LOOP)
+    plain = run_cli("run", "-q", str(script))
+    assert plain.code == 0 and "made 10 calls" in plain.stdout
+    for extra in ([], ["--stream"]):
+        r = run_cli("run", "--max-calls", "2", str(script), *extra)
+        assert r.code == 0, r.stderr
+        assert "stopped after 2 calls: llmtrace budget --max-calls 2 reached after 2 LLM calls" in r.stdout
+        assert "Error in TraceHandler" not in r.stderr and "stopped: llmtrace budget --max-calls 2" in r.stderr
+        doc = json.loads(run_cli("show", "last", "--json").stdout)
+        assert doc["trace"]["status"] == "over-budget"
+        llm = [s for s in doc["spans"] if s["kind"] == "llm"]
+        assert [s["status"] for s in llm] == ["ok", "ok", "error"] and llm[2]["error_type"] == "BudgetExceeded"

@@ -232,8 +232,8 @@ class Call:
         """Before anything is sent: a replay divergence or a spent budget raises here, at the call site."""
         if self.refusal is not None:
             raise self.refusal
-        if hit is None and self.settings.budget is not None:
-            self.settings.budget.admit()
+        if self.settings.budget is not None:
+            self.settings.budget.admit_call(self.span, not self.own, hit is not None)
 
     def replayed(self, client: Any, hit: dict[str, Any]) -> Any:
         """The recorded answer as a response; its recorded failed attempts (--with-failures) and a recorded
