@@ -146,3 +146,41 @@ def test_mock_flag_answers_ollama_and_gemini_and_is_left_out_of_cost(llmtrace_ho
     assert out["rows"] == [] and out["mock_calls_left_out"] == 6
     both = json.loads(run_cli("cost", "--json", "--include-mock").stdout)
     assert sorted(r["key"] for r in both["rows"]) == ["gemini-2.5-flash", "llama3.2"]
+
+
+ASYNC_AGENT = """
+import asyncio
+import sys
+
+provider = sys.argv[1]
+if provider == "ollama":
+    from langchain_ollama import ChatOllama as Model
+    llm = Model(model="llama3.2", temperature=0)
+else:
+    from langchain_google_genai import ChatGoogleGenerativeAI as Model
+    llm = Model(model="gemini-2.5-flash", temperature=0, max_retries=1)
+
+
+async def main():
+    whole = await llm.ainvoke("Say hello to the world")
+    pieces = [str(c.content) async for c in llm.astream("Say hello once more")]
+    print(whole.content, "|".join(pieces))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("provider", ["ollama", "gemini"])
+def test_async_calls_are_captured_and_cached(provider, mock_server, llmtrace_home, tmp_path):
+    script = tmp_path / "async_agent.py"
+    script.write_text(ASYNC_AGENT)
+    server = mock_server(SCRIPT)
+    env = provider_env(server)
+    cold = run_cli("run", "-q", str(script), provider, env=env)
+    assert cold.code == 0 and cold.stdout.startswith("Hello there, world of ours!"), cold.stderr
+    _, llm = _llm_spans(llmtrace_home)
+    assert server.stats.requests == 2 and len(llm) == 2 and all(s.request and s.input_tokens for s in llm)
+    assert llm[1].streamed
+    server.stats.reset()
+    warm = run_cli("run", "-q", str(script), provider, env=env)
+    assert warm.stdout == cold.stdout and server.stats.requests == 0
