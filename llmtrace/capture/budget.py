@@ -23,6 +23,13 @@ from llmtrace.errors import BudgetExceeded
 from llmtrace.model import Span
 
 
+def _served(span: Span) -> tuple[str, bool]:
+    """A model class and whether it runs in an event loop: an SDK may send its async calls another way (google-genai
+    through aiohttp when that is installed), unseen by the wire capture."""
+    asyncio = sys.modules.get("asyncio")
+    return span.name, asyncio is not None and asyncio._get_running_loop() is not None
+
+
 @dataclass
 class Limits:
     max_cost: float | None = None
@@ -39,7 +46,7 @@ class Budget:
         self.stopped: str | None = None  # why, once a call was refused
         self._lock = threading.Lock()
         self._unpriced_said = False
-        self._wire_models: set[str] = set()  # LLM span names (model classes) whose calls the wire capture claimed
+        self._wire_models: set[tuple[str, bool]] = set()  # (LLM span name, async) the wire capture claimed calls of
         self._at_start: set[str] = set()  # LLM spans counted when their run started, not yet claimed or ended
 
     def spent(self) -> str:
@@ -68,7 +75,7 @@ class Budget:
 
     def admit_run(self, span: Span) -> None:
         """LangChain starts an LLM run: count it unless the wire capture serves its model (raises BudgetExceeded)."""
-        if span.name in self._wire_models:
+        if _served(span) in self._wire_models:
             return
         self.admit()
         self._at_start.add(span.id)
@@ -77,7 +84,7 @@ class Budget:
         """The wire capture is about to send (`hit` False) or replay a call; `claimed`: `span` is the
         LangChain run's span. A run counted at its start is not counted twice, and handed back on a hit."""
         if span is not None and claimed:
-            self._wire_models.add(span.name)
+            self._wire_models.add(_served(span))
             if span.id in self._at_start:
                 self._at_start.discard(span.id)
                 if hit:
