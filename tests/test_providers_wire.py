@@ -184,3 +184,22 @@ def test_async_calls_are_captured_and_cached(provider, mock_server, llmtrace_hom
     server.stats.reset()
     warm = run_cli("run", "-q", str(script), provider, env=env)
     assert warm.stdout == cold.stdout and server.stats.requests == 0
+
+
+@pytest.mark.parametrize("provider", ["mistral", "groq"])
+def test_chat_completions_of_other_clients_are_captured_and_cached(provider, mock_server, llmtrace_home):
+    pytest.importorskip(f"langchain_{'mistralai' if provider == 'mistral' else 'groq'}")
+    server = mock_server(SCRIPT)
+    env = {"MISTRAL_BASE_URL": server.base_url, "MISTRAL_API_KEY": "mk-test-not-a-real-key-0000",
+           "GROQ_API_BASE": server.anthropic_base_url, "GROQ_API_KEY": "gsk-test-not-a-real-key-0000"}
+    agent = str(AGENTS / "compatible_agent.py")
+    cold = run_cli("run", agent, provider, env=env)
+    assert cold.code == 0 and cold.stdout.startswith(EXPECTED), cold.stderr
+    assert server.stats.requests == 3
+    _, llm = _llm_spans(llmtrace_home)
+    assert len(llm) == 3 and all(s.request and s.request["messages"] and s.response for s in llm)
+    assert llm[0].tool_calls[0]["name"] == "multiply" and llm[0].input_tokens > 0 and llm[2].streamed
+    assert b"test-not-a-real-key" not in (llmtrace_home / "traces.db").read_bytes()
+    server.stats.reset()
+    warm = run_cli("run", agent, provider, env=env)
+    assert warm.code == 0 and warm.stdout == cold.stdout and server.stats.requests == 0

@@ -1,5 +1,6 @@
-"""Adapters for provider APIs captured at the httpx level (httpwire.py): Ollama's /api/chat and Gemini's
-generateContent / streamGenerateContent. Like endpoints.py's, they read JSON into a Span and nothing else.
+"""Adapters for provider APIs captured at the httpx level (httpwire.py): Ollama's /api/chat, Gemini's
+generateContent / streamGenerateContent, and Chat Completions sent by clients other than the openai SDK
+(Mistral, Groq). Like endpoints.py's, they read JSON into a Span and nothing else.
 
 A provider joins by an adapter here and a line in `for_request`: the path it posts to, how its usage,
 model, tool calls and stream pieces read. Paths nothing here knows are left alone.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmtrace.capture.endpoints import Endpoint
+from llmtrace.capture.endpoints import Chat, Endpoint
 from llmtrace.model import Span
 
 
@@ -141,7 +142,23 @@ class GeminiGenerate(Endpoint):
             span.outputs = {"content": "".join(text) or None, **({"tool_calls": calls} if calls else {})}
 
 
-OLLAMA_CHAT, GEMINI = OllamaChat(), GeminiGenerate()
+class CompatibleChat(Chat):
+    """Chat Completions posted by a client other than the openai SDK (langchain-mistralai over plain httpx, the
+    groq SDK): the same shapes; Groq's streams carry their usage under `x_groq`."""
+
+    name = "chat.completions"
+    provider = "openai-compatible"
+    lines = False
+
+    def read_events(self, span: Span, events: list[dict[str, Any]], own: bool) -> None:
+        super().read_events(span, events, own)
+        for data in events:
+            usage = (data.get("x_groq") or {}).get("usage") if isinstance(data.get("x_groq"), dict) else None
+            if usage and not data.get("usage"):
+                self.usage(span, usage)
+
+
+OLLAMA_CHAT, GEMINI, COMPATIBLE_CHAT = OllamaChat(), GeminiGenerate(), CompatibleChat()
 
 
 def for_request(method: str, path: str) -> Endpoint | None:
@@ -152,4 +169,6 @@ def for_request(method: str, path: str) -> Endpoint | None:
         return OLLAMA_CHAT
     if path.endswith(":generateContent") or path.endswith(":streamGenerateContent"):
         return GEMINI
+    if path.endswith("/chat/completions"):  # never an openai SDK call: those are captured at its request()
+        return COMPATIBLE_CHAT
     return None
