@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-_PROVIDERS = {"openai": "openai", "azure": "azure", "anthropic": "anthropic", "google": "google"}
+_PROVIDERS = {"openai": "openai", "azure": "azure", "anthropic": "anthropic", "google": "google", "google_genai": "google"}
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,8 +1,8 @@
 """Capture: the only room that imports LangChain or openai.
 
-`install(recorder, settings)` makes every LangChain run and every openai or anthropic SDK call in this
-process land in the recorder, with no change to the user's code. Nothing is imported here: the SDKs are
-patched (wire.py) and the LangChain callback registered (handler.py) the moment the script itself imports
+`install(recorder, settings)` makes every LangChain run, every openai or anthropic SDK call and every request
+to a provider API httpwire.py knows (Ollama, Gemini) in this process land in the recorder, with no change to
+the user's code. Nothing is imported here: the SDKs are patched (wire.py, httpwire.py) and the LangChain callback registered (handler.py) the moment the script itself imports
 them. Sessions (core/session.py) call `install` and `uninstall`; nothing else should.
 """
 
@@ -22,9 +22,17 @@ def install(recorder: Any, settings: Any = None) -> None:
     context.set_recorder(recorder)
     for sdk in ("openai", "anthropic"):
         hooks.when_imported(f"{sdk}._base_client", wire.patch_sdk)
+    for package in ("httpx", "httpx2"):  # other providers' SDKs (ollama, google-genai): httpwire.py
+        hooks.when_imported(f"{package}._client", _patch_httpx)
     threads.install()
     if _hook_var is None:
         hooks.when_imported("langchain_core.tracers.context", _register_handler)
+
+
+def _patch_httpx(client_module: Any) -> None:
+    from llmtrace.capture import httpwire
+
+    httpwire.patch_httpx(client_module)
 
 
 def _register_handler(context_module: Any) -> None:

@@ -2,7 +2,13 @@
 
 Before an LLM call is sent, `admit()` checks what the run has spent; once a limit is reached the call
 is not sent and BudgetExceeded is raised at the call site, in the script. Calls answered from the
-cache or a replay cost nothing and count for nothing. Spending is summed from finished spans (this
+cache or a replay cost nothing and count for nothing.
+
+Every chat model is held to it. A call the wire capture sends is admitted there (a cache hit is not
+counted); a model seen only through LangChain's callbacks is admitted when its run starts
+(`admit_run`), and BudgetExceeded is raised from the callback, at the call site. Which models the wire
+serves is learnt from the calls it claims: until the first one is claimed, a model's run is counted at its
+start and handed back if the wire answers it from the cache. Spending is summed from finished spans (this
 is also an exporter), so `--max-cost` stops within one call of its limit; calls llmtrace cannot
 price count toward --max-calls and --max-tokens only, said once on stderr.
 """
@@ -15,6 +21,13 @@ from dataclasses import dataclass
 
 from llmtrace.errors import BudgetExceeded
 from llmtrace.model import Span
+
+
+def _served(span: Span) -> tuple[str, bool]:
+    """A model class and whether it runs in an event loop: an SDK may send its async calls another way (google-genai
+    through aiohttp when that is installed), unseen by the wire capture."""
+    asyncio = sys.modules.get("asyncio")
+    return span.name, asyncio is not None and asyncio._get_running_loop() is not None
 
 
 @dataclass
@@ -33,6 +46,8 @@ class Budget:
         self.stopped: str | None = None  # why, once a call was refused
         self._lock = threading.Lock()
         self._unpriced_said = False
+        self._wire_models: set[tuple[str, bool]] = set()  # (LLM span name, async) the wire capture claimed calls of
+        self._at_start: set[str] = set()  # LLM spans counted when their run started, not yet claimed or ended
 
     def spent(self) -> str:
         return f"{self.calls:,} LLM call{'s' if self.calls != 1 else ''}, {self.tokens:,} tokens, ${self.cost:.6f}"
@@ -58,8 +73,30 @@ class Budget:
             self.stopped = self.stopped or message
         raise BudgetExceeded(message)
 
+    def admit_run(self, span: Span) -> None:
+        """LangChain starts an LLM run: count it unless the wire capture serves its model (raises BudgetExceeded)."""
+        if _served(span) in self._wire_models:
+            return
+        self.admit()
+        self._at_start.add(span.id)
+
+    def admit_call(self, span: Span | None, claimed: bool, hit: bool) -> None:
+        """The wire capture is about to send (`hit` False) or replay a call; `claimed`: `span` is the
+        LangChain run's span. A run counted at its start is not counted twice, and handed back on a hit."""
+        if span is not None and claimed:
+            self._wire_models.add(_served(span))
+            if span.id in self._at_start:
+                self._at_start.discard(span.id)
+                if hit:
+                    with self._lock:
+                        self.calls -= 1
+                return
+        if not hit:
+            self.admit()
+
     # An exporter: the recorder hands it every finished span (cost already stamped).
     def write_span(self, span: Span) -> None:
+        self._at_start.discard(span.id)
         if span.kind not in ("llm", "embedding") or span.cache_hit:
             return
         with self._lock:

@@ -144,6 +144,7 @@ class Call:
     """One logical SDK call: its span, its cache slot, its attempts, and its response body."""
 
     is_async = False
+    lines = False  # the answer is a stream of JSON lines (set by httpwire.HttpCall)
 
     def __init__(self, client: Any, options: Any, endpoint: Endpoint, stream: bool, recorder: Any,
                  settings: Any):
@@ -170,15 +171,20 @@ class Call:
                 self.hide_usage = True
         self.options = options
         self.body = _json_copy(body)
+        self._open_span(_provider(client), self.body.get("model"))
+
+    def _open_span(self, provider: str, model: Any) -> None:
+        """The call's span (the LangChain run's, when one is waiting for it) and the per-call state."""
+        endpoint, rec = self.endpoint, self.recorder
         span = claim() if endpoint.claims_llm_span else None
         self.own = span is None
         if span is None:
             span = rec.start_span(
                 kind=endpoint.kind, name=endpoint.name, parent_id=langchain_parent(),
-                inputs=endpoint.inputs(self.body), model_requested=self.body.get("model"),
+                inputs=endpoint.inputs(self.body), model_requested=model,
             )
-        span.provider = span.provider or _provider(client)
-        span.model_requested = span.model_requested or self.body.get("model")
+        span.provider = span.provider or provider
+        span.model_requested = span.model_requested or model
         span.request = self.body
         self.span = span
         self.attempts = 0
@@ -232,8 +238,8 @@ class Call:
         """Before anything is sent: a replay divergence or a spent budget raises here, at the call site."""
         if self.refusal is not None:
             raise self.refusal
-        if hit is None and self.settings.budget is not None:
-            self.settings.budget.admit()
+        if self.settings.budget is not None:
+            self.settings.budget.admit_call(self.span, not self.own, hit is not None)
 
     def replayed(self, client: Any, hit: dict[str, Any]) -> Any:
         """The recorded answer as a response; its recorded failed attempts (--with-failures) and a recorded
@@ -304,6 +310,11 @@ class Call:
                 # The SDK stops reading at [DONE] (chat) and may close before the end of a Responses stream.
                 complete = complete or any(ev.strip().endswith(b"[DONE]") or b'"response.completed"' in ev
                                            or b'"message_stop"' in ev for ev in events[-2:])
+            elif self.lines:  # newline-delimited JSON (Ollama's streams)
+                datas = [d for d in map(parse_json_maybe, body.decode("utf-8", "replace").splitlines()) if isinstance(d, dict)]
+                span.streamed = True
+                span.metadata["chunks"] = len(datas)
+                self.endpoint.read_events(span, datas, self.own)
             else:
                 data = parse_json_maybe(body.decode("utf-8", "replace"))
                 if isinstance(data, dict):

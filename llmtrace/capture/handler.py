@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+
+from llmtrace.errors import BudgetExceeded
 
 from llmtrace.capture import context
 from llmtrace.capture.serialize import message_dict, parse_json_maybe, to_jsonable
@@ -79,11 +83,25 @@ def _forget(run_id: UUID | str) -> str:
     return text if text is not None else str(run_id)
 
 
+def _not_a_refusal(record: logging.LogRecord) -> bool:
+    """LangChain logs a warning for every exception a callback raises: a budget refusal is not one (the
+    script gets it as BudgetExceeded, as under the wire capture)."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (len(args) == 3 and args[0] == "TraceHandler" and str(args[2]).startswith("BudgetExceeded("))
+
+
+logging.getLogger("langchain_core.callbacks.manager").addFilter(_not_a_refusal)
+
+
 class TraceHandler(BaseCallbackHandler):
     """Called inline (also in async runs) so span starts see the caller's context."""
 
     run_inline = True
-    raise_error = False
+
+    @property
+    def raise_error(self) -> bool:  # type: ignore[override]
+        # LangChain asks while handling a callback's exception: only a budget refusal reaches the caller.
+        return isinstance(sys.exc_info()[1], BudgetExceeded)
 
     @property
     def recorder(self) -> Any:
@@ -148,6 +166,13 @@ class TraceHandler(BaseCallbackHandler):
                 (t.get("function") or {}).get("name") or t.get("name") for t in params["tools"] if isinstance(t, dict)
             ]
         context.expect_call(span.id)
+        budget = context.settings.budget
+        if budget is not None:
+            try:
+                budget.admit_run(span)
+            except BudgetExceeded as e:  # not sent: the refused call is in the trace, the error at the call site
+                self._end(run_id, error=e)
+                raise
 
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[Any]], *, run_id: UUID,
                             parent_run_id: UUID | None = None, tags: list[str] | None = None,

@@ -52,6 +52,9 @@ def entry_of(span: Span) -> dict[str, Any] | str:
         return "its answer was not recorded"
     if resp.get("llmtrace_truncated"):
         return "its answer was cut to LLMTRACE_MAX_PAYLOAD_BYTES when it was stored"
+    if resp.get("stream") and isinstance(resp.get("lines"), list):  # newline-delimited JSON (Ollama)
+        return {"status": 200, "headers": [["content-type", "application/x-ndjson"]], "sse": False,
+                "parts": [json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in resp["lines"]]}
     if resp.get("stream"):
         chunks = resp.get("chunks", resp.get("events")) or []
         parts = [_sse(c) for c in chunks]

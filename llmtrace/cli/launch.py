@@ -163,8 +163,11 @@ def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None 
 
         server = MockServer(mock_script).start()
         env.update({"OPENAI_BASE_URL": server.base_url, "OPENAI_API_BASE": server.base_url, "OPENAI_API_KEY": "llmtrace-mock-key",
-                    "ANTHROPIC_BASE_URL": server.anthropic_base_url, "ANTHROPIC_API_KEY": "llmtrace-mock-key"})
+                    "ANTHROPIC_BASE_URL": server.anthropic_base_url, "ANTHROPIC_API_KEY": "llmtrace-mock-key",
+                    "OLLAMA_HOST": server.anthropic_base_url, "GOOGLE_GEMINI_BASE_URL": server.anthropic_base_url,
+                    "GOOGLE_API_KEY": "llmtrace-mock-key"})
         opts.mock_url = server.base_url
+        opts.tags["mock"] = "true"  # answered by the scripted server: `cost` leaves it out unless --include-mock
 
     def report(trace: Any) -> None:
         if not quiet:

@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -30,18 +30,23 @@ def cost(
     until: UntilOpt = None,
     by: str = typer.Option("model", "--by", help="Group by: model, day, trace, run (a `run --split` run's traces together), name, or tag:KEY."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=0, max=1_000_000_000, help="With --by trace or run: the costliest this many (default 20; 0 for all)."),
+    include_mock: bool = typer.Option(False, "--include-mock", help="Count `run --mock` runs too (left out by default: the scripted server's answers cost nothing)."),
     as_json: JsonFlag = False,
 ) -> None:
-    """What LLM calls cost, grouped by model, day, trace, run, trace name or a tag.
+    """What LLM calls cost, grouped by model, day, trace, run, trace name or a tag. Runs made with
+    `run --mock` are left out unless --include-mock.
 
     Example: llmtrace cost --since this-month --by tag:team
     """
-    from llmtrace.store.queries import CostRow, cost_report
+    from llmtrace.store.queries import CostRow, cost_report, mock_calls
 
     if limit is not None and by not in ("trace", "run"):
         raise UserError("--limit goes with --by trace or --by run")
     s, u = period(since, until)
-    rows = cost_report(open_cli_store(write=False), s, u, by)
+    db = open_cli_store(write=False)
+    rows = cost_report(db, s, u, by, include_mock=include_mock)
+    mocked = 0 if include_mock else mock_calls(db, s, u)
+    left_out = f"{mocked:,} call{'s' if mocked != 1 else ''} of --mock runs left out (--include-mock to count them)" if mocked else None
     rest: list[Any] = []
     if by in ("trace", "run"):
         keep = 20 if limit is None else limit
@@ -51,9 +56,11 @@ def cost(
     if as_json:
         out = [{**asdict(r), "cost": money(r.cost), "saved": money(r.saved),
                 "ttft_us": None if r.ttft_us is None else round(r.ttft_us)} for r in rows]
-        print(json.dumps({"since_us": s, "until_us": u, "by": by, "rows": out, "more": len(rest)}, indent=2))
-        if more:
-            stderr_console().print(more)
+        print(json.dumps({"since_us": s, "until_us": u, "by": by, "rows": out, "more": len(rest), "mock_calls_left_out": mocked},
+                         indent=2))
+        for line in (more, left_out):
+            if line:
+                stderr_console().print(line)
         return
     from llmtrace.render import fmt
     from llmtrace.render.tables import cost_table
@@ -63,7 +70,7 @@ def cost(
         when += f" until {fmt.local_time(u)[:16]}"
     err = stderr_console()
     if not rows:
-        err.print(f"no LLM calls {when}")
+        err.print(f"no LLM calls {when}" + (f" ({left_out})" if left_out else ""))
         return
     err.print(f"LLM cost {when}, by {by}", style="bold")
     shown = rows
@@ -73,12 +80,51 @@ def cost(
         shown = rows + [CostRow("…", f"and {len(rest):,} more", *(sum(getattr(r, f) for r in rest) for f in (
             "calls", "input_tokens", "output_tokens", "cost", "cached_calls", "saved", "unpriced_calls")), streamed, ttft)]
     page(cost_table(shown, by))
-    if more:
-        err.print(more)
+    for line in (more, left_out):
+        if line:
+            err.print(line)
     unpriced = sum(r.unpriced_calls for r in rows + rest)
     if unpriced:
         err.print(f"{fmt.plural(unpriced, 'call')} could not be priced (unknown model): not included in the cost. "
-                  "Add prices in $LLMTRACE_HOME/prices.json.", style="yellow")
+                  "Add prices in $LLMTRACE_HOME/prices.json, then `llmtrace reprice`.", style="yellow")
+
+
+@app.command()
+def reprice(
+    traces: Optional[List[str]] = typer.Argument(None, metavar="[TRACES]...", help="Traces to reprice: ids, prefixes, last / last~N (default: every trace in the period)."),
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compute stored calls' costs again from the prices known now (genai-prices and prices.json), and
+    the totals of their traces: after adding a model to $LLMTRACE_HOME/prices.json, its earlier calls
+    are priced. Says how many calls changed and names the models still unpriced.
+
+    Example: llmtrace reprice --since this-month ; llmtrace reprice last
+    """
+    from llmtrace import pricing
+    from llmtrace.store.queries import resolve_trace_id
+    from llmtrace.store.reprice import reprice as reprice_calls
+
+    if traces and (since or until):
+        raise UserError("give TRACES or --since/--until, not both")
+    s, u = period(since, until)
+    db = open_cli_store()
+    ids = sorted({resolve_trace_id(db, t) for t in traces}) if traces else None
+    r = reprice_calls(db, ids, s, u, pricing.cost)
+    if as_json:
+        print(json.dumps({"calls": r.calls, "changed": r.changed, "newly_priced": r.newly_priced, "traces": r.traces,
+                          "unpriced": r.unpriced}, indent=2))
+        return
+    from llmtrace.render import fmt
+
+    err = stderr_console()
+    err.print(f"repriced {fmt.plural(r.calls, 'call')}: {r.changed:,} changed ({r.newly_priced:,} priced for the first time) "
+              f"in {fmt.plural(r.traces, 'trace')}", markup=False)
+    if r.unpriced:
+        names = ", ".join(f"{fmt.visible(m)} ({n:,})" for m, n in sorted(r.unpriced.items(), key=lambda kv: (-kv[1], kv[0])))
+        err.print(f"still unpriced (no price known): {names}. Add prices in $LLMTRACE_HOME/prices.json.",
+                  markup=False, style="yellow")
 
 
 @app.command()

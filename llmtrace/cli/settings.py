@@ -44,7 +44,7 @@ class RunOption:
 
 
 OPTIONS: tuple[RunOption, ...] = (
-    RunOption("mock", ("--mock",), "flag", False, "Answer OpenAI calls from the built-in scripted server on 127.0.0.1 (offline, no API key). Replies come from SCRIPT.mock.json/.yaml beside the script if present."),
+    RunOption("mock", ("--mock",), "flag", False, "Answer OpenAI, Anthropic, Ollama and Gemini calls from the built-in scripted server on 127.0.0.1 (offline, no API key). Replies come from SCRIPT.mock.json/.yaml beside the script if present. The trace is tagged mock=true; `cost` leaves it out."),
     RunOption("mock_script", ("--mock-script",), "path", None, "Reply script for --mock (JSON or YAML).", "FILE"),
     # Not from the environment: LLMTRACE_TRACE_ID is what a run tells its script (a run inside it gets its own id).
     RunOption("trace_id", ("--trace-id",), "str", None, "Use this UUID as the trace id instead of a new one.", "UUID", env=(), toml=False),

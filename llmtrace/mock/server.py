@@ -12,6 +12,8 @@ Routes (POST unless noted; a route matches on how the path ends, so /v1/… and 
   ANTHROPIC_BASE_URL=http://127.0.0.1:PORT), whole or streamed; /v1/messages/count_tokens too.
 - /v1/embeddings: deterministic bag-of-words vectors (similar texts are close), float or base64
   (`encoding_format`), `dimensions`; usage counts ~4 characters a token, or one per token id.
+- /api/chat (Ollama) and /v1beta/models/MODEL:generateContent, …:streamGenerateContent?alt=sse
+  (Gemini): see llmtrace.mock.providers.
 - GET /v1/models: the script's model.
 - GET /_mock/stats: request counts by path and status, and the token usage sent in successful
   replies, {"usage": {"input_tokens": N, "output_tokens": M}}: prompt/input tokens of chat,
@@ -49,7 +51,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from llmtrace.mock import payloads
+from llmtrace.mock import payloads, providers
 from llmtrace.mock.payloads import estimate_tokens, prompt_tokens
 from llmtrace.mock.script import DEFAULT_MODEL, Conversation, Fault, Reply, Script, plan_reply
 
@@ -188,13 +190,13 @@ class MockServer:
             self._counter += 1
             return f"{self._counter:06d}"
 
-    def reply_for(self, api: str, body: dict[str, Any]) -> tuple[Conversation, Reply]:
+    def reply_for(self, api: str, body: dict[str, Any], conv: Conversation | None = None) -> tuple[Conversation, Reply]:
         """The scripted reply; the n-th identical request (n from 0) gets sample n of a `samples` rule."""
         key = request_key(api, body)
         with self._lock:
             n = self._seen.get(key, 0)
             self._seen[key] = n + 1
-        conv = Conversation.for_api(api, body)
+        conv = conv or Conversation.for_api(api, body)
         return conv, plan_reply(self.script, conv, n)
 
 
@@ -277,6 +279,10 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
                 return self._messages(path, body)
             if path.endswith("/embeddings"):
                 return self._embeddings(path, body)
+            if path.endswith("/api/chat"):
+                return self._ollama(path, body)
+            if path.endswith(":generateContent") or path.endswith(":streamGenerateContent"):
+                return self._gemini(path, body)
             server.stats.record(path, 404, body)
             self._send_json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
 
@@ -308,6 +314,12 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
                 error = {"type": "error", "error": {"type": payloads.anthropic_error_type(fault.status), "message": message}}
                 self._send_json(fault.status, error, headers)
                 return True
+            if path.endswith("/api/chat"):  # Ollama's error shape
+                self._send_json(fault.status, {"error": message}, headers)
+                return True
+            if "Content" in path.rsplit(":", 1)[-1]:  # Gemini's
+                self._send_json(fault.status, {"error": {"code": fault.status, "message": message, "status": "UNAVAILABLE"}}, headers)
+                return True
             kind = _OPENAI_ERROR_TYPES.get(fault.status, "server_error")
             self._send_json(fault.status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
             return True
@@ -315,13 +327,13 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
         # --- streaming ---
 
         def _stream(self, frames: list[bytes], *, trailer: bytes | None = None, usage_at: int | None = None,
-                    usage: tuple[int, int] | None = None) -> None:
+                    usage: tuple[int, int] | None = None, content_type: str = "text/event-stream") -> None:
             """Write SSE frames; a cut_after fault breaks off after that many. `usage` is added to the
             stats when frame `usage_at` (the one carrying it) is written, so a stream cut before it adds
             nothing. `trailer` ([DONE]) is not counted as a frame."""
             cut = self._cut_after
             self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Type", content_type)
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
             if cut is not None:  # chunked framing, so breaking off is a protocol error, not a clean end
@@ -398,6 +410,35 @@ def _make_handler(server: MockServer) -> type[BaseHTTPRequestHandler]:
                 return self._stream(frames, usage_at=delta_at, usage=(in_tokens, out_tokens))
             server.stats.add_usage(in_tokens, out_tokens)
             self._send_json(200, message, {"request-id": f"req_mock{rid}"})
+
+        # --- Ollama and Gemini (mock/providers.py) ---
+
+        def _ollama(self, path: str, body: dict[str, Any]) -> None:
+            conv = providers.ollama_conversation(body)
+            _, reply = server.reply_for("ollama", body, conv)
+            model = server.script.model if server.script.model_set else str(body.get("model") or server.script.model)
+            in_tokens, out_tokens = providers.ollama_input_tokens(body), payloads.output_tokens(reply)
+            server.stats.record(path, 200, body)
+            if body.get("stream", True):
+                frames = providers.ollama_lines(model, reply, in_tokens, out_tokens)
+                return self._stream(frames, usage_at=len(frames) - 1, usage=(in_tokens, out_tokens),
+                                    content_type=providers.NDJSON)
+            server.stats.add_usage(in_tokens, out_tokens)
+            self._send_json(200, providers.ollama_reply(model, reply, in_tokens, out_tokens))
+
+        def _gemini(self, path: str, body: dict[str, Any]) -> None:
+            asked = providers.gemini_model(path)
+            conv = providers.gemini_conversation(asked, body)
+            _, reply = server.reply_for("gemini:" + asked, body, conv)
+            model = server.script.model if server.script.model_set else asked
+            rid = server.next_id()
+            in_tokens, out_tokens = providers.gemini_input_tokens(body), payloads.output_tokens(reply)
+            server.stats.record(path, 200, body)
+            if path.endswith(":streamGenerateContent"):
+                frames = providers.gemini_events(model, rid, reply, in_tokens, out_tokens)
+                return self._stream(frames, usage_at=len(frames) - 1, usage=(in_tokens, out_tokens))
+            server.stats.add_usage(in_tokens, out_tokens)
+            self._send_json(200, providers.gemini_reply(model, rid, reply, in_tokens, out_tokens))
 
         # --- Embeddings ---
 

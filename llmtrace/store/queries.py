@@ -439,13 +439,19 @@ class CostRow:
     ttft_us: float | None = None  # mean time to first token of the streamed calls
 
 
-def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | None, by: str = "model") -> list[CostRow]:
-    """LLM calls grouped by model, local day, trace, run, trace name or a tag's value, costliest first."""
+MOCK_RUN = "EXISTS (SELECT 1 FROM trace_tags m WHERE m.trace_id = s.trace_id AND m.key = 'mock' AND m.value = 'true')"
+
+
+def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | None, by: str = "model",
+                include_mock: bool = True) -> list[CostRow]:
+    """LLM calls grouped by model, local day, trace, run, trace name or a tag's value, costliest first.
+    A model is named as the trace recorded it: the model answering, the one asked for, else the span's name
+    (a chat model class that reports no model name). `include_mock=False` leaves out `run --mock` runs."""
     args: list[Any] = []
     join = ""
     order = "cost DESC, grp"
     if by == "model":
-        key, label = "COALESCE(s.model, s.model_requested, '(unknown)')", "''"
+        key, label = "COALESCE(s.model, s.model_requested, s.name, '(unknown)')", "''"
     elif by == "day":
         key, label, order = "date(s.start_us / 1000000, 'unixepoch', 'localtime')", "''", "grp"
     elif by == "trace":
@@ -464,6 +470,8 @@ def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | No
     else:
         raise UserError(f"bad --by {by!r}: use one of {', '.join(GROUPINGS)}")
     where = ["s.kind = 'llm'"]
+    if not include_mock:
+        where.append("NOT " + MOCK_RUN)
     if since_us is not None:
         where.append("s.start_us >= ?")
         args.append(since_us)
@@ -480,3 +488,14 @@ def cost_report(db: sqlite3.Connection, since_us: int | None, until_us: int | No
               WHERE {" AND ".join(where)}
               GROUP BY grp ORDER BY {order}"""
     return [CostRow(*row) for row in db.execute(sql, args)]
+
+
+def mock_calls(db: sqlite3.Connection, since_us: int | None, until_us: int | None) -> int:
+    """LLM calls of `run --mock` runs in the period (the ones `cost` leaves out by default)."""
+    sql = f"SELECT count(*) FROM spans s WHERE s.kind = 'llm' AND {MOCK_RUN}"
+    args: list[Any] = []
+    for cond, value in (("s.start_us >= ?", since_us), ("s.start_us < ?", until_us)):
+        if value is not None:
+            sql += " AND " + cond
+            args.append(value)
+    return int(db.execute(sql, args).fetchone()[0])
