@@ -235,7 +235,7 @@ def _follow(db: Any, trace_id: str | None) -> str:
 
     from llmtrace.core.inflight import read_in_flight
     from llmtrace.model import Status
-    from llmtrace.store.queries import get_spans, get_trace, newest_running
+    from llmtrace.store.queries import get_spans, get_trace, newest_running, run_view
 
     if trace_id is None:
         trace_id = newest_running(db)
@@ -254,7 +254,10 @@ def _follow(db: Any, trace_id: str | None) -> str:
     with Live(console=out, refresh_per_second=8, transient=True) as live:
         while True:
             t = get_trace(db, trace_id)
-            spans = get_spans(db, trace_id)
+            if t.run_id == t.id:  # a split run: its traces as they come
+                t.totals, spans = run_view(db, t.id)
+            else:
+                spans = get_spans(db, trace_id)
             flying: list[Any] = []
             if t.status == Status.RUNNING.value:
                 have = {s.id for s in spans}

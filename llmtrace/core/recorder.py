@@ -51,6 +51,7 @@ class Recorder:
         self.redactor = redactor
         self.splitter = splitter
         self._open: dict[str, Span] = {}
+        self.inherited: dict[str, str] = {}  # a fork child's: spans open in its parent when it forked → their trace
         self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
         self._warned = False
 
@@ -67,6 +68,8 @@ class Recorder:
                 parent = self._open.get(parent_id)
                 if parent is not None:
                     span.trace_id = parent.trace_id
+                elif parent_id in self.inherited:
+                    span.trace_id = self.inherited[parent_id]
         with self._lock:
             self._open[span.id] = span
         return span

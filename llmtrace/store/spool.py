@@ -443,7 +443,8 @@ def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> in
     try:
         for path in _spools(directory):
             trace_id, _, rest = path.name.partition(".")
-            child_pid = rest.split(".")[0] if rest.count(".") == 1 else ""
+            first = rest.split(".")[0]
+            child_pid = first if first.isdigit() else ""  # <trace>.<pid>.spool, <trace>.<pid>.s<n>.spool
             if child_pid.isdigit() and pid_alive(int(child_pid)):
                 continue  # a child process still writing
             row = db.execute("SELECT status, pid FROM traces WHERE id = ?", (trace_id,)).fetchone()

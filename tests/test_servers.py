@@ -1,0 +1,147 @@
+"""Servers under `run --split`: real uvicorn with worker processes (`workers=2`) and in its reloader
+(`--reload`), real FastAPI endpoints (sync and async) answering with a LangChain chain through the
+scripted server. Each request is a trace of its own, stored when it ends while the server runs, with
+exactly its request's spans; Ctrl-C (SIGINT to the process group, as a terminal sends it) ends the run
+with the same 20 traces. Every wait is for a condition (a port answering, the store holding what is
+expected), with a generous overall timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import AGENTS, HANG, ROOT, Pty, assert_no_orphans, default_sigint, run_cli, server_env
+
+pytest.importorskip("uvicorn")
+pytest.importorskip("fastapi")
+
+APP = str(AGENTS / "uvicorn_app.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _until(what: str, check, timeout: float = HANG):
+    """Poll `check()` until it returns something truthy; fail with `what` after `timeout` (a hang guard)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _get(port: int, path: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as r:
+            return json.loads(r.read())
+    except OSError:
+        return None
+
+
+def _ls(env, *args) -> list[dict]:
+    r = run_cli("ls", "--json", "-n", "100", *args, env=env)
+    assert r.code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "llmtrace", "run", "--split", "--no-cache", *args],
+                            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, cwd=str(AGENTS),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=default_sigint)
+
+
+def _requests(port: int) -> dict[int, dict]:
+    """20 requests, 10 at once: /ask/N (sync endpoint) for alice, /aask/N (async) for bob."""
+    paths = [f"/ask/{n}?user=alice" if n % 2 else f"/aask/{n}?user=bob" for n in range(1, 21)]
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda p: _get(port, p), paths))
+    assert all(answers), answers
+    return {a["n"]: a for a in answers}
+
+
+def _check_traces(env, home, traces: list[dict], answers: dict[int, dict], run_pid: int) -> None:
+    from llmtrace.store import open_store
+    from llmtrace.store.queries import get_spans
+
+    assert len(traces) == 20 and all(t["status"] == "ok" for t in traces), [(t["name"], t["status"]) for t in traces]
+    db = open_store(home / "traces.db")
+    try:
+        seen = set()
+        for t in traces:
+            spans = get_spans(db, t["id"])
+            assert_no_orphans(spans)
+            [root] = [s for s in spans if s.parent_id is None]
+            n = root.inputs["n"]
+            seen.add(n)
+            llm = [s for s in spans if s.kind == "llm"]
+            assert len(llm) == 1 and f"question {n}" in json.dumps(llm[0].inputs)  # its own request's call, alone
+            assert f"question {n}" in json.dumps(root.outputs)
+            assert t["totals"]["llm_calls"] == 1
+            assert t["pid"] != run_pid  # answered in a worker process, not the one llmtrace started
+            assert t["pid"] == answers[n]["pid"]
+        assert seen == set(range(1, 21))
+    finally:
+        db.close()
+
+
+def _stop(proc: subprocess.Popen) -> tuple[str, str]:
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at the terminal: the whole foreground group
+    out, err = proc.communicate(timeout=HANG)
+    return out, err
+
+
+@pytest.mark.parametrize("mode", ["workers", "reload"])
+def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
+    server = mock_server()
+    env = server_env(server)
+    port = _free_port()
+    if mode == "workers":  # uvicorn.run(app, workers=2) from the script
+        args = [APP, str(port), "2"]
+    else:  # uvicorn app:app --reload: the app runs in the reloader's spawned child
+        watched = llmtrace_home.parent / "watched"
+        watched.mkdir()
+        args = ["-m", "uvicorn", "uvicorn_app:app", "--reload", "--reload-dir", str(watched), "--port", str(port),
+                "--log-level", "warning"]
+    proc = _serve(args, env)
+    try:
+        _until("the server to answer", lambda: proc.poll() is not None or _get(port, "/pid"))
+        assert proc.poll() is None, proc.communicate()
+        # Before any request: the run is listed as running, and show --follow finds it.
+        [record] = _until("the run's record", lambda: _ls(env, "--status", "running"))
+        assert record["run_id"] == record["id"] and record["pid"] == proc.pid
+        answers = _requests(port)
+        # While the server runs: 20 traces, each stored when its request ended.
+        def finished() -> list[dict] | None:
+            done = [t for t in _ls(env) if t["id"] != record["id"] and t["status"] == "ok"]
+            return done if len(done) >= 20 else None
+
+        live = _until("20 finished traces", finished)
+        assert proc.poll() is None  # still serving
+        _check_traces(env, llmtrace_home, live, answers, proc.pid)
+        running = _ls(env, "--status", "running")
+        assert [t["id"] for t in running] == [record["id"]]  # the server is still listed as running
+    finally:
+        out, err = _stop(proc)
+    assert proc.returncode == 0, err
+    assert "split into 20 traces" in err, err
+    after = [t for t in _ls(env) if t["id"] != record["id"]]
+    assert sorted(t["id"] for t in after) == sorted(t["id"] for t in live)
+    _check_traces(env, llmtrace_home, after, answers, proc.pid)
+    [ended] = _ls(env, "--run", record["id"])[-1:]
+    assert ended["id"] == record["id"] and ended["status"] == "ok" and ended["totals"]["llm_calls"] == 0
