@@ -19,6 +19,10 @@ def _db(home):
     return open_store(home / "traces.db")
 
 
+def _base(t):
+    return t["name"].split(": ")[0]
+
+
 def _ls(*args, env):
     r = run_cli("ls", "--json", "-n", "100", *args, env=env)
     assert r.code == 0, r.stderr
@@ -41,8 +45,10 @@ def test_split_run_one_trace_per_invocation(mock_server, llmtrace_home):
     run_id = listed[0]["run_id"]
     assert run_id and all(t["run_id"] == run_id for t in listed)
     assert run_id not in {t["id"] for t in listed}
-    names = sorted(t["name"] for t in listed)
-    assert names == sorted(["RunnableSequence"] * 3 + ["two_calls"] * 2 + ["lookup", "find", "openai.chat.completions", "forks"])
+    # Each named after its top-level runnable and the head of its input: which invocation is which.
+    assert sorted(t["name"] for t in listed) == sorted(
+        ["RunnableSequence: alpha", "RunnableSequence: beta", "RunnableSequence: gamma", "two_calls: left",
+         "two_calls: right", "lookup: Oslo", "find: Atlantis", "openai.chat.completions: bare", "forks: delta"])
     assert f"split into 9 traces (1 failed)" in r.stderr and f"llmtrace ls --run {run_id[:8]}" in r.stderr
 
     in_run = _ls("--run", listed[-1]["id"][:10], env=env)  # any trace of the run names the run
@@ -61,20 +67,20 @@ def test_split_run_one_trace_per_invocation(mock_server, llmtrace_home):
         s = spans[t["id"]]
         assert all(x.trace_id == t["id"] for x in s)
         assert_no_orphans(s)
-        assert [x.name for x in s if x.parent_id is None] == [t["name"]]  # one top-level span: the invocation
+        assert [x.name for x in s if x.parent_id is None] == [_base(t)]  # one top-level span: the invocation
         assert t["tags"] == {"team": "core"}
         assert t["totals"]["llm_calls"] == sum(x.kind == "llm" for x in s)
     # The parallel invocations kept their own calls apart.
-    for t in (t for t in listed if t["name"] == "two_calls"):
+    for t in (t for t in listed if _base(t) == "two_calls"):
         prompts = [json.dumps(x.inputs) for x in spans[t["id"]] if x.kind == "llm"]
         side = "left" if "left" in prompts[0] else "right"
         assert len(prompts) == 2 and all(side in p for p in prompts), prompts
     # The forked worker's call joined the invocation it was forked in.
-    fork = next(t for t in listed if t["name"] == "forks")
+    fork = next(t for t in listed if _base(t) == "forks")
     assert [x.kind for x in spans[fork["id"]]].count("llm") == 1
-    failed = next(t for t in listed if t["name"] == "find")
+    failed = next(t for t in listed if _base(t) == "find")
     assert failed["status"] == "error" and "LookupError: no such city: Atlantis" in failed["error"]
-    assert all(t["status"] == "ok" for t in listed if t["name"] != "find")
+    assert all(t["status"] == "ok" for t in listed if _base(t) != "find")
     assert sum(t["totals"]["llm_calls"] for t in listed) == everything[0] == 9
 
     # cost --by run sums the run's traces; ls --status error finds the failed one.
@@ -93,6 +99,9 @@ def test_split_run_one_trace_per_invocation(mock_server, llmtrace_home):
 
     shown = run_cli("show", failed["id"], env=env)
     assert shown.code == 0 and f"part of run {run_id[:8]}" in shown.stdout and "no such city" in shown.stdout
+    assert "\ninput: Atlantis\n" in shown.stdout  # the request's input, at the root
+    shown = run_cli("show", fork["id"], env=env)
+    assert "\ninput: delta\noutput: worker exit 0\n" in shown.stdout
 
 
 def test_split_run_that_crashes(mock_server, llmtrace_home):
@@ -104,7 +113,7 @@ def test_split_run_that_crashes(mock_server, llmtrace_home):
     run_id = listed[0]["run_id"]
     record = next(t for t in listed if t["id"] == run_id)  # a run that failed is news: plain ls shows it
     assert record["status"] == "error" and record["exit_code"] == 1 and "Traceback" in record["traceback"]
-    crashed = [t for t in listed if t["name"] == "find"]
+    crashed = [t for t in listed if _base(t) == "find"]
     assert len(crashed) == 2 and all(t["status"] == "error" for t in crashed)
     assert "split into 10 traces (2 failed)" in r.stderr
 

@@ -193,6 +193,46 @@ def show(
             gc.enable()
 
 
+@app.command("thread")
+def thread(
+    thread_id: str = typer.Argument(..., metavar="ID", help="The conversation: a LangGraph thread_id (or a session_id / conversation_id the app puts in LangChain metadata)."),
+    as_json: JsonFlag = False,
+) -> None:
+    """One conversation across traces: its turns in order (each a trace of `run --split`, tagged with
+    the thread's id from LangChain metadata or LangGraph's configurable), with their totals.
+
+    Example: llmtrace thread t-1 ; llmtrace thread t-1 --json
+    """
+    from llmtrace.model import Totals
+    from llmtrace.store.queries import THREAD_KEYS, thread_traces
+
+    db = open_cli_store(write=False)
+    turns = thread_traces(db, thread_id)
+    if not turns:
+        raise UserError(f"no traces of thread {thread_id!r}: none is tagged {', '.join(THREAD_KEYS)} = {thread_id!r}")
+    total = Totals()
+    for t in turns:
+        for key, value in vars(t.totals).items():
+            setattr(total, key, getattr(total, key) + value)
+    if as_json:
+        print(json.dumps({"thread": thread_id, "turns": [trace_json(t) for t in turns], "totals": asdict(total)},
+                         indent=2, ensure_ascii=False))
+        return
+    from rich.text import Text
+
+    from llmtrace.render import fmt
+    from llmtrace.render.tables import trace_table
+
+    paused = sum(t.status == "paused" for t in turns)
+    out = stdout_console()
+    line = Text.assemble(("thread ", "bold"), (thread_id, "bold cyan"),
+                         f"  {fmt.plural(len(turns), 'turn')} · {fmt.plural(total.llm_calls, 'LLM call')}"
+                         f" · {fmt.count(total.input_tokens)} in / {fmt.count(total.output_tokens)} out tokens"
+                         f" · {fmt.money(total.cost, total.unpriced_calls)}" + (f" · {paused} paused" if paused else ""))
+    out.print(fmt.clean(line))
+    out.print(trace_table(turns, now_us()))
+
+
 def _listed(db: Any, f: Any) -> list[Any]:
     """The traces `f` selects; `--name math_agent` also selects those named `math_agent.py` (a script's
     trace is named after its file), newest first as ever."""

@@ -194,6 +194,20 @@ def newest_running(db: sqlite3.Connection) -> str | None:
     return None
 
 
+THREAD_KEYS = ("thread_id", "session_id", "conversation_id")  # tags that name a conversation (LangGraph's thread)
+
+
+def thread_traces(db: sqlite3.Connection, thread: str) -> list[Trace]:
+    """The traces of one conversation (tagged thread_id, session_id or conversation_id = `thread`), oldest first."""
+    marks = ",".join("?" * len(THREAD_KEYS))
+    rows = db.execute(f"""SELECT {_TRACE_COLS} FROM traces WHERE id IN
+                          (SELECT trace_id FROM trace_tags WHERE key IN ({marks}) AND value = ?)
+                          ORDER BY start_us, id""", (*THREAD_KEYS, thread)).fetchall()
+    traces = [_trace_from_row(db, r) for r in rows]
+    _attach_tags(db, traces)
+    return traces
+
+
 def run_view(db: sqlite3.Connection, run_id: str, last: int = 50) -> tuple[Totals, list[Span]]:
     """A `run --split` run as `show --follow` draws it: the totals of all its traces, and the spans of
     its own record and of its newest `last` traces."""
