@@ -221,7 +221,7 @@ def thread(
     from rich.text import Text
 
     from llmtrace.render import fmt
-    from llmtrace.render.tables import trace_table
+    from llmtrace.render.tables import turn_lines
 
     paused = sum(t.status == "paused" for t in turns)
     out = stdout_console()
@@ -230,7 +230,8 @@ def thread(
                          f" · {fmt.count(total.input_tokens)} in / {fmt.count(total.output_tokens)} out tokens"
                          f" · {fmt.money(total.cost, total.unpriced_calls)}" + (f" · {paused} paused" if paused else ""))
     out.print(fmt.clean(line))
-    out.print(trace_table(turns, now_us()))
+    for turn in turn_lines(turns, out.width):
+        out.print(fmt.clean(turn), soft_wrap=True)
 
 
 def _listed(db: Any, f: Any) -> list[Any]:
