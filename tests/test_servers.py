@@ -93,6 +93,10 @@ def _check_traces(env, home, traces: list[dict], answers: dict[int, dict], run_p
             assert len(llm) == 1 and f"question {n}" in json.dumps(llm[0].inputs)  # its own request's call, alone
             assert f"question {n}" in json.dumps(root.outputs)
             assert t["totals"]["llm_calls"] == 1
+            # Named after the runnable and its input; the app's metadata and tags are the trace's tags.
+            assert t["name"] == f"answer: n={n}"
+            user, kind = ("alice", "sync") if n % 2 else ("bob", "async")
+            assert t["tags"] == {"user_id": user, kind: ""}
             assert t["pid"] != run_pid  # answered in a worker process, not the one llmtrace started
             assert t["pid"] == answers[n]["pid"]
         assert seen == set(range(1, 21))
@@ -125,7 +129,12 @@ def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
         # Before any request: the run is listed as running, and show --follow finds it.
         [record] = _until("the run's record", lambda: _ls(env, "--status", "running"))
         assert record["run_id"] == record["id"] and record["pid"] == proc.pid
+        # show --follow (of the newest running trace, or of the run by its id) follows the run.
+        follow = Pty([sys.executable, "-m", "llmtrace", "show", "--follow",
+                      *([record["id"][:8]] if mode == "reload" else [])], env={**os.environ, **env})
+        assert follow.wait_for(f"following {record['id'][:8]}"), follow.text
         answers = _requests(port)
+        assert follow.wait_for("20 LLM calls"), follow.text[-3000:]  # the run's traces as they came
         # While the server runs: 20 traces, each stored when its request ended.
         def finished() -> list[dict] | None:
             done = [t for t in _ls(env) if t["id"] != record["id"] and t["status"] == "ok"]
@@ -136,10 +145,18 @@ def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
         _check_traces(env, llmtrace_home, live, answers, proc.pid)
         running = _ls(env, "--status", "running")
         assert [t["id"] for t in running] == [record["id"]]  # the server is still listed as running
+        alice = _ls(env, "--tag", "user_id=alice")
+        assert sorted(t["name"] for t in alice) == sorted(f"answer: n={n}" for n in range(1, 21, 2))
+        cost = json.loads(run_cli("cost", "--by", "tag:user_id", "--json", env=env).stdout)
+        assert {row["key"]: row["calls"] for row in cost["rows"]} == {"alice": 10, "bob": 10}
+        one = next(t for t in live if t["name"] == "answer: n=7")
+        shown = run_cli("show", one["id"], env=env)
+        assert '\ninput: {"n": 7}\noutput: This is a scripted reply' in shown.stdout and "question 7" in shown.stdout
     finally:
         out, err = _stop(proc)
     assert proc.returncode == 0, err
     assert "split into 20 traces" in err, err
+    assert follow.proc.wait(timeout=HANG) == 0  # the run ended: following stops
     after = [t for t in _ls(env) if t["id"] != record["id"]]
     assert sorted(t["id"] for t in after) == sorted(t["id"] for t in live)
     _check_traces(env, llmtrace_home, after, answers, proc.pid)
