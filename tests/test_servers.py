@@ -122,6 +122,13 @@ def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
         watched.mkdir()
         args = ["-m", "uvicorn", "uvicorn_app:app", "--reload", "--reload-dir", str(watched), "--port", str(port),
                 "--log-level", "warning"]
+    receiver = None
+    if mode == "workers":  # and streamed to OTLP live, from the worker processes
+        pytest.importorskip("opentelemetry.proto")
+        from test_export import Receiver
+
+        receiver = Receiver()
+        args = ["--otlp", receiver.url, *args]
     proc = _serve(args, env)
     try:
         _until("the server to answer", lambda: proc.poll() is not None or _get(port, "/pid"))
@@ -143,6 +150,16 @@ def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
         live = _until("20 finished traces", finished)
         assert proc.poll() is None  # still serving
         _check_traces(env, llmtrace_home, live, answers, proc.pid)
+        if receiver is not None:  # each request's trace went out when it ended, with its LLM call, while serving
+            from llmtrace.export.otlp import trace_id_bytes
+
+            def sent() -> bool:
+                spans = receiver.spans()
+                return all(sorted(s.name for s in spans if s.trace_id == trace_id_bytes(t["id"])) ==
+                           ["ChatPromptTemplate", "answer", "chat gpt-4o-mini", f"invoke_agent {t['name']}"]
+                           for t in live)
+
+            _until("every request's trace at the OTLP receiver", sent)
         running = _ls(env, "--status", "running")
         assert [t["id"] for t in running] == [record["id"]]  # the server is still listed as running
         alice = _ls(env, "--tag", "user_id=alice")
@@ -154,6 +171,8 @@ def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
         assert '\ninput: {"n": 7}\noutput: This is a scripted reply' in shown.stdout and "question 7" in shown.stdout
     finally:
         out, err = _stop(proc)
+        if receiver is not None:
+            receiver.close()
     assert proc.returncode == 0, err
     assert "split into 20 traces" in err, err
     assert follow.proc.wait(timeout=HANG) == 0  # the run ended: following stops

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import AGENTS, ROOT, assert_no_orphans, run_cli, server_env
 
 SCRIPT = str(AGENTS / "split_agent.py")
@@ -118,9 +120,38 @@ def test_split_run_that_crashes(mock_server, llmtrace_home):
     assert "split into 10 traces (2 failed)" in r.stderr
 
 
-def test_split_refuses_live_otlp(llmtrace_home):
-    r = run_cli("run", "--split", "--otlp", "http://127.0.0.1:9/v1/traces", SCRIPT)
-    assert r.code == 2 and "--split does not stream to OTLP" in r.stderr and "Traceback" not in r.stderr
+def test_split_streams_live_otlp(mock_server, llmtrace_home):
+    """Each trace of a split run goes out live as an OpenTelemetry trace of its own (its spans, then its
+    root when it ends), the forked worker's span with the invocation it was forked in."""
+    pytest.importorskip("opentelemetry.proto")
+    from test_export import Receiver, _attrs
+
+    from llmtrace.export.otlp import trace_id_bytes
+
+    receiver = Receiver()
+    try:
+        server = mock_server()
+        r = run_cli("run", "--split", "--no-cache", "--otlp", receiver.url, SCRIPT, env=server_env(server))
+        assert r.code == 0, r.stderr
+        listed = [t for t in _ls(env=server_env(server)) if t["id"] != t["run_id"]]
+        sent = receiver.spans()
+    finally:
+        receiver.close()
+    assert len(listed) == 9
+    db = _db(llmtrace_home)
+    try:
+        from llmtrace.store.queries import get_spans
+
+        for t in listed:
+            stored = get_spans(db, t["id"])
+            mine = [s for s in sent if s.trace_id == trace_id_bytes(t["id"])]
+            roots = [s for s in mine if _attrs(s).get("llmtrace.span.kind") == "run"]
+            assert len(roots) == 1 and roots[0].name == f"invoke_agent {t['name']}", [s.name for s in mine]
+            if _base(t) != "forks":  # the root's totals are what its own process saw: the worker's call went out from the worker
+                assert _attrs(roots[0])["llmtrace.llm_calls"] == t["totals"]["llm_calls"], t["name"]
+            assert len(mine) == len(stored) + 1, (t["name"], [s.name for s in mine], [s.name for s in stored])
+    finally:
+        db.close()
 
 
 def test_unsplit_run_streamed_figures_and_ls_run(mock_server, llmtrace_home):

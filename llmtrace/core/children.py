@@ -141,7 +141,9 @@ def options_for_children(opts: Any) -> dict[str, Any]:
 
 
 
-def run_spec(trace: Any, db_path: str, split: bool) -> dict[str, Any]:
-    """What a child needs of the run to store its spans (and, split, its own traces) live."""
-    return {"db": db_path, "split": split, "name": trace.name, "script": trace.script, "argv": trace.argv,
-            "cwd": trace.cwd, "version": trace.version, "tags": trace.tags}
+def run_spec(trace: Any, db_path: str, opts: Any) -> dict[str, Any]:
+    """What a child needs of the run to store its spans (and, split, its own traces) live, and stream
+    them to OTLP as the parent does (the endpoint and headers the user gave the run)."""
+    return {"db": db_path, "split": opts.split, "name": trace.name, "script": trace.script, "argv": trace.argv,
+            "cwd": trace.cwd, "version": trace.version, "tags": trace.tags, "otlp_url": opts.otlp_url,
+            "otlp_headers": opts.otlp_headers}

@@ -114,7 +114,8 @@ class Session:
                       argv=list(run.get("argv") or []), cwd=run.get("cwd"), pid=os.getpid(), version=run.get("version"),
                       run_id=spec["trace_id"] if run.get("split") else None, tags=dict(run.get("tags") or {}))
         writer = StoreWriter(open_db(Path(run["db"])), redactor)
-        session = cls(RunOptions(script="", split=bool(run.get("split"))), writer, trace)
+        session = cls(RunOptions(script="", split=bool(run.get("split")), otlp_url=run.get("otlp_url"),
+                                 otlp_headers=dict(run.get("otlp_headers") or {})), writer, trace)
         session.settings, session.child = settings, True
         return session
 
@@ -138,7 +139,7 @@ class Session:
             self._environ = children.environ_before_arming()
             children.arm(self.trace.id, spool_dir(Path(self.writer.db_path).parent), home(),
                          children.options_for_children(self.opts),
-                         children.run_spec(self.trace, self.writer.db_path, self.opts.split))
+                         children.run_spec(self.trace, self.writer.db_path, self.opts))
         return self
 
     def _open_exporters(self) -> None:
@@ -156,7 +157,8 @@ class Session:
         if opts.otlp_url:
             from llmtrace.export.otlp import LiveOtlpExporter
 
-            self.live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers, redactor=writer.redactor)
+            self.live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers, redactor=writer.redactor,
+                                         root=not self.child)
             exporters.append(self.live)
         if self.make_splitter is not None:
             self.splitter = self.make_splitter(trace, writer)
@@ -166,6 +168,7 @@ class Session:
 
             self.splitter = SplitTraces(trace, writer)
             self.splitter.finisher = self.spool
+            self.splitter.live = self.live
         self.recorder = Recorder(trace, exporters, writer.redactor, self.splitter)
         from llmtrace.core.inflight import InFlightPublisher, live_path
 
@@ -214,6 +217,8 @@ class Session:
             _active = None
         self.spool.close()
         if self.child:  # the run, and its end, are the parent's
+            if self.live is not None:
+                self.live.close(self.trace)
             try:
                 self.writer.close()
             except Exception:
@@ -305,6 +310,12 @@ def _start_child(spec: dict[str, Any], settings: Any, redactor: Any, inherited: 
     if inherited and _child.recorder is not None:
         _child.recorder.inherited = inherited
     atexit.register(_child_exit, _child)
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None and inherited is not None:
+        # A multiprocessing worker forked from here ends with os._exit (no atexit) but runs its finalizers,
+        # whose registry it clears when it starts, after this hook and before its after-fork callbacks.
+        mp_util.register_after_fork(_child, lambda session: mp_util.Finalize(None, _child_exit, args=(session,),
+                                                                             exitpriority=0))
 
 
 def _child_exit(session: Session) -> None:

@@ -74,6 +74,7 @@ class SplitTraces:
         self.run = run
         self.writer = writer  # StoreWriter: creates a trace at once (durable before its first span)
         self.finisher: Any = None  # the span exporter that finishes a trace after its spans (the spool)
+        self.live: Any = None  # the live OTLP exporter, told when a trace begins and ends
         self._traces: dict[str, Trace] = {}  # open top-level span id → its trace
         self._paused: set[str] = set()  # traces a span of which paused
         self._lock = threading.Lock()
@@ -92,6 +93,8 @@ class SplitTraces:
             return run.id
         with self._lock:
             self._traces[root.id] = trace
+        if self.live is not None:
+            self.live.trace_started(trace)
         return trace.id
 
     def paused(self, trace_id: str) -> None:
@@ -116,6 +119,8 @@ class SplitTraces:
             (self.finisher or self.writer).finish_trace(trace)
         except Exception as e:
             self._warn(e)
+        if self.live is not None:
+            self.live.trace_ended(trace)
 
     def _warn(self, e: Exception) -> None:
         if not self._warned:
