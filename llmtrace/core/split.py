@@ -86,8 +86,8 @@ class SplitTraces:
             id=new_trace_id(), name=trace_name(root.name, root.inputs, root.metadata.get("llmtrace_resume")), start_us=root.start_us, script=run.script, argv=run.argv,
             cwd=run.cwd, pid=run.pid, version=run.version, run_id=run.id, tags={**invocation_tags(root), **run.tags},
         )
-        try:
-            self.writer.start_trace(trace)
+        try:  # by the spool (before the trace's spans, off the program's thread), else straight to SQLite
+            getattr(self.finisher, "start_trace", self.writer.start_trace)(trace)
         except Exception as e:  # recording never breaks the script: the span stays in the run's record
             self._warn(e)
             return run.id
