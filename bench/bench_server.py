@@ -11,6 +11,11 @@ nothing it can see; the target is ≥ 0.95.
     python bench/bench_server.py                # 5 pairs, 400 requests each, scripted latency 20 ms
     python bench/bench_server.py --latency-ms 0 # the provider answers at once: llmtrace's cost at its most visible
     python bench/bench_server.py --quick
+
+Whole processes, timed from outside (A B A B …, median of the pairwise ratios of wall time: the
+inverse of the rps ratio, start-up included), one serving per process:
+
+    farm-bench -n 8 --timeout 900 --vs "python bench/bench_server.py --once plain" -- python bench/bench_server.py --once traced
 """
 
 from __future__ import annotations
@@ -133,6 +138,17 @@ if __name__ == "__main__":
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--latency-ms", type=float, default=20.0)
+    ap.add_argument("--once", choices=("plain", "traced"), help="serve once, this way, and print its requests per second")
     a = ap.parse_args()
+    if a.once:
+        from llmtrace.mock import MockServer, Script
+
+        with MockServer(Script.from_dict({"latency_ms": a.latency_ms})) as mock:
+            env = {"OPENAI_BASE_URL": mock.base_url, "OPENAI_API_KEY": "bench", "LLMTRACE_HOME": tempfile.mkdtemp()}
+            port = _port()
+            cmd = ([PY, str(APP), str(port), "2"] if a.once == "plain"
+                   else llmtrace("run", "-q", "--split", "--no-cache", str(APP), str(port), "2"))
+            print(f"{a.once} rps {_serve(cmd, env, port, a.requests, a.concurrency):.1f}")
+        sys.exit(0)
     for k, v in measure(a.quick, a.pairs, a.requests, a.concurrency, a.latency_ms).items():
         print(f"{k:14s} {v:10.3f}")

@@ -181,3 +181,35 @@ def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
     _check_traces(env, llmtrace_home, after, answers, proc.pid)
     [ended] = _ls(env, "--run", record["id"])[-1:]
     assert ended["id"] == record["id"] and ended["status"] == "ok" and ended["totals"]["llm_calls"] == 0
+
+
+def test_run_is_running_while_a_child_lives(tmp_path, llmtrace_home):
+    """The first process of a run killed (SIGKILL: it cannot finish the trace), a child process it started
+    still recording: the run is listed as running until the child ends, then as killed."""
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    child = tmp_path / "child.py"
+    child.write_text("import os, pathlib, sys, time\n"
+                     "pathlib.Path(sys.argv[1]).write_text(str(os.getpid()))\n"
+                     "while not pathlib.Path(sys.argv[2]).exists():\n    time.sleep(0.05)\n")
+    script = tmp_path / "parent.py"
+    script.write_text("import subprocess, sys, time\n"
+                      f"subprocess.Popen([sys.executable, {str(child)!r}, {str(started)!r}, {str(gate)!r}])\n"
+                      "time.sleep(3600)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "llmtrace", "run", "--no-cache", str(script)],
+                            env={**os.environ}, start_new_session=True)
+    try:
+        _until("the child to start", lambda: started.exists() or proc.poll() is not None)
+        assert proc.poll() is None
+        child_pid = int(_until("the child's pid", lambda: started.read_text().strip()))
+        _until("the child's spool", lambda: any(p.name.endswith(f".{child_pid}.spool")
+                                                for p in (llmtrace_home / "spool").glob("*.spool")))
+        proc.kill()  # the run's first process, at once
+        proc.wait(timeout=HANG)
+        [t] = _ls({}, "--status", "running")
+        assert t["pid"] == proc.pid  # its process is gone, its child is not
+        gate.write_text("go")
+        _until("the run to show as killed", lambda: [x["id"] for x in _ls({}, "--status", "killed")] == [t["id"]])
+    finally:
+        gate.write_text("go")
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

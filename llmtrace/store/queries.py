@@ -32,9 +32,28 @@ def _trace_from_row(db: sqlite3.Connection, row: tuple) -> Trace:
         live = db.execute(f"SELECT {_TOTAL_COLS} FROM span_totals WHERE trace_id = ?", (tid,)).fetchone()
         if live:
             trace.totals = Totals(*[v or 0 for v in live])
-        if not pid_alive(pid):
+        if not pid_alive(pid) and not (run_id in (None, tid) and _child_alive(db, tid)):
             trace.status = Status.KILLED.value
     return trace
+
+
+def _child_alive(db: sqlite3.Connection, run_id: str) -> bool:
+    """Whether a child process of the run is still recording (its spool, `<run>.<pid>.spool`, names
+    it): a run whose first process is gone is running while any of its processes lives."""
+    import os
+    from pathlib import Path
+
+    try:
+        folder = Path(db.execute("PRAGMA database_list").fetchone()[2]).parent / "spool"
+        names = os.listdir(folder)
+    except (OSError, TypeError, sqlite3.Error):
+        return False
+    for name in names:
+        if name.startswith(run_id + "."):
+            pid = name[len(run_id) + 1:].split(".")[0]
+            if pid.isdigit() and pid_alive(int(pid)):
+                return True
+    return False
 
 
 def _attach_tags(db: sqlite3.Connection, traces: list[Trace]) -> None:
