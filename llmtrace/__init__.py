@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from llmtrace.errors import BudgetExceeded, ReplayDiverged
+from llmtrace.model import VERSION as __version__
 
-__version__ = "0.1.0"
 __all__ = ["BudgetExceeded", "ReplayDiverged", "TraceHandle", "__version__", "disable", "enable", "trace"]
 
 _API = ("trace", "enable", "disable", "TraceHandle")

@@ -150,7 +150,7 @@ def _default_name() -> str:
 
 
 def _start(name: str, options: dict[str, Any]) -> tuple[Any, bool]:
-    from llmtrace import __version__
+    from llmtrace.model import VERSION
     from llmtrace.core import session as core
     from llmtrace.core.options import RunOptions
     from llmtrace.core.recorder import now_us
@@ -174,7 +174,7 @@ def _start(name: str, options: dict[str, Any]) -> tuple[Any, bool]:
 
         main = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c") else None
         trace.script = os.path.abspath(main) if main else None
-        trace.argv, trace.cwd, trace.pid, trace.version = list(sys.argv), os.getcwd(), os.getpid(), __version__
+        trace.argv, trace.cwd, trace.pid, trace.version = list(sys.argv), os.getcwd(), os.getpid(), VERSION
         opts = RunOptions(script=main or name, args=list(sys.argv[1:]), name=name, **options)
         if opts.split:
             trace.run_id = trace.id

@@ -14,7 +14,7 @@ def main() -> None:
         kwargs = plain_run_args(argv[1:])
         if kwargs is not None:
             from llmtrace.cli.common import guarded
-            from llmtrace.run.launch import start_run
+            from llmtrace.cli.launch import start_run
 
             guarded(lambda: start_run(**kwargs))
             sys.exit(0)  # pragma: no cover - start_run always exits

@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# llmtrace's own version (also `llmtrace.__version__`): written into every trace it records
+# (`Trace.version`) and into what it exports.
+VERSION = "0.1.0"
+
 
 class SpanKind(str, enum.Enum):
     CHAIN = "chain"

@@ -12,7 +12,7 @@ import pytest
 
 from llmtrace.cli import fast_run
 from llmtrace.cli.main import app
-from llmtrace.run import launch
+from llmtrace.cli import launch
 from conftest import run_cli
 
 def _normal(kwargs: dict) -> dict:

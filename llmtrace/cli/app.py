@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmtrace import __version__, timespec
+import llmtrace.timespec as timespec
+from llmtrace.model import VERSION
 from llmtrace.cli.values import Typer
 
 EXIT_CODES_HELP = (
@@ -27,7 +28,7 @@ app = Typer(  # typer.Typer, converting plain option values without pydantic on 
 
 def _version(value: bool) -> None:
     if value:
-        print(f"llmtrace {__version__}")
+        print(f"llmtrace {VERSION}")
         raise typer.Exit()
 
 

@@ -11,7 +11,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from llmtrace import timespec
+import llmtrace.timespec as timespec
 from llmtrace.cli.app import JsonFlag, SinceOpt, UntilOpt, app
 from llmtrace.cli.common import (
     now_us,

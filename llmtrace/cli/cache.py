@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from llmtrace import timespec
+import llmtrace.timespec as timespec
 from llmtrace.cli.app import JsonFlag, app
 from llmtrace.cli.common import (
     open_cli_store,

@@ -77,7 +77,7 @@ def stdout_console() -> Any:
 
 
 def period(since: str | None, until: str | None) -> tuple[int | None, int | None]:
-    from llmtrace import timespec
+    import llmtrace.timespec as timespec
 
     s = timespec.parse_time(since, option="--since") if since else None
     u = timespec.parse_time(until, option="--until") if until else None
@@ -115,7 +115,7 @@ def trace_json(trace: Any, streams: dict[str, Any] | None = None) -> dict[str, A
     """A trace for `ls --json`: its fields, with ISO-8601 UTC `start` / `end` beside start_us / end_us
     (end null while it runs), its money rounded, and its streamed calls (count, mean time to first
     token, chunks) under `streamed`."""
-    from llmtrace import timespec
+    import llmtrace.timespec as timespec
 
     out: dict[str, Any] = {}
     for key, value in asdict(trace).items():

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from llmtrace import timespec
+import llmtrace.timespec as timespec
 from llmtrace.cli.app import app
 from llmtrace.cli.common import (
     open_cli_store,

@@ -1,5 +1,5 @@
 """`llmtrace run`, `replay` and `mock`: the commands that run a script or serve the scripted API. Their work is in
-`llmtrace.run` (no typer), which the fast path of `llmtrace run` calls directly."""
+`llmtrace.cli.launch` (no typer), which the fast path of `llmtrace run` calls directly."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from llmtrace.cli.common import (
     stderr_console,
 )
 from llmtrace.errors import ExitCode, UserError
-from llmtrace.run import launch
-from llmtrace.run.launch import find_mock_script
+from llmtrace.cli import launch
+from llmtrace.cli.launch import find_mock_script
 
 
 def _opt(key: str) -> Any:

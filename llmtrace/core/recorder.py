@@ -109,7 +109,7 @@ class Recorder:
             global _pricing
             pricing = _pricing
             if pricing is None:
-                from llmtrace import pricing
+                import llmtrace.pricing as pricing
 
                 _pricing = pricing
             price = pricing.cost(

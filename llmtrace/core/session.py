@@ -124,7 +124,7 @@ class Session:
         global _active
         if _active is not None and not _active.finished and _active is not self:
             return self._nest(_active)
-        from llmtrace import capture
+        import llmtrace.capture as capture
 
         if self.child_spool is None:
             self._open_exporters()
@@ -201,7 +201,7 @@ class Session:
         self.finished = True
         if self.outer is not None:
             return self._unnest(status, error)
-        from llmtrace import capture
+        import llmtrace.capture as capture
 
         recorder = self.recorder
         assert recorder is not None

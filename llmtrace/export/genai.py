@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmtrace.capture.serialize import parse_json_maybe
 from llmtrace.model import Span
 
 _ROLES = {
@@ -33,6 +32,16 @@ def jsons(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _json_or_text(text: Any) -> Any:
+    """A tool call's arguments as JSON when they are JSON text, else as they are."""
+    if isinstance(text, str):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
 def _text(content: Any) -> str:
     if content is None:
         return ""
@@ -45,7 +54,7 @@ def _call_part(call: dict[str, Any]) -> dict[str, Any]:
     fn = call.get("function") if isinstance(call.get("function"), dict) else None
     name = fn.get("name") if fn else call.get("name")
     args = fn.get("arguments") if fn else call.get("args", call.get("arguments"))
-    return {"type": "tool_call", "id": call.get("id"), "name": name, "arguments": parse_json_maybe(args)}  # GenAI keeps them structured
+    return {"type": "tool_call", "id": call.get("id"), "name": name, "arguments": _json_or_text(args)}  # GenAI keeps them structured
 
 
 def _content_parts(content: Any) -> list[dict[str, Any]]:

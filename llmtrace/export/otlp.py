@@ -28,7 +28,7 @@ import threading
 import uuid
 from typing import Any
 
-from llmtrace import __version__
+from llmtrace.model import VERSION
 from llmtrace.errors import UserError
 from llmtrace.export import genai
 from llmtrace.export import collector
@@ -357,12 +357,12 @@ def build_request(items: list[tuple[Trace, list[Span], RunEnds | None]], project
         rs.resource.CopyFrom(resource_pb2.Resource(attributes=_attrs(common_pb2, {
             "service.name": os.environ.get("OTEL_SERVICE_NAME") or trace.name,
             "openinference.project.name": project_name(trace, project),
-            "telemetry.sdk.name": "llmtrace", "telemetry.sdk.version": __version__,
+            "telemetry.sdk.name": "llmtrace", "telemetry.sdk.version": VERSION,
             "process.pid": trace.pid, "process.command_args": list(trace.argv) or None,
         })))
         ss = rs.scope_spans.add()
         ss.scope.name = "llmtrace"
-        ss.scope.version = __version__
+        ss.scope.version = VERSION
         root = _root_id(trace)
         for s in spans:
             ss.spans.append(_span(trace_pb2, common_pb2, tid, root, s))

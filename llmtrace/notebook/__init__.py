@@ -98,7 +98,7 @@ class Extension:
         nothing)."""
         if self.session is not None or self.borrowed:
             return self.session
-        from llmtrace import __version__
+        from llmtrace.model import VERSION
         from llmtrace.core.options import RunOptions
         from llmtrace.core.recorder import now_us
         from llmtrace.core.session import Session
@@ -110,7 +110,7 @@ class Extension:
         from llmtrace.store.writer import StoreWriter
 
         trace = Trace(id=new_trace_id(), name=self.name, start_us=now_us(), script=None, argv=list(sys.argv),
-                      cwd=os.getcwd(), pid=os.getpid(), version=__version__, tags={"notebook": self.name})
+                      cwd=os.getcwd(), pid=os.getpid(), version=VERSION, tags={"notebook": self.name})
         trace.run_id = trace.id
         # Child processes are left untraced: their spans would join the kernel's record, not the cell's.
         opts = RunOptions(script=self.name, name=self.name, children=False)

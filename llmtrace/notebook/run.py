@@ -45,7 +45,7 @@ def run_notebook(opts: Any, writer: Any, notebook: Any, output: Path | None, *, 
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 
-    from llmtrace import __version__
+    from llmtrace.model import VERSION
     from llmtrace.core.recorder import now_us
     from llmtrace.core.session import Session
     from llmtrace.ids import new_trace_id
@@ -53,7 +53,7 @@ def run_notebook(opts: Any, writer: Any, notebook: Any, output: Path | None, *, 
 
     path = os.path.abspath(opts.script)
     trace = Trace(id=opts.trace_id or new_trace_id(), name=opts.name or Path(opts.script).name, start_us=now_us(),
-                  script=path, argv=[opts.script, *opts.args], cwd=os.getcwd(), pid=os.getpid(), version=__version__,
+                  script=path, argv=[opts.script, *opts.args], cwd=os.getcwd(), pid=os.getpid(), version=VERSION,
                   tags=dict(opts.tags))
     saved = {k: os.environ.get(k) for k in [*(extra_env or {}), "JPY_SESSION_NAME", ENV, "LLMTRACE_TRACE_ID"]}
     os.environ.update(extra_env or {})

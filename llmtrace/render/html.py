@@ -23,7 +23,7 @@ from typing import Any
 
 from rich.text import Text
 
-from llmtrace import __version__
+from llmtrace.model import VERSION
 from llmtrace.ids import short_id
 from llmtrace.model import Span, Status, Trace
 from llmtrace.render import fmt
@@ -197,7 +197,7 @@ def page_data(trace: Trace, spans: list[Span], *, tail: list[Span] | None = None
     totals["saved_text"] = fmt.money(t.cost_saved)
     clip = _Clipper()
     return {
-        "version": __version__,
+        "version": VERSION,
         "clip_chars": CLIP_CHARS,
         "trace": {
             "id": trace.id, "short": short_id(trace.id), "name": trace.name, "script": trace.script, "argv": trace.argv,

@@ -14,7 +14,7 @@ import types
 from pathlib import Path
 from typing import Any, Callable
 
-from llmtrace import __version__
+from llmtrace.model import VERSION
 from llmtrace.core.options import RunOptions
 from llmtrace.clock import now_us
 from llmtrace.core.recorder import stack_text
@@ -288,7 +288,7 @@ def run(opts: RunOptions, writer: Any, *, extra_env: dict[str, str] | None = Non
         argv=[script if module else opts.script, *opts.args],
         cwd=os.getcwd(),
         pid=os.getpid(),
-        version=__version__,
+        version=VERSION,
         tags=dict(opts.tags),
     )
     if opts.split:

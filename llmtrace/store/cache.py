@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmtrace import clock
+import llmtrace.clock as clock
 from llmtrace.redact import redact_headers
 from llmtrace.store.db import insert_rows
 

@@ -79,7 +79,7 @@ def start_run(script_arg: str, args: list[str] | None, *, module: bool = False, 
         tags["project"] = project.strip()
     ttl_s = None
     if cache_ttl:
-        from llmtrace import timespec
+        import llmtrace.timespec as timespec
 
         ttl_s = timespec.parse_duration(cache_ttl)
     if trace_id is not None:
