@@ -213,3 +213,28 @@ def test_run_is_running_while_a_child_lives(tmp_path, llmtrace_home):
         gate.write_text("go")
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_notebook_kernel_started_by_nbconvert_is_split(tmp_path, mock_server, llmtrace_home):
+    """A Jupyter kernel nbconvert starts (a child process of the run) records each call as a trace of its own."""
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbconvert")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from langchain_openai import ChatOpenAI\n"
+                                          "m = ChatOpenAI(model='gpt-4o-mini', max_retries=0)\n"
+                                          "print(m.invoke('cell one').content[:9])"),
+                nbformat.v4.new_code_cell("print(m.invoke('cell two').content[:9])")]
+    nbformat.write(nb, str(tmp_path / "nb.ipynb"))
+    script = tmp_path / "execute.py"
+    script.write_text("import nbformat, os\nfrom nbconvert.preprocessors import ExecutePreprocessor\n"
+                      f"nb = nbformat.read({str(tmp_path / 'nb.ipynb')!r}, 4)\n"
+                      "ExecutePreprocessor(timeout=240).preprocess(nb, {})\n"
+                      "print('executed', os.getpid())\n")
+    env = server_env(mock_server())
+    r = run_cli("run", "--split", "--no-cache", str(script), env=env)
+    assert r.code == 0, r.stderr
+    run_pid = int(r.stdout.split()[-1])
+    traces = [t for t in _ls(env) if t["id"] != t["run_id"]]
+    assert sorted(t["name"] for t in traces) == ["ChatOpenAI: cell one", "ChatOpenAI: cell two"]
+    assert all(t["status"] == "ok" and t["totals"]["llm_calls"] == 1 and t["pid"] != run_pid for t in traces)
+    assert "split into 2 traces" in r.stderr
