@@ -25,6 +25,7 @@ class Status(str, enum.Enum):
     ERROR = "error"
     INTERRUPTED = "interrupted"
     OVER_BUDGET = "over-budget"  # a run --max-… budget refused an LLM call
+    PAUSED = "paused"  # LangGraph's interrupt(): the graph waits for a human (a resume goes on), not a failure
     KILLED = "killed"  # never stored: derived when a running trace's process is gone
 
 

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import AGENTS, ROOT, assert_no_orphans, run_cli, server_env
 
 SCRIPT = str(AGENTS / "split_agent.py")
@@ -17,6 +19,10 @@ def _db(home):
     from llmtrace.store import open_store
 
     return open_store(home / "traces.db")
+
+
+def _base(t):
+    return t["name"].split(": ")[0]
 
 
 def _ls(*args, env):
@@ -41,8 +47,10 @@ def test_split_run_one_trace_per_invocation(mock_server, llmtrace_home):
     run_id = listed[0]["run_id"]
     assert run_id and all(t["run_id"] == run_id for t in listed)
     assert run_id not in {t["id"] for t in listed}
-    names = sorted(t["name"] for t in listed)
-    assert names == sorted(["RunnableSequence"] * 3 + ["two_calls"] * 2 + ["lookup", "find", "openai.chat.completions", "forks"])
+    # Each named after its top-level runnable and the head of its input: which invocation is which.
+    assert sorted(t["name"] for t in listed) == sorted(
+        ["RunnableSequence: alpha", "RunnableSequence: beta", "RunnableSequence: gamma", "two_calls: left",
+         "two_calls: right", "lookup: Oslo", "find: Atlantis", "openai.chat.completions: bare", "forks: delta"])
     assert f"split into 9 traces (1 failed)" in r.stderr and f"llmtrace ls --run {run_id[:8]}" in r.stderr
 
     in_run = _ls("--run", listed[-1]["id"][:10], env=env)  # any trace of the run names the run
@@ -61,20 +69,20 @@ def test_split_run_one_trace_per_invocation(mock_server, llmtrace_home):
         s = spans[t["id"]]
         assert all(x.trace_id == t["id"] for x in s)
         assert_no_orphans(s)
-        assert [x.name for x in s if x.parent_id is None] == [t["name"]]  # one top-level span: the invocation
+        assert [x.name for x in s if x.parent_id is None] == [_base(t)]  # one top-level span: the invocation
         assert t["tags"] == {"team": "core"}
         assert t["totals"]["llm_calls"] == sum(x.kind == "llm" for x in s)
     # The parallel invocations kept their own calls apart.
-    for t in (t for t in listed if t["name"] == "two_calls"):
+    for t in (t for t in listed if _base(t) == "two_calls"):
         prompts = [json.dumps(x.inputs) for x in spans[t["id"]] if x.kind == "llm"]
         side = "left" if "left" in prompts[0] else "right"
         assert len(prompts) == 2 and all(side in p for p in prompts), prompts
     # The forked worker's call joined the invocation it was forked in.
-    fork = next(t for t in listed if t["name"] == "forks")
+    fork = next(t for t in listed if _base(t) == "forks")
     assert [x.kind for x in spans[fork["id"]]].count("llm") == 1
-    failed = next(t for t in listed if t["name"] == "find")
+    failed = next(t for t in listed if _base(t) == "find")
     assert failed["status"] == "error" and "LookupError: no such city: Atlantis" in failed["error"]
-    assert all(t["status"] == "ok" for t in listed if t["name"] != "find")
+    assert all(t["status"] == "ok" for t in listed if _base(t) != "find")
     assert sum(t["totals"]["llm_calls"] for t in listed) == everything[0] == 9
 
     # cost --by run sums the run's traces; ls --status error finds the failed one.
@@ -93,6 +101,9 @@ def test_split_run_one_trace_per_invocation(mock_server, llmtrace_home):
 
     shown = run_cli("show", failed["id"], env=env)
     assert shown.code == 0 and f"part of run {run_id[:8]}" in shown.stdout and "no such city" in shown.stdout
+    assert "\ninput: Atlantis\n" in shown.stdout  # the request's input, at the root
+    shown = run_cli("show", fork["id"], env=env)
+    assert "\ninput: delta\noutput: worker exit 0\n" in shown.stdout
 
 
 def test_split_run_that_crashes(mock_server, llmtrace_home):
@@ -104,14 +115,43 @@ def test_split_run_that_crashes(mock_server, llmtrace_home):
     run_id = listed[0]["run_id"]
     record = next(t for t in listed if t["id"] == run_id)  # a run that failed is news: plain ls shows it
     assert record["status"] == "error" and record["exit_code"] == 1 and "Traceback" in record["traceback"]
-    crashed = [t for t in listed if t["name"] == "find"]
+    crashed = [t for t in listed if _base(t) == "find"]
     assert len(crashed) == 2 and all(t["status"] == "error" for t in crashed)
     assert "split into 10 traces (2 failed)" in r.stderr
 
 
-def test_split_refuses_live_otlp(llmtrace_home):
-    r = run_cli("run", "--split", "--otlp", "http://127.0.0.1:9/v1/traces", SCRIPT)
-    assert r.code == 2 and "--split does not stream to OTLP" in r.stderr and "Traceback" not in r.stderr
+def test_split_streams_live_otlp(mock_server, llmtrace_home):
+    """Each trace of a split run goes out live as an OpenTelemetry trace of its own (its spans, then its
+    root when it ends), the forked worker's span with the invocation it was forked in."""
+    pytest.importorskip("opentelemetry.proto")
+    from test_export import Receiver, _attrs
+
+    from llmtrace.export.otlp import trace_id_bytes
+
+    receiver = Receiver()
+    try:
+        server = mock_server()
+        r = run_cli("run", "--split", "--no-cache", "--otlp", receiver.url, SCRIPT, env=server_env(server))
+        assert r.code == 0, r.stderr
+        listed = [t for t in _ls(env=server_env(server)) if t["id"] != t["run_id"]]
+        sent = receiver.spans()
+    finally:
+        receiver.close()
+    assert len(listed) == 9
+    db = _db(llmtrace_home)
+    try:
+        from llmtrace.store.queries import get_spans
+
+        for t in listed:
+            stored = get_spans(db, t["id"])
+            mine = [s for s in sent if s.trace_id == trace_id_bytes(t["id"])]
+            roots = [s for s in mine if _attrs(s).get("llmtrace.span.kind") == "run"]
+            assert len(roots) == 1 and roots[0].name == f"invoke_agent {t['name']}", [s.name for s in mine]
+            if _base(t) != "forks":  # the root's totals are what its own process saw: the worker's call went out from the worker
+                assert _attrs(roots[0])["llmtrace.llm_calls"] == t["totals"]["llm_calls"], t["name"]
+            assert len(mine) == len(stored) + 1, (t["name"], [s.name for s in mine], [s.name for s in stored])
+    finally:
+        db.close()
 
 
 def test_unsplit_run_streamed_figures_and_ls_run(mock_server, llmtrace_home):

@@ -12,7 +12,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from llmtrace.errors import BudgetExceeded
 
 from llmtrace.capture import context
-from llmtrace.capture.serialize import message_dict, parse_json_maybe, to_jsonable
+from llmtrace.capture.serialize import graph_resume, message_dict, parse_json_maybe, to_jsonable
 from llmtrace.model import Span, SpanKind
 from llmtrace.clock import now_us
 
@@ -138,7 +138,11 @@ class TraceHandler(BaseCallbackHandler):
     # -- chains ---------------------------------------------------------------------------------
     def on_chain_start(self, serialized: dict[str, Any], inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self._start(_CHAIN, run_id, parent_run_id, _name(serialized, kwargs, "chain"), to_jsonable(inputs), tags, metadata)
+        resume = graph_resume(inputs)  # a LangGraph resume: labelled as one
+        if resume is not None:
+            metadata = {**(metadata or {}), "llmtrace_resume": True}
+        self._start(_CHAIN, run_id, parent_run_id, _name(serialized, kwargs, "chain"), resume or to_jsonable(inputs), tags,
+                    metadata)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if kwargs.get("inputs") is not None:  # streamed runs only know their input at the end

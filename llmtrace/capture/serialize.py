@@ -69,6 +69,13 @@ def message_dict(msg: Any) -> dict[str, Any]:
     return out
 
 
+def graph_resume(inputs: Any) -> Any:
+    """A LangGraph `Command(resume=…)` given as a graph's input: `{"resume": value}`; None for any other input."""
+    if type(inputs).__name__ == "Command" and getattr(inputs, "resume", None) is not None:
+        return {"resume": to_jsonable(inputs.resume)}
+    return None
+
+
 def to_jsonable(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value

@@ -193,6 +193,47 @@ def show(
             gc.enable()
 
 
+@app.command("thread")
+def thread(
+    thread_id: str = typer.Argument(..., metavar="ID", help="The conversation: a LangGraph thread_id (or a session_id / conversation_id the app puts in LangChain metadata)."),
+    as_json: JsonFlag = False,
+) -> None:
+    """One conversation across traces: its turns in order (each a trace of `run --split`, tagged with
+    the thread's id from LangChain metadata or LangGraph's configurable), with their totals.
+
+    Example: llmtrace thread t-1 ; llmtrace thread t-1 --json
+    """
+    from llmtrace.model import Totals
+    from llmtrace.store.queries import THREAD_KEYS, thread_traces
+
+    db = open_cli_store(write=False)
+    turns = thread_traces(db, thread_id)
+    if not turns:
+        raise UserError(f"no traces of thread {thread_id!r}: none is tagged {', '.join(THREAD_KEYS)} = {thread_id!r}")
+    total = Totals()
+    for t in turns:
+        for key, value in vars(t.totals).items():
+            setattr(total, key, getattr(total, key) + value)
+    if as_json:
+        print(json.dumps({"thread": thread_id, "turns": [trace_json(t) for t in turns], "totals": asdict(total)},
+                         indent=2, ensure_ascii=False))
+        return
+    from rich.text import Text
+
+    from llmtrace.render import fmt
+    from llmtrace.render.tables import turn_lines
+
+    paused = sum(t.status == "paused" for t in turns)
+    out = stdout_console()
+    line = Text.assemble(("thread ", "bold"), (thread_id, "bold cyan"),
+                         f"  {fmt.plural(len(turns), 'turn')} · {fmt.plural(total.llm_calls, 'LLM call')}"
+                         f" · {fmt.count(total.input_tokens)} in / {fmt.count(total.output_tokens)} out tokens"
+                         f" · {fmt.money(total.cost, total.unpriced_calls)}" + (f" · {paused} paused" if paused else ""))
+    out.print(fmt.clean(line))
+    for turn in turn_lines(turns, out.width):
+        out.print(fmt.clean(turn), soft_wrap=True)
+
+
 def _listed(db: Any, f: Any) -> list[Any]:
     """The traces `f` selects; `--name math_agent` also selects those named `math_agent.py` (a script's
     trace is named after its file), newest first as ever."""
@@ -235,7 +276,7 @@ def _follow(db: Any, trace_id: str | None) -> str:
 
     from llmtrace.core.inflight import read_in_flight
     from llmtrace.model import Status
-    from llmtrace.store.queries import get_spans, get_trace, newest_running
+    from llmtrace.store.queries import get_spans, get_trace, newest_running, run_view
 
     if trace_id is None:
         trace_id = newest_running(db)
@@ -254,7 +295,10 @@ def _follow(db: Any, trace_id: str | None) -> str:
     with Live(console=out, refresh_per_second=8, transient=True) as live:
         while True:
             t = get_trace(db, trace_id)
-            spans = get_spans(db, trace_id)
+            if t.run_id == t.id:  # a split run: its traces as they come
+                t.totals, spans = run_view(db, t.id)
+            else:
+                spans = get_spans(db, trace_id)
             flying: list[Any] = []
             if t.status == Status.RUNNING.value:
                 have = {s.id for s in spans}

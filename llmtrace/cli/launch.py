@@ -123,13 +123,6 @@ def start_run(script_arg: str, args: list[str] | None, *, module: bool = False, 
         print(f"llmtrace: warning: OTEL_EXPORTER_OTLP_ENDPOINT is set but {otlp_mod.INSTALL_HINT}; not streaming spans",
               file=sys.stderr)
         otlp_url = None
-    if split and otlp_url:
-        hint = "send the traces afterwards with `llmtrace export --otlp`"
-        if otlp:
-            raise UserError(f"--split does not stream to OTLP yet: drop --otlp and {hint}")
-        print(f"llmtrace: warning: --split does not stream to OTLP yet (OTEL_EXPORTER_OTLP_ENDPOINT is set); {hint}",
-              file=sys.stderr)
-        otlp_url = None
     opts = runner.RunOptions(
         script_arg, list(args or []), trace_id, name, tags, cache=not no_cache, cache_dir=cache_dir,
         cache_ttl_s=ttl_s, cache_size_mb=cache_size,

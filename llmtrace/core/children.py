@@ -3,10 +3,12 @@
 The runner puts the trace id, the spool folder and the cache/retry settings in LLMTRACE_CHILD and
 prepends a folder holding a `sitecustomize.py` to PYTHONPATH, so any Python child (a `spawn` or
 `forkserver` multiprocessing worker, `subprocess.run([sys.executable, …])`) starts recording
-before its own code runs. A `fork` child re-arms in `os.register_at_fork`. Each child writes only
-to a spool file of its own (`<trace>.<pid>.spool`): nothing is lost when it exits or is killed,
-and the parent loads those files into the store when the run ends. Its spans hang under the
-LangChain run that was current where it was forked, or at the top of the trace.
+before its own code runs. A `fork` child re-arms in `os.register_at_fork`. Each child spools to a
+file of its own (`<trace>.<pid>.spool`) and copies it into the store as the parent does (its own
+helper process), so its spans are visible while it runs; nothing is lost when it exits or is
+killed (the parent, or the next command, loads what is left). Its spans hang under the LangChain
+run that was current where it was forked, or at the top of the trace; with `--split` each
+invocation it makes is a trace of its own, as in the parent.
 
 LLMTRACE_CHILDREN=0 (or `run --no-children`) leaves child processes untraced.
 """
@@ -55,14 +57,18 @@ def enabled() -> bool:
     return os.environ.get("LLMTRACE_CHILDREN", "1").strip().lower() not in ("0", "no", "false", "off")
 
 
-def arm(trace_id: str, spool_dir: Path, home: Path, options: dict[str, Any]) -> None:
-    """In the traced process: make children (started from now on) join trace `trace_id`."""
+def arm(trace_id: str, spool_dir: Path, home: Path, options: dict[str, Any], run: dict[str, Any] | None = None) -> None:
+    """In the traced process: make children (started from now on) join trace `trace_id`. `run`
+    (`run_spec`): what a child needs to write to the store itself, live."""
     if not enabled():
         return
     boot = _private_boot(home)
     if boot is None:
         return
-    os.environ[ENV] = json.dumps({"trace_id": trace_id, "spool_dir": str(spool_dir), "options": options})
+    spec = {"trace_id": trace_id, "spool_dir": str(spool_dir), "options": options}
+    if run is not None:
+        spec["run"] = run
+    os.environ[ENV] = json.dumps(spec)
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(boot)]
     os.environ["PYTHONPATH"] = os.pathsep.join([str(boot), *paths])
 
@@ -133,3 +139,11 @@ def options_for_children(opts: Any) -> dict[str, Any]:
         "retries": opts.retries, "mock_url": opts.mock_url,
     }
 
+
+
+def run_spec(trace: Any, db_path: str, opts: Any) -> dict[str, Any]:
+    """What a child needs of the run to store its spans (and, split, its own traces) live, and stream
+    them to OTLP as the parent does (the endpoint and headers the user gave the run)."""
+    return {"db": db_path, "split": opts.split, "name": trace.name, "script": trace.script, "argv": trace.argv,
+            "cwd": trace.cwd, "version": trace.version, "tags": trace.tags, "otlp_url": opts.otlp_url,
+            "otlp_headers": opts.otlp_headers}

@@ -93,17 +93,25 @@ class InFlightPublisher:
 
 def read_in_flight(home: Path, trace_id: str, run_id: str | None = None) -> list[Span]:
     """The open spans of a running trace (of its run's file when split), as running Spans; [] when none."""
+    key = run_id or trace_id
+    rows: list[Any] = []
     try:
-        rows = json.loads(live_path(home, run_id or trace_id).read_text())
-    except (OSError, ValueError):
+        names = [n for n in os.listdir(home / "live") if n == f"{key}.json" or
+                 (n.startswith(f"{key}.") and n.endswith(".json"))]  # <trace>.<pid>.json: a child process's
+    except OSError:
         return []
+    for name in names:
+        try:
+            rows += json.loads((home / "live" / name).read_text())
+        except (OSError, ValueError):
+            continue
     out = []
     for row in rows:
         try:
             span = Span(**dict(zip(_FIELDS, row)))
         except TypeError:
             continue
-        if span.trace_id == trace_id:
+        if span.trace_id == trace_id or (run_id is not None and trace_id == run_id):  # a run: its traces' too
             span.status = Status.RUNNING.value
             out.append(span)
     return out

@@ -16,7 +16,11 @@ from llmtrace.model import Span, SpanKind, Status, Trace
 
 
 _PRICED = (SpanKind.LLM.value, SpanKind.EMBEDDING.value)
-_RUNNING, _OK, _ERROR, _INTERRUPTED = (s.value for s in (Status.RUNNING, Status.OK, Status.ERROR, Status.INTERRUPTED))
+_RUNNING, _OK, _ERROR, _INTERRUPTED, _PAUSED = (s.value for s in (Status.RUNNING, Status.OK, Status.ERROR, Status.INTERRUPTED,
+                                                                  Status.PAUSED))
+# LangGraph's control flow, raised through the callbacks like errors: interrupt() pauses the graph (paused);
+# a Command to a parent graph (ParentCommand) goes on elsewhere (ok). Known by name: langgraph is not imported.
+_PAUSES, _ROUTES = {"GraphInterrupt", "NodeInterrupt"}, {"ParentCommand", "GraphBubbleUp"}
 _pricing: Any = None  # llmtrace.pricing, imported at the first priced span
 
 
@@ -51,6 +55,7 @@ class Recorder:
         self.redactor = redactor
         self.splitter = splitter
         self._open: dict[str, Span] = {}
+        self.inherited: dict[str, str] = {}  # a fork child's: spans open in its parent when it forked → their trace
         self._lock = threading.RLock()  # re-entered when a signal handler finishes the run
         self._warned = False
 
@@ -67,6 +72,8 @@ class Recorder:
                 parent = self._open.get(parent_id)
                 if parent is not None:
                     span.trace_id = parent.trace_id
+                elif parent_id in self.inherited:
+                    span.trace_id = self.inherited[parent_id]
         with self._lock:
             self._open[span.id] = span
         return span
@@ -79,7 +86,15 @@ class Recorder:
             if self._open.pop(span.id, None) is None:
                 return  # already ended (or never ours)
         span.end_us = now_us()
-        if error is not None:
+        kinds = {c.__name__ for c in type(error).__mro__} if error is not None else ()
+        if error is not None and not kinds.isdisjoint(_PAUSES | _ROUTES):
+            paused = not kinds.isdisjoint(_PAUSES)
+            span.status = status or (_PAUSED if paused else _OK)
+            if paused:
+                span.error_type, span.error_message = type(error).__name__, _interrupt_text(error)
+                if self.splitter is not None and hasattr(self.splitter, "paused"):
+                    self.splitter.paused(span.trace_id)
+        elif error is not None:
             interrupted = isinstance(error, KeyboardInterrupt)
             span.status = status or (_INTERRUPTED if interrupted else _ERROR)
             span.error_type = type(error).__name__
@@ -129,6 +144,14 @@ class Recorder:
                 if not self._warned:
                     self._warned = True
                     print(f"llmtrace: warning: could not record a span ({type(e).__name__}: {e}); the run goes on", file=sys.stderr)
+
+
+def _interrupt_text(error: BaseException) -> str:
+    """What a paused graph waits for: the values given to interrupt(), as text."""
+    values = [getattr(i, "value", i) for i in (error.args[0] if error.args and isinstance(error.args[0], (list, tuple)) else error.args)]
+    import json
+
+    return "; ".join(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in values)[:4000]
 
 
 def stack_text(error: BaseException, tb: Any = None, limit: int = 8_000) -> str:

@@ -77,7 +77,8 @@ class Session:
         self.live: Any = None  # the live OTLP exporter
         self.splitter: Any = None
         self.in_flight: Any = None
-        self.child_spool: Any = None  # in a child process: its own spool file, nothing else
+        self.child_spool: Any = None  # in a child process that cannot write the store: its own spool file, nothing else
+        self.child = False  # a child process of a traced run writing the store live: the run is its parent's
         self.outer: Session | None = None  # the session this one is nested in
         # Doors that make many traces in one session (the notebook: one per cell) set these before start():
         self.make_splitter: Any = None  # (trace, writer) -> the recorder's splitter, instead of --split's
@@ -100,6 +101,24 @@ class Session:
         session.settings = settings
         return session
 
+    @classmethod
+    def for_live_child(cls, spec: dict[str, Any], settings: Any, redactor: Any) -> "Session":
+        """A child process's session that stores its spans itself, as they end (through a spool of its
+        own and its own helper), under the parent's trace; with --split, each top-level invocation it
+        makes is a trace of the parent's run."""
+        from llmtrace.store.db import open_db
+        from llmtrace.store.writer import StoreWriter
+
+        run = spec["run"]
+        trace = Trace(id=spec["trace_id"], name=run.get("name") or "", start_us=0, script=run.get("script"),
+                      argv=list(run.get("argv") or []), cwd=run.get("cwd"), pid=os.getpid(), version=run.get("version"),
+                      run_id=spec["trace_id"] if run.get("split") else None, tags=dict(run.get("tags") or {}))
+        writer = StoreWriter(open_db(Path(run["db"])), redactor)
+        session = cls(RunOptions(script="", split=bool(run.get("split")), otlp_url=run.get("otlp_url"),
+                                 otlp_headers=dict(run.get("otlp_headers") or {})), writer, trace)
+        session.settings, session.child = settings, True
+        return session
+
     # -- start ------------------------------------------------------------------------------------
     def start(self) -> "Session":
         global _active
@@ -113,28 +132,33 @@ class Session:
         _active = self
         if self.child_spool is not None or (self.opts.children and children.enabled()):
             _watch_forks()
-        if self.opts.children and self.writer is not None:
+        if self.opts.children and self.writer is not None and not self.child:  # a child's children are armed already
             from llmtrace.home import home
             from llmtrace.store.spool import spool_dir
 
             self._environ = children.environ_before_arming()
             children.arm(self.trace.id, spool_dir(Path(self.writer.db_path).parent), home(),
-                         children.options_for_children(self.opts))
+                         children.options_for_children(self.opts),
+                         children.run_spec(self.trace, self.writer.db_path, self.opts))
         return self
 
     def _open_exporters(self) -> None:
         opts, writer, trace = self.opts, self.writer, self.trace
         if trace.pid is None:  # a running trace without a live pid is a dead run's, which any command recovers
             trace.pid = os.getpid()
-        settings = self.settings = wire_settings(opts)  # first: a cache folder it refuses leaves no trace behind
-        if not self.record_lazily:
+        if self.settings is None:
+            self.settings = wire_settings(opts)  # first: a cache folder it refuses leaves no trace behind
+        settings = self.settings
+        if not self.record_lazily and not self.child:  # a child's trace is its parent's, written already
             writer.start_trace(trace)
-        self.spool = _DirectWriter(writer) if self.direct else _spooling_writer(writer, trace.id)
+        own = f"{trace.id}.{os.getpid()}" if self.child else trace.id  # a child's spool and in-flight file
+        self.spool = _DirectWriter(writer) if self.direct else _spooling_writer(writer, own)
         exporters: list[Any] = [self.spool]
         if opts.otlp_url:
             from llmtrace.export.otlp import LiveOtlpExporter
 
-            self.live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers, redactor=writer.redactor)
+            self.live = LiveOtlpExporter(opts.otlp_url, trace, headers=opts.otlp_headers, redactor=writer.redactor,
+                                         root=not self.child)
             exporters.append(self.live)
         if self.make_splitter is not None:
             self.splitter = self.make_splitter(trace, writer)
@@ -144,10 +168,11 @@ class Session:
 
             self.splitter = SplitTraces(trace, writer)
             self.splitter.finisher = self.spool
+            self.splitter.live = self.live
         self.recorder = Recorder(trace, exporters, writer.redactor, self.splitter)
         from llmtrace.core.inflight import InFlightPublisher, live_path
 
-        self.in_flight = InFlightPublisher(self.recorder, live_path(Path(writer.db_path).parent, trace.id),
+        self.in_flight = InFlightPublisher(self.recorder, live_path(Path(writer.db_path).parent, own),
                                            on_tick=getattr(self.spool, "tick", None)).start()
         if settings.cache is not None and hasattr(self.spool, "answer_handoff"):  # answers go by the spool, as spans do
             settings.cache.handoff = self.spool.answer_handoff(settings.cache)
@@ -191,6 +216,14 @@ class Session:
         if _active is self:
             _active = None
         self.spool.close()
+        if self.child:  # the run, and its end, are the parent's
+            if self.live is not None:
+                self.live.close(self.trace)
+            try:
+                self.writer.close()
+            except Exception:
+                pass
+            return self.trace
         if self._environ is not None:  # children started from now on are not this trace's
             children.restore_environ(self._environ)
         return self._finish_trace(status, code, error, stack)
@@ -259,13 +292,30 @@ def start_child() -> None:
     settings = wire_settings(RunOptions(script="", **options), quiet=True)
     if settings.cache is not None:  # a worker can be ended (Pool.terminate) before a writer thread had its turn
         settings.cache.write_behind = False
-    _start_child(spec["trace_id"], Path(spec["spool_dir"]), settings, Redactor.from_environ())
+    _start_child(spec, settings, Redactor.from_environ())
 
 
-def _start_child(trace_id: str, spool_dir: Path, settings: Any, redactor: Any) -> None:
+def _start_child(spec: dict[str, Any], settings: Any, redactor: Any, inherited: dict[str, str] | None = None) -> None:
+    """`inherited`: in a fork child, the spans open in the parent when it forked (id → trace id)."""
     global _child
-    _child = Session.for_child(trace_id, spool_dir, settings, redactor).start()
+    session = None
+    if spec.get("run"):
+        try:
+            session = Session.for_live_child(spec, settings, redactor)
+        except Exception:  # the store cannot be opened from here: the spool alone, loaded by the parent
+            session = None
+    if session is None:
+        session = Session.for_child(spec["trace_id"], Path(spec["spool_dir"]), settings, redactor)
+    _child = session.start()
+    if inherited and _child.recorder is not None:
+        _child.recorder.inherited = inherited
     atexit.register(_child_exit, _child)
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None and inherited is not None:
+        # A multiprocessing worker forked from here ends with os._exit (no atexit) but runs its finalizers,
+        # whose registry it clears when it starts, after this hook and before its after-fork callbacks.
+        mp_util.register_after_fork(_child, lambda session: mp_util.Finalize(None, _child_exit, args=(session,),
+                                                                             exitpriority=0))
 
 
 def _child_exit(session: Session) -> None:
@@ -294,10 +344,11 @@ def _after_fork() -> None:
     if recorder is None:
         return
     _active = None  # the parent's session, which this process must not finish
+    inherited = {s.id: s.trace_id for s in recorder.open_spans()}
     settings = context.settings
     settings.occurrences.after_fork()
     spec = children.spec_from_env()
     if spec is None:
         context.set_recorder(None)
         return
-    _start_child(spec["trace_id"], Path(spec["spool_dir"]), settings, recorder.redactor)
+    _start_child(spec, settings, recorder.redactor, inherited)

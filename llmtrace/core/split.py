@@ -17,6 +17,56 @@ from llmtrace.ids import new_trace_id
 from llmtrace.model import Span, Status, Trace
 
 
+def input_head(value: Any, limit: int = 48) -> str:
+    """What an invocation was asked, in a few words: a lone text or value stands for itself, a message
+    list for its last message, several plain fields as `k=v, …`; '' when there is nothing short to say."""
+    for _ in range(4):
+        if isinstance(value, dict):
+            messages = value.get("messages")
+            if isinstance(messages, list) and messages:
+                last = messages[-1]
+                value = last.get("content") if isinstance(last, dict) else last
+                continue
+            if len(value) == 1:
+                (key, inner), = value.items()
+                value = inner if isinstance(inner, (str, dict, list)) else f"{key}={inner}"
+                continue
+            value = ", ".join(f"{k}={v}" for k, v in value.items() if v is not None and not isinstance(v, (dict, list)))
+        elif isinstance(value, list) and value:
+            value = value[-1]
+            continue
+        break
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Keys LangChain and LangGraph put in a run's metadata for themselves (a graph's step, the model's
+# provider, a checkpoint's namespace): not the app's labels.
+_OWN_KEYS = ("ls_", "langgraph_", "checkpoint", "lc_", "__", "llmtrace")
+
+
+def invocation_tags(root: Any) -> dict[str, str]:
+    """The app's own labels of an invocation, as trace tags: LangChain `metadata` with plain values
+    (`user_id`, and LangGraph's `thread_id`, which LangChain copies there from `configurable`) and its
+    `tags` (each a tag of its own with an empty value: `ls --tag sync=`)."""
+    tags = {str(t): "" for t in root.tags or [] if isinstance(t, str) and t and not t.startswith(("seq:", "graph:"))}
+    for key, value in (root.metadata or {}).items():
+        if isinstance(value, (str, int, float, bool)) and not str(key).startswith(_OWN_KEYS):
+            tags[str(key)] = str(value)[:500]
+    return tags
+
+
+def trace_name(name: str, inputs: Any, resume: bool = False) -> str:
+    """A split trace's name: its run_name (or top-level runnable's) and the head of its input (a
+    LangGraph resume: `resume` and the value it resumes with)."""
+    head = input_head(inputs)
+    if resume:
+        return f"{name}: resume {head}".rstrip()
+    return f"{name}: {head}" if head else name
+
+
 class SplitTraces:
     """The recorder's splitter: a new trace when a top-level span starts, finished when it ends."""
 
@@ -24,33 +74,44 @@ class SplitTraces:
         self.run = run
         self.writer = writer  # StoreWriter: creates a trace at once (durable before its first span)
         self.finisher: Any = None  # the span exporter that finishes a trace after its spans (the spool)
+        self.live: Any = None  # the live OTLP exporter, told when a trace begins and ends
         self._traces: dict[str, Trace] = {}  # open top-level span id → its trace
+        self._paused: set[str] = set()  # traces a span of which paused
         self._lock = threading.Lock()
         self._warned = False
 
     def begin(self, root: Span) -> str:
         run = self.run
         trace = Trace(
-            id=new_trace_id(), name=root.name, start_us=root.start_us, script=run.script, argv=run.argv,
-            cwd=run.cwd, pid=run.pid, version=run.version, run_id=run.id, tags=dict(run.tags),
+            id=new_trace_id(), name=trace_name(root.name, root.inputs, root.metadata.get("llmtrace_resume")), start_us=root.start_us, script=run.script, argv=run.argv,
+            cwd=run.cwd, pid=run.pid, version=run.version, run_id=run.id, tags={**invocation_tags(root), **run.tags},
         )
-        try:
-            self.writer.start_trace(trace)
+        try:  # by the spool (before the trace's spans, off the program's thread), else straight to SQLite
+            getattr(self.finisher, "start_trace", self.writer.start_trace)(trace)
         except Exception as e:  # recording never breaks the script: the span stays in the run's record
             self._warn(e)
             return run.id
         with self._lock:
             self._traces[root.id] = trace
+        if self.live is not None:
+            self.live.trace_started(trace)
         return trace.id
+
+    def paused(self, trace_id: str) -> None:
+        """A span of the trace `trace_id` paused (LangGraph's interrupt()): the trace is paused if it ends well."""
+        with self._lock:
+            self._paused.add(trace_id)
 
     def end(self, root: Span) -> None:
         with self._lock:
             trace = self._traces.pop(root.id, None)
+            paused = trace is not None and trace.id in self._paused
+            self._paused.discard(trace.id if trace is not None else "")
         if trace is None:
             return
         trace.end_us = root.end_us
-        trace.status = root.status
-        if root.status != Status.OK.value:
+        trace.status = Status.PAUSED.value if paused and root.status == Status.OK.value else root.status
+        if root.status not in (Status.OK.value, Status.PAUSED.value):
             message = root.error_message or ""
             trace.error = (f"{root.error_type}: {message}" if root.error_type else message)[:2000] or None
             trace.traceback = root.metadata.get("traceback")
@@ -58,6 +119,8 @@ class SplitTraces:
             (self.finisher or self.writer).finish_trace(trace)
         except Exception as e:
             self._warn(e)
+        if self.live is not None:
+            self.live.trace_ended(trace)
 
     def _warn(self, e: Exception) -> None:
         if not self._warned:

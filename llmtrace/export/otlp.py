@@ -20,6 +20,7 @@ What a backend reads (checked against Phoenix and MLflow, tests/interop):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import queue
 import sys
@@ -31,7 +32,7 @@ from llmtrace.model import VERSION
 from llmtrace.errors import UserError
 from llmtrace.export import genai
 from llmtrace.export import collector
-from llmtrace.model import Span, Trace
+from llmtrace.model import Span, Totals, Trace
 
 # Where the CLI finds them: sending is collector.py's.
 endpoint, headers, post, export_timeout = collector.endpoint, collector.headers, collector.post, collector.export_timeout
@@ -336,6 +337,16 @@ def _span(trace_pb2: Any, common_pb2: Any, tid: bytes, root: bytes, s: Span) -> 
     )
 
 
+def _count(totals: Any, s: Span) -> None:
+    """A split trace's totals for its root span, summed from its spans as they go out."""
+    totals.llm_calls += s.kind == "llm"
+    totals.tool_calls += s.kind == "tool"
+    totals.input_tokens += s.input_tokens or 0
+    totals.output_tokens += s.output_tokens or 0
+    totals.cost += s.cost or 0.0
+    totals.errors += s.status == "error"
+
+
 def build_request(items: list[tuple[Trace, list[Span], RunEnds | None]], project: str | None = None) -> Any:
     """An ExportTraceServiceRequest: per trace, its spans and (when given the run's ends) the run's root span."""
     trace_service_pb2, common_pb2, resource_pb2, trace_pb2 = _proto()
@@ -412,8 +423,14 @@ class LiveOtlpExporter:
     environment's secrets. A raw span never leaves the process."""
 
     def __init__(self, url: str, trace: Trace, interval_s: float = 1.0, headers: dict[str, str] | None = None,
-                 project: str | None = None, redactor: Any = None):
+                 project: str | None = None, redactor: Any = None, root: bool = True):
         _proto()
+        # `run --split`: spans go out under their own trace, each trace's root when it ends (`trace_ended`).
+        # A child process's exporter sends no root for the run: its parent does (`root`).
+        self.root = root
+        self._traces: dict[str, Trace] = {}
+        self._trace_ends: dict[str, RunEnds] = {}
+        self._trace_totals: dict[str, Any] = {}
         self.url, self.trace, self.interval = url, trace, interval_s
         self.headers, self.project = headers or {}, project
         self._redactor = redactor
@@ -428,6 +445,14 @@ class LiveOtlpExporter:
     def write_span(self, span: Span) -> None:
         self._queue.put(span)
 
+    def trace_started(self, trace: Trace) -> None:
+        """A trace of a split run began: its spans go out under it."""
+        self._traces[trace.id] = trace
+
+    def trace_ended(self, trace: Trace) -> None:
+        """A trace of a split run ended (after its spans were handed over): its root span goes out."""
+        self._queue.put(("ended", trace))
+
     def _stored_form(self) -> StoredForm:
         redactor = self._redactor
         if redactor is None:
@@ -438,16 +463,38 @@ class LiveOtlpExporter:
             redactor = self._env_redactor
         return StoredForm(redactor)
 
-    def _send(self, spans: list[Span], with_root: bool) -> None:
+    def _send(self, spans: list[Span], with_root: bool, ended: list[Trace] | None = None) -> None:
         try:
             form = self._stored_form()
-            spans = [form.span(s) for s in spans]
+            groups: dict[str, list[Span]] = {}
             for s in spans:
+                groups.setdefault(s.trace_id, []).append(form.span(s))
+            items: list[tuple[Trace, list[Span], RunEnds | None]] = []
+            own = groups.pop(self.trace.id, [])
+            for s in own:
                 self._ends.see(s)
-            trace = form.trace(self.trace)  # its name, argv and tags go out with every batch
-            request = build_request([(trace, spans, self._ends if with_root else None)], self.project)
+            for tid, group in groups.items():
+                known = self._traces.get(tid)
+                if known is None:  # a trace another process of the run began (a fork's parent): its root is theirs
+                    items.append((form.trace(dataclasses.replace(self.trace, id=tid)), group, None))
+                    continue
+                ends, totals = self._trace_ends.setdefault(tid, RunEnds()), self._trace_totals.setdefault(tid, Totals())
+                for s in group:
+                    ends.see(s)
+                    _count(totals, s)
+                items.append((form.trace(known), group, None))
+            roots = with_root and self.root
+            if own or roots:  # the run's name, argv and tags go out with every batch
+                items.append((form.trace(self.trace), own, self._ends if roots else None))
+            for trace in ended or []:
+                self._traces.pop(trace.id, None)
+                trace.totals = self._trace_totals.pop(trace.id, None) or trace.totals
+                items.append((form.trace(trace), [], self._trace_ends.pop(trace.id, None) or RunEnds()))
+            if not items:
+                return
+            request = build_request(items, self.project)
             post(self.url, request, extra_headers=self.headers)
-            self.sent += len(spans) + with_root
+            self.sent += len(spans) + roots + len(ended or [])
         except Exception as e:
             if not self._warned:
                 self._warned = True
@@ -468,8 +515,10 @@ class LiveOtlpExporter:
             if any(b is None for b in batch):
                 done = True
                 batch = [b for b in batch if b is not None]
-            if batch or done:
-                self._send(batch, with_root=done)
+            ended = [b[1] for b in batch if isinstance(b, tuple)]
+            batch = [b for b in batch if not isinstance(b, tuple)]
+            if batch or done or ended:
+                self._send(batch, with_root=done, ended=ended)
 
     def close(self, trace: Trace) -> None:
         """Flush what is queued and send the run's root span (call once the trace is finished)."""

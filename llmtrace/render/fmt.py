@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 STATUS_STYLE = {"ok": "green", "error": "bold red", "running": "yellow", "interrupted": "magenta", "killed": "bold red",
-                "over-budget": "bold magenta"}
+                "over-budget": "bold magenta",
+                "paused": "bold cyan"}
 
 
 def duration(us: int | None) -> str:

@@ -204,6 +204,7 @@ def page_data(trace: Trace, spans: list[Span], *, tail: list[Span] | None = None
             "cwd": trace.cwd, "start_us": trace.start_us, "end_us": trace.end_us, "status": trace.status,
             "exit_code": trace.exit_code, "error": clip(trace.error), "traceback": clip(trace.traceback),
             "pid": trace.pid, "run_id": trace.run_id, "tags": trace.tags, "totals": totals,
+            "io": _io(spans, clip),
             "score": fmt.score(trace.feedback) or None,
             "feedback": [{"score": f.score, "comment": f.comment, "created_us": f.created_us} for f in trace.feedback],
         },
@@ -217,6 +218,14 @@ def page_data(trace: Trace, spans: list[Span], *, tail: list[Span] | None = None
 # Written as \u escapes (the same JSON string): lone surrogates (not encodable as UTF-8), and DEL, C1
 # controls and bidi overrides, so that no raw control byte is in the file (`cat` of it, an editor).
 _ESCAPED = re.compile("[\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff]")
+
+
+def _io(spans: list[Span], clip: Any) -> dict[str, Any] | None:
+    """The input and output at the trace's root (a split trace's request), for the page's header."""
+    from llmtrace.render.tree import root_io
+
+    io = root_io(spans)
+    return None if io is None else {"input": clip(io[0]), "output": clip(io[1])}
 
 
 def script_json(data: Any) -> str:

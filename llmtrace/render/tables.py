@@ -136,6 +136,21 @@ def trace_table(traces: list[Trace], now_us: int, tz: Any = None, width: int | N
     return build(cols, width)
 
 
+def turn_lines(turns: list[Trace], width: int) -> list[Text]:
+    """`llmtrace thread`: one line a turn, oldest first: its number, id, status, name (its input's head),
+    calls and cost; cropped to `width` (the name is what tells turns apart, so it comes before the figures)."""
+    out = []
+    for i, t in enumerate(turns, 1):
+        x = t.totals
+        line = Text.assemble((f"{i:>2}. ", "bold"), (short_id(t.id), "dim"), "  ",
+                             (f"{t.status:<7}", STATUS_STYLE.get(t.status, "")), "  ", (t.name, "bold"),
+                             f"  · {fmt.plural(x.llm_calls, 'LLM call')} · {fmt.money(x.cost, x.unpriced_calls)}"
+                             f" · {fmt.duration(t.duration_us)}")
+        line.truncate(max(20, width), overflow="ellipsis")
+        out.append(line)
+    return out
+
+
 def cost_table(rows: list[Any], by: str, width: int | None = None) -> Table | Fitted:
     """`cost`: one row a group, totals in the footer. With no width, fitted to the console it is printed on."""
     if width is None:

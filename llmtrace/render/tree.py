@@ -189,6 +189,8 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
         text.append(f"  {fmt.duration(span.duration_us)}", style="dim")
     else:
         text.append(f"{span.kind} ", style="bold")
+        if span.metadata.get("llmtrace_resume"):  # a LangGraph graph resumed after interrupt()
+            text.append("↻ resume ", style=STATUS_STYLE["paused"])
         if step is not None and span.inputs is not None:
             _call(text, span.name, step_input(span.inputs), 90, on_path)
         else:
@@ -198,6 +200,8 @@ def span_label(span: Span, on_path: bool = False, step: int | None = None) -> Te
         text = Text.assemble((f"{step}. ", "bold"), text)
     if span.status == Status.ERROR.value:
         text.append(f"  ✗ {span.error_type}: {fmt.short_json(span.error_message or '', 100)}", style="bold red")
+    elif span.status == Status.PAUSED.value:  # LangGraph's interrupt(): waiting for a human, not a failure
+        text.append(f"  ⏸ paused: {fmt.short_json(span.error_message or '', 100)}", style=STATUS_STYLE["paused"])
     elif span.status not in (Status.OK.value,):
         text.append(f"  [{span.status}]", style=STATUS_STYLE.get(span.status, ""))
     return text
@@ -212,6 +216,37 @@ def _in_flight_label(span: Span, step: int | None) -> Text:
     if span.streamed and span.first_token_us is not None:
         text.append(f"  ttft {fmt.duration(span.first_token_us - span.start_us)}", style="dim")
     return Text.assemble((f"{step}. ", "bold"), text) if step is not None else text
+
+
+def root_io(spans: list[Span]) -> tuple[Any, Any] | None:
+    """The input and output of a trace whose work is one chain (a split trace: one request), as its
+    root shows them: a lone text or message stands for itself; None for any other trace."""
+    tops = [s for s in spans if s.parent_id is None]
+    if len(tops) != 1 or tops[0].kind != "chain" or (tops[0].inputs is None and tops[0].outputs is None):
+        return None
+    root = tops[0]
+    out = root.outputs
+    if isinstance(out, dict) and out.get("__interrupt__"):  # a LangGraph graph paused: what it asks
+        out = {"paused": [i.get("value", i) if isinstance(i, dict) else i for i in out["__interrupt__"]]}
+    elif isinstance(out, dict) and isinstance(out.get("content"), str):  # a message
+        out = out["content"]
+    elif isinstance(out, dict) and isinstance(out.get("messages"), list) and out["messages"]:  # a graph's state
+        out = step_input({"messages": out["messages"]})
+    return step_input(root.inputs), (step_input(out) if out is not None else None)
+
+
+def io_lines(spans: list[Span], limit: int = 200) -> list[Text]:
+    """`input: …` and `output: …` under a trace's line (see root_io)."""
+    io = root_io(spans)
+    if io is None:
+        return []
+    labels = ("resume" if tops_resume(spans) else "input", "output")
+    return [Text.assemble((f"{label}: ", "bold green" if label == "output" else "bold"), fmt.short_json(value, limit))
+            for label, value in zip(labels, io) if value is not None]
+
+
+def tops_resume(spans: list[Span]) -> bool:
+    return any(s.parent_id is None and s.metadata.get("llmtrace_resume") for s in spans)
 
 
 def span_ref(span_id: str) -> str:
@@ -434,6 +469,8 @@ def _tree_lines(trace: Trace, spans: list[Span], *, show_all: bool, full: bool, 
         yield from _stack(fmt.frames(trace.traceback, _FRAMES), "")
     for f in trace.feedback:
         yield feedback_line(f, tz)
+    if trace.run_id and trace.run_id != trace.id:  # one request of a split run: what it was asked and answered
+        yield from io_lines(spans, limit)
     for span, prefix, last in lay.walk():
         if span is None:
             yield Text.assemble((prefix + ("└── " if last else "├── "), _GUIDE), fold_line(hidden))

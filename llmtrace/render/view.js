@@ -87,6 +87,12 @@
     return '<div class="card ' + c[2] + '" id="card-' + c[2] + '"><div class="t">' + esc(c[0]) + '</div><div class="v">' + esc(c[1]) + "</div></div>";
   }).join("");
   if (T.error) { var er = document.getElementById("error"); er.textContent = T.error; er.hidden = false; }
+  if (T.io) {  // one request of a split run: what it was asked and answered
+    var io = document.getElementById("io"), text = function (v) { return typeof v === "string" ? v : JSON.stringify(v); };
+    io.textContent = (T.io.input != null ? "input: " + text(T.io.input) : "") +
+      (T.io.output != null ? (T.io.input != null ? "\n" : "") + "output: " + text(T.io.output) : "");
+    io.hidden = false;
+  }
   document.getElementById("allcount").textContent = "(" + num(shownCount) + " of " + num(N) + ")";
 
   // --- rows -----------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from llmtrace.store.spool import (
     _load,
     close_caches,
     _Spooler,
+    begun_traces,
     decode_records,
     read_records,
     segment_path,
@@ -199,7 +200,8 @@ class HelperSpoolingWriter(_Spooler):
             return
         with self._lock:
             self._start()  # the trace is finished once its spans are stored: by the helper
-            if self._gone:
+            if self._gone:  # its first row is still in the spool: written here first
+                self.writer.begin_traces([self.writer.trace_fields(trace)])
                 self.writer.finish_trace(trace)  # the run's end sums every trace of the run again
                 return
             self._told_traces = True
@@ -319,7 +321,7 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
         stop = any(kind == _STOP for kind, _, _, _ in got)
         records, done = reader.read(*max((segment, offset) for _, segment, offset, _ in got)) if got else ([], [])
         store_answers(records)  # before the segments they came in can go
-        store.store(decode_records(records, encoder), done, ended)
+        store.store(decode_records(records, encoder), done, ended, begun_traces(records))
         if stop:
             # Let go of the run's output streams first: whoever reads them to their end must not wait for us.
             devnull = os.open(os.devnull, os.O_WRONLY)

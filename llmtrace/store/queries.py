@@ -32,9 +32,28 @@ def _trace_from_row(db: sqlite3.Connection, row: tuple) -> Trace:
         live = db.execute(f"SELECT {_TOTAL_COLS} FROM span_totals WHERE trace_id = ?", (tid,)).fetchone()
         if live:
             trace.totals = Totals(*[v or 0 for v in live])
-        if not pid_alive(pid):
+        if not pid_alive(pid) and not (run_id in (None, tid) and _child_alive(db, tid)):
             trace.status = Status.KILLED.value
     return trace
+
+
+def _child_alive(db: sqlite3.Connection, run_id: str) -> bool:
+    """Whether a child process of the run is still recording (its spool, `<run>.<pid>.spool`, names
+    it): a run whose first process is gone is running while any of its processes lives."""
+    import os
+    from pathlib import Path
+
+    try:
+        folder = Path(db.execute("PRAGMA database_list").fetchone()[2]).parent / "spool"
+        names = os.listdir(folder)
+    except (OSError, TypeError, sqlite3.Error):
+        return False
+    for name in names:
+        if name.startswith(run_id + "."):
+            pid = name[len(run_id) + 1:].split(".")[0]
+            if pid.isdigit() and pid_alive(int(pid)):
+                return True
+    return False
 
 
 def _attach_tags(db: sqlite3.Connection, traces: list[Trace]) -> None:
@@ -139,7 +158,8 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
     return traces
 
 
-_QUIET_RUN_RECORD = ("NOT (run_id IS NOT NULL AND run_id = id AND status IN ('ok', 'running') AND llm_calls = 0 "
+# (A running record is news: the run goes on, a server between requests.)
+_QUIET_RUN_RECORD = ("NOT (run_id IS NOT NULL AND run_id = id AND status = 'ok' AND llm_calls = 0 "
                      "AND tool_calls = 0 AND EXISTS (SELECT 1 FROM traces p WHERE p.run_id = traces.id AND p.id != traces.id))")
 
 _FEW_HITS = 20_000  # spans matching a --grep below which listing their traces beats walking all traces
@@ -178,13 +198,44 @@ def like_escape(text: str) -> str:
 
 
 def newest_running(db: sqlite3.Connection) -> str | None:
-    """The newest trace still running (its process alive), a split run's own record aside."""
-    for tid, pid in db.execute(
-        "SELECT id, pid FROM traces WHERE status = 'running' AND (run_id IS NULL OR run_id != id) ORDER BY start_us DESC"
+    """The newest trace still running (its process alive); for a trace of a `run --split` run, the run's
+    own record (following it follows the run: its traces as they come)."""
+    for tid, pid, run_id in db.execute(
+        "SELECT id, pid, run_id FROM traces WHERE status = 'running' ORDER BY start_us DESC"
     ):
-        if pid_alive(pid):
-            return tid
+        if not pid_alive(pid):
+            continue
+        if run_id is not None and run_id != tid:
+            row = db.execute("SELECT status, pid FROM traces WHERE id = ?", (run_id,)).fetchone()
+            if row is not None and row[0] == "running" and pid_alive(row[1]):
+                return run_id
+        return tid
     return None
+
+
+THREAD_KEYS = ("thread_id", "session_id", "conversation_id")  # tags that name a conversation (LangGraph's thread)
+
+
+def thread_traces(db: sqlite3.Connection, thread: str) -> list[Trace]:
+    """The traces of one conversation (tagged thread_id, session_id or conversation_id = `thread`), oldest first."""
+    marks = ",".join("?" * len(THREAD_KEYS))
+    rows = db.execute(f"""SELECT {_TRACE_COLS} FROM traces WHERE id IN
+                          (SELECT trace_id FROM trace_tags WHERE key IN ({marks}) AND value = ?)
+                          ORDER BY start_us, id""", (*THREAD_KEYS, thread)).fetchall()
+    traces = [_trace_from_row(db, r) for r in rows]
+    _attach_tags(db, traces)
+    return traces
+
+
+def run_view(db: sqlite3.Connection, run_id: str, last: int = 50) -> tuple[Totals, list[Span]]:
+    """A `run --split` run as `show --follow` draws it: the totals of all its traces, and the spans of
+    its own record and of its newest `last` traces."""
+    row = db.execute(f"""SELECT {", ".join(f"COALESCE(SUM({c}), 0)" for c in TOTAL_COLUMNS)} FROM span_totals
+                         WHERE trace_id IN (SELECT id FROM traces WHERE run_id = ?)""", (run_id,)).fetchone()
+    ids = [r[0] for r in db.execute("SELECT id FROM traces WHERE run_id = ? AND id != ? ORDER BY start_us DESC LIMIT ?",
+                                    (run_id, run_id, last))]
+    spans = [s for tid in [run_id, *reversed(ids)] for s in get_spans(db, tid)]
+    return Totals(*row), spans
 
 
 def resolve_trace_id(db: sqlite3.Connection, ref: str) -> str:

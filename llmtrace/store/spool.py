@@ -44,7 +44,8 @@ _SEGMENT_BYTES = 2 << 20
 _HEAD = struct.Struct("<cI")  # tag, length
 # `A`: an answer for the response cache (`cache.encode_answer`: JSON and bytes). `C` held a pickle
 # in earlier versions: such a record is skipped unread (a spool is a file someone may have planted).
-_SNAPSHOT, _JSON, _ANSWER, _PICKLED = b"M", b"J", b"A", b"C"
+# `B`: a trace of a split run begins (its row's fields as JSON, redacted), stored before the spans after it.
+_SNAPSHOT, _JSON, _ANSWER, _PICKLED, _BEGIN = b"M", b"J", b"A", b"C", b"B"
 SUFFIXES = (".spool", ".jsonl")  # .jsonl: written by earlier versions
 
 
@@ -58,7 +59,7 @@ def read_records(data: bytes) -> list[tuple[bytes, bytes]]:
     while at + _HEAD.size <= end:
         tag, length = _HEAD.unpack_from(data, at)
         at += _HEAD.size
-        if tag not in (_SNAPSHOT, _JSON, _ANSWER, _PICKLED) or at + length > end:
+        if tag not in (_SNAPSHOT, _JSON, _ANSWER, _PICKLED, _BEGIN) or at + length > end:
             break
         out.append((tag, data[at : at + length]))
         at += length
@@ -182,6 +183,27 @@ class _TraceDone:
         self.trace = trace
 
 
+class _Begun:
+    """Queued (thread writer) when a split trace begins: its row is stored before the spans after it."""
+
+    def __init__(self, fields: dict[str, Any]):
+        self.fields = fields
+
+
+def begun_traces(records: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    """The trace rows `B` records hold (a record a kill cut short, or not a JSON object, is skipped)."""
+    out = []
+    for tag, payload in records:
+        if tag == _BEGIN:
+            try:
+                fields = json.loads(payload.decode("utf-8", "replace"))
+            except ValueError:
+                continue
+            if isinstance(fields, dict) and isinstance(fields.get("id"), str):
+                out.append(fields)
+    return out
+
+
 class BatchStore:
     """Stores a batch of spool rows in one transaction, then deletes the spool segments it emptied and
     finishes the traces that ended after them (`run --split`). A failure is reported once; the spool
@@ -191,7 +213,15 @@ class BatchStore:
         self.writer, self.directory = writer, directory
         self.failed = False
 
-    def store(self, rows: list[Any], done: list[Path], ended: list[Any]) -> None:
+    def store(self, rows: list[Any], done: list[Path], ended: list[Any], begun: list[dict[str, Any]] | None = None) -> None:
+        if begun:
+            try:
+                self.writer.begin_traces(begun)
+            except Exception as e:
+                if not self.failed:
+                    print(f"llmtrace: warning: could not write traces to the store ({e}); they are kept in "
+                          f"{self.directory} and loaded by the next llmtrace command", file=sys.stderr)
+                self.failed = True
         if rows:
             try:
                 self.writer.write_rows(rows)
@@ -254,6 +284,12 @@ class _Spooler:
                 file.close()
                 self._segment_full(file.path)
 
+    def start_trace(self, trace: Any) -> None:
+        """A trace of this run begins (`run --split`): its row goes by the spool, before its spans, so the
+        traced program never waits on SQLite for it. Its text is redacted here, as a JSON span's is."""
+        fields = self.writer.trace_fields(trace)
+        self._append(_BEGIN, encode_json(fields).encode("utf-8", "replace"), _Begun(fields))
+
     def _handed(self, item: Any) -> None:
         raise NotImplementedError
 
@@ -297,8 +333,9 @@ class SpoolingWriter(_Spooler):
                 batch = [b for b in batch if b is not _STOP]
             done = [b.path for b in batch if isinstance(b, _SegmentDone)]
             ended = [b.trace for b in batch if isinstance(b, _TraceDone)]
-            items = [b for b in batch if not isinstance(b, (_SegmentDone, _TraceDone))]
-            self._store.store([self._snapshot_rows(b) if isinstance(b, bytes) else b for b in items], done, ended)
+            begun = [b.fields for b in batch if isinstance(b, _Begun)]
+            items = [b for b in batch if not isinstance(b, (_SegmentDone, _TraceDone, _Begun))]
+            self._store.store([self._snapshot_rows(b) if isinstance(b, bytes) else b for b in items], done, ended, begun)
 
     def close(self) -> None:
         """Write everything still queued, then remove the spool if the store has it all."""
@@ -400,6 +437,9 @@ def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
         records = read_records(data)
     rows = decode_records(records, RowEncoder(redactor))
     store_answers(records)
+    begun = begun_traces(records)
+    if begun:
+        StoreWriter(db, redactor).begin_traces(begun)
     if rows:
         StoreWriter(db, redactor).write_rows(rows)
     path.unlink(missing_ok=True)
@@ -443,7 +483,8 @@ def recover(db: sqlite3.Connection, directory: Path, redactor: Any = None) -> in
     try:
         for path in _spools(directory):
             trace_id, _, rest = path.name.partition(".")
-            child_pid = rest.split(".")[0] if rest.count(".") == 1 else ""
+            first = rest.split(".")[0]
+            child_pid = first if first.isdigit() else ""  # <trace>.<pid>.spool, <trace>.<pid>.s<n>.spool
             if child_pid.isdigit() and pid_alive(int(child_pid)):
                 continue  # a child process still writing
             row = db.execute("SELECT status, pid FROM traces WHERE id = ?", (trace_id,)).fetchone()

@@ -179,6 +179,25 @@ class StoreWriter:
     def _text(self, s: str | None) -> str | None:
         return None if s is None else plain_text(self.redactor.text(s))
 
+    _TRACE_FIELDS = ("id", "name", "script", "argv", "cwd", "start_us", "status", "pid", "version", "run_id")
+
+    def trace_fields(self, trace: Trace) -> dict[str, Any]:
+        """A trace's row as it is first written, its text redacted (for `begin_traces`, by way of a spool)."""
+        return {"id": trace.id, "name": self._text(trace.name), "script": plain_text(trace.script),
+                "argv": self.encode(trace.argv), "cwd": plain_text(trace.cwd), "start_us": trace.start_us,
+                "status": trace.status, "pid": trace.pid, "version": trace.version, "run_id": trace.run_id,
+                "tags": {plain_text(k): self._text(v) for k, v in trace.tags.items()}}
+
+    def begin_traces(self, rows: list[dict[str, Any]]) -> None:
+        """Write traces' first rows made by `trace_fields` (already redacted); one already there is kept."""
+        with self._lock, transaction(self.db):
+            self.db.executemany(
+                f"INSERT OR IGNORE INTO traces ({', '.join(self._TRACE_FIELDS)}) VALUES ({', '.join('?' * len(self._TRACE_FIELDS))})",
+                [[r.get(f) for f in self._TRACE_FIELDS] for r in rows])
+            self.db.executemany("INSERT OR IGNORE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
+                                [(r["id"], str(k), v if v is None else str(v)) for r in rows
+                                 for k, v in (r.get("tags") or {}).items()])
+
     def start_trace(self, trace: Trace) -> None:
         with self._lock, transaction(self.db):
             self.db.execute(

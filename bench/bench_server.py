@@ -1,0 +1,154 @@
+"""Requests per second of a traced server against the untraced one.
+
+The FastAPI app of the tests (tests/agents/uvicorn_app.py: uvicorn, workers=2, each request a
+LangChain chain calling the scripted server) is served plain (`python uvicorn_app.py`) and under
+`llmtrace run --split --no-cache` in turn, plain first, for `pairs` pairs. Each serving gets a
+warm-up, then REQUESTS requests, CONCURRENCY at once (keep-alive connections from client threads);
+its figure is requests per second over those requests. The ratio traced ÷ plain is taken pair by
+pair (machine drift hits both alike) and its median reported: 1.0 means tracing costs the server
+nothing it can see; the target is ≥ 0.95.
+
+    python bench/bench_server.py                # 5 pairs, 400 requests each, scripted latency 20 ms
+    python bench/bench_server.py --latency-ms 0 # the provider answers at once: llmtrace's cost at its most visible
+    python bench/bench_server.py --quick
+
+Whole processes, timed from outside (A B A B …, median of the pairwise ratios of wall time: the
+inverse of the rps ratio, start-up included), one serving per process:
+
+    farm-bench -n 8 --timeout 900 --vs "python bench/bench_server.py --once plain" -- python bench/bench_server.py --once traced
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import PY, ROOT, llmtrace, median  # noqa: E402
+
+APP = ROOT / "tests" / "agents" / "uvicorn_app.py"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(conn: http.client.HTTPConnection, path: str) -> dict:
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200:
+        raise RuntimeError(f"{path}: HTTP {r.status} {body[:200]!r}")
+    return json.loads(body)
+
+
+def _load(port: int, requests: int, concurrency: int, first: int) -> float:
+    """Requests per second for `requests` requests from `concurrency` keep-alive clients."""
+    counter = iter(range(first, first + requests))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            while True:
+                with lock:
+                    n = next(counter, None)
+                if n is None:
+                    return
+                _get(conn, f"/ask/{n}?user=bench")
+        except BaseException as e:  # reported after the run
+            errors.append(e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} clients failed: {errors[0]!r}")
+    return requests / elapsed
+
+
+def _serve(cmd: list[str], env: dict[str, str], port: int, requests: int, concurrency: int) -> float:
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=str(APP.parent), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # up when it answers
+            try:
+                _get(http.client.HTTPConnection("127.0.0.1", port, timeout=5), "/pid")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start: {proc.communicate()[1][-2000:]}")
+                time.sleep(0.1)
+        _load(port, max(40, requests // 10), concurrency, 100_000)  # warm-up: imports, connections, both workers
+        return _load(port, requests, concurrency, 0)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it
+        try:
+            proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def measure(quick: bool = False, pairs: int = 5, requests: int = 400, concurrency: int = 10,
+            latency_ms: float = 20.0) -> dict[str, float]:
+    from llmtrace.mock import MockServer, Script
+
+    if quick:
+        pairs, requests = 1, 60
+    home = tempfile.mkdtemp()
+    plain, traced = [], []
+    with MockServer(Script.from_dict({"latency_ms": latency_ms})) as server:
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "bench", "LLMTRACE_HOME": home}
+        for _ in range(pairs):
+            port = _port()
+            plain.append(_serve([PY, str(APP), str(port), "2"], env, port, requests, concurrency))
+            port = _port()
+            traced.append(_serve(llmtrace("run", "-q", "--split", "--no-cache", str(APP), str(port), "2"), env, port,
+                                 requests, concurrency))
+    return {"pairs": pairs, "requests": requests, "concurrency": concurrency, "latency_ms": latency_ms,
+            "plain_rps": median(plain), "traced_rps": median(traced),
+            "ratio": median([t / p for t, p in zip(traced, plain)])}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--latency-ms", type=float, default=20.0)
+    ap.add_argument("--once", choices=("plain", "traced"), help="serve once, this way, and print its requests per second")
+    a = ap.parse_args()
+    if a.once:
+        from llmtrace.mock import MockServer, Script
+
+        with MockServer(Script.from_dict({"latency_ms": a.latency_ms})) as mock:
+            env = {"OPENAI_BASE_URL": mock.base_url, "OPENAI_API_KEY": "bench", "LLMTRACE_HOME": tempfile.mkdtemp()}
+            port = _port()
+            cmd = ([PY, str(APP), str(port), "2"] if a.once == "plain"
+                   else llmtrace("run", "-q", "--split", "--no-cache", str(APP), str(port), "2"))
+            print(f"{a.once} rps {_serve(cmd, env, port, a.requests, a.concurrency):.1f}")
+        sys.exit(0)
+    for k, v in measure(a.quick, a.pairs, a.requests, a.concurrency, a.latency_ms).items():
+        print(f"{k:14s} {v:10.3f}")
