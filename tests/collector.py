@@ -72,3 +72,13 @@ class Collector:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def attributes(span: Any) -> dict[str, Any]:
+    """An OTLP span's attributes as a dict (arrays as lists of their strings)."""
+    out = {}
+    for kv in span.attributes:
+        v = kv.value
+        kind = v.WhichOneof("value")
+        out[kv.key] = [x.string_value for x in v.array_value.values] if kind == "array_value" else getattr(v, kind)
+    return out

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from collector import attributes
 from conftest import MATH_SCRIPT, SAMPLES, last_trace, run_cli, server_env, skip_unless_ci, use_home
 
 from llmtrace.model import Span
@@ -15,15 +16,6 @@ try:
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401 - the exporter needs it
 except ImportError:
     skip_unless_ci("opentelemetry-proto is not installed (the `otel` and `test` extras)", module=True)
-
-
-def _attrs(span) -> dict:
-    out = {}
-    for kv in span.attributes:
-        v = kv.value
-        kind = v.WhichOneof("value")
-        out[kv.key] = [x.string_value for x in v.array_value.values] if kind == "array_value" else getattr(v, kind)
-    return out
 
 
 def _math_home(math_runs, home):
@@ -47,10 +39,10 @@ def _check_math_spans(spans, trace):
     assert len(roots) == 1 and roots[0].name == "invoke_agent math_agent.py"
     assert all(s.parent_span_id in by_id for s in spans if s.parent_span_id)  # no dangling parent
     assert all(len(s.span_id) == 8 for s in spans)
-    chats = [s for s in spans if _attrs(s).get("gen_ai.operation.name") == "chat"]
-    tools = [s for s in spans if _attrs(s).get("gen_ai.operation.name") == "execute_tool"]
+    chats = [s for s in spans if attributes(s).get("gen_ai.operation.name") == "chat"]
+    tools = [s for s in spans if attributes(s).get("gen_ai.operation.name") == "execute_tool"]
     assert len(chats) == 4 and len(tools) == 3
-    a = _attrs(chats[0])
+    a = attributes(chats[0])
     assert chats[0].name == "chat gpt-4o-mini" and chats[0].kind == chats[0].SPAN_KIND_CLIENT
     assert a["gen_ai.provider.name"] == "openai" and a["gen_ai.request.model"] == "gpt-4o-mini"
     assert a["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
@@ -64,11 +56,11 @@ def _check_math_spans(spans, trace):
          "arguments": {"base": 3, "exponent": 5}}]}]
     assert [t["name"] for t in json.loads(a["gen_ai.tool.definitions"])] == ["multiply", "exponentiate"]
     assert a["openinference.span.kind"] == "LLM" and a["llm.model_name"] == "gpt-4o-mini-2024-07-18"
-    assert [(_attrs(t)["gen_ai.tool.name"], json.loads(_attrs(t)["gen_ai.tool.call.arguments"]), _attrs(t)["gen_ai.tool.call.result"])
+    assert [(attributes(t)["gen_ai.tool.name"], json.loads(attributes(t)["gen_ai.tool.call.arguments"]), attributes(t)["gen_ai.tool.call.result"])
             for t in tools] == [("exponentiate", {"base": 3, "exponent": 5}, "243"),
                                 ("multiply", {"first_int": 243, "second_int": 36}, "8748"),
                                 ("exponentiate", {"base": 8748, "exponent": 2}, "76527504")]
-    root = _attrs(roots[0])
+    root = attributes(roots[0])
     assert root["llmtrace.llm_calls"] == 4 and root["llmtrace.status"] == "ok"
     assert all(s.end_time_unix_nano >= s.start_time_unix_nano > 0 for s in spans)
     return chats, tools
@@ -83,7 +75,7 @@ def test_export_math_agent_over_otlp(llmtrace_home, math_runs, otlp_collector):
     assert {r.path for r in otlp_collector.requests} == {"/v1/traces"}
     assert otlp_collector.requests[0].headers["x-api-key"] == "abc def"
     root = next(s for s in otlp_collector.spans() if not s.parent_span_id)
-    assert _attrs(root)["llmtrace.tag.team"] == "core"
+    assert attributes(root)["llmtrace.tag.team"] == "core"
     res = {kv.key: kv.value.string_value for kv in otlp_collector.exports()[0].resource_spans[0].resource.attributes}
     assert res["service.name"] == "math_agent.py" and res["telemetry.sdk.name"] == "llmtrace"
 

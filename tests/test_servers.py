@@ -125,9 +125,9 @@ def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
     receiver = None
     if mode == "workers":  # and streamed to OTLP live, from the worker processes
         pytest.importorskip("opentelemetry.proto")
-        from test_export import Receiver
+        from collector import Collector
 
-        receiver = Receiver()
+        receiver = Collector()
         args = ["--otlp", receiver.url, *args]
     proc = _serve(args, env)
     try:

@@ -124,11 +124,11 @@ def test_split_streams_live_otlp(mock_server, llmtrace_home):
     """Each trace of a split run goes out live as an OpenTelemetry trace of its own (its spans, then its
     root when it ends), the forked worker's span with the invocation it was forked in."""
     pytest.importorskip("opentelemetry.proto")
-    from test_export import Receiver, _attrs
+    from collector import Collector, attributes
 
     from llmtrace.export.otlp import trace_id_bytes
 
-    receiver = Receiver()
+    receiver = Collector()
     try:
         server = mock_server()
         r = run_cli("run", "--split", "--no-cache", "--otlp", receiver.url, SCRIPT, env=server_env(server))
@@ -145,10 +145,10 @@ def test_split_streams_live_otlp(mock_server, llmtrace_home):
         for t in listed:
             stored = get_spans(db, t["id"])
             mine = [s for s in sent if s.trace_id == trace_id_bytes(t["id"])]
-            roots = [s for s in mine if _attrs(s).get("llmtrace.span.kind") == "run"]
+            roots = [s for s in mine if attributes(s).get("llmtrace.span.kind") == "run"]
             assert len(roots) == 1 and roots[0].name == f"invoke_agent {t['name']}", [s.name for s in mine]
             if _base(t) != "forks":  # the root's totals are what its own process saw: the worker's call went out from the worker
-                assert _attrs(roots[0])["llmtrace.llm_calls"] == t["totals"]["llm_calls"], t["name"]
+                assert attributes(roots[0])["llmtrace.llm_calls"] == t["totals"]["llm_calls"], t["name"]
             assert len(mine) == len(stored) + 1, (t["name"], [s.name for s in mine], [s.name for s in stored])
     finally:
         db.close()
