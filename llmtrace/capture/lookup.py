@@ -140,7 +140,15 @@ def find(call: Any, vector: list[float] | None = None) -> dict[str, Any] | None:
 
 
 def store(call: Any, parts: list[bytes], sse: bool) -> None:
-    """A complete, successful live answer into the call's cache slot (redacted as the store is)."""
+    """A complete, successful live answer into the call's cache slot (redacted as the store is), or to a
+    replay source that records (the pytest plugin's answer files)."""
+    keep = getattr(call.settings.replay, "record", None)
+    if keep is not None and call.hit is None and call.status is not None and 200 <= call.status < 300:
+        try:
+            keep(call.endpoint.name, call.body, call.status, parts, sse)
+        except Exception as e:  # recording trouble never breaks the call
+            cache_failed(e)
+        return
     cache = call.settings.cache
     if cache is None or call.key is None or call.hit is not None or call.status is None or not 200 <= call.status < 300:
         return
