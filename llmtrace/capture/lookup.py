@@ -110,6 +110,10 @@ def find(call: Any, vector: list[float] | None = None) -> dict[str, Any] | None:
         return answer.entry
     cache = settings.cache
     if cache is None:
+        if settings.offline:  # the cache could not be opened: nothing can answer
+            from llmtrace.errors import NoRecordedAnswer
+
+            call.refusal = NoRecordedAnswer("llmtrace --offline: the response cache is not available; nothing was sent")
         return None
     base = request_key(call.body, call.base_url())
     n = 0 if settings.cache_mode == "reuse" else settings.occurrences.next(int(base[:16], 16))
@@ -131,6 +135,10 @@ def find(call: Any, vector: list[float] | None = None) -> dict[str, Any] | None:
         except Exception as e:
             cache_failed(e)
     if entry is None:
+        if settings.offline:  # nothing may be sent: the call fails at its call site (Call.admit)
+            from llmtrace.capture.offline import refusal
+
+            call.refusal = refusal(call, base, n)
         return None
     call.hit = entry
     call.span.cache_hit = "semantic" if similarity is not None else "exact"

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from llmtrace.errors import ReplayDiverged
+from llmtrace.errors import NoRecordedAnswer
 from llmtrace.store.cache import request_key
 
 FORMAT = 1
@@ -29,12 +29,6 @@ FOLDER = "recorded_answers"
 MODES = ("once", "none", "new_episodes", "all")
 NO_KEY = "llmtrace-replay-no-key"  # the API key the clients get in a replay with none set
 _VOLATILE = ("id", "created", "created_at", "system_fingerprint")
-
-
-class NoRecordedAnswer(ReplayDiverged):
-    """A request with no recorded answer where nothing may be sent (`--llmtrace-record none`, or `once`
-    for a test that has its file): nothing was sent; the message holds the nearest recorded request and
-    a diff of the two."""
 
 
 def _no_key(endpoint: str) -> str | None:
