@@ -22,7 +22,8 @@ from llmtrace.mock import MockServer, Script
 PROJECT = Path(__file__).resolve().parent / "pytest_project"
 SCRIPT = json.loads((PROJECT / "agent.mock.json").read_text())
 KEY = "sk-test-pytest-plugin-key-93c1f0d7e5"
-LLM_TESTS = ["test_agent_with_tools", "test_async", "test_batch", "test_chain", "test_fixture", "test_stream", "test_thread"]
+LLM_TESTS = ["test_agent_with_tools", "test_async", "test_batch", "test_chain", "test_child_processes", "test_fixture",
+             "test_stream", "test_thread"]
 ANSWERS = Path("tests") / "recorded_answers" / "test_agent"
 
 
@@ -78,7 +79,8 @@ def project(recorded: tuple[Path, Run, Path], tmp_path: Path) -> Path:
 def test_first_run_records_a_reviewable_file_per_test(recorded):
     project, run, home = recorded
     assert run.code == 0, run.out
-    assert run.requests == 12  # 1 chain + 3 batch + 1 stream + 1 async + 4 agent turns + 1 thread + 1 fixture
+    # 1 chain + 3 batch + 1 stream + 1 async + 4 agent turns + 1 thread + 1 fixture + 2 child processes
+    assert run.requests == 14
     files = answer_files(project)
     assert sorted(files) == [f"test_agent/{name}.json" for name in LLM_TESTS]  # none for the test without calls
     for name, blob in files.items():
@@ -97,7 +99,7 @@ def test_first_run_records_a_reviewable_file_per_test(recorded):
     for path in (project / ANSWERS).iterdir():
         assert path.stat().st_mode & 0o777 == 0o600
     assert (project / ANSWERS).stat().st_mode & 0o777 == 0o700
-    assert "answers recorded for 7 tests" in run.out and "12 live" in run.out
+    assert "answers recorded for 8 tests" in run.out and "14 live" in run.out
 
 
 def test_no_secret_in_any_file(recorded):
@@ -123,6 +125,7 @@ def test_each_test_is_a_trace_of_one_run(recorded):
                                    + ["tests/test_agent.py::test_without_llm_calls"])
     assert tests["tests/test_agent.py::test_agent_with_tools"][4] == 4
     assert tests["tests/test_agent.py::test_batch"][4] == 3
+    assert tests["tests/test_agent.py::test_child_processes"][4] == 2  # a subprocess's call and a fork's
     assert tests["tests/test_agent.py::test_without_llm_calls"][4] == 0
     assert all(tags[r[0]] == "passed" and r[2] == "ok" for r in tests.values())
     assert f"llmtrace ls --run {run_id[:8]}" in run.out
@@ -136,7 +139,7 @@ def test_offline_replay_needs_no_key_and_sends_nothing(project, tmp_path):
     run = run_project(project, tmp_path / "home", "--llmtrace-record", "none", key=None)
     assert run.code == 0, run.out
     assert run.requests == 0
-    assert "12 replayed, 0 live" in run.out
+    assert "14 replayed, 0 live" in run.out
     assert "answers recorded" not in run.out
 
 
@@ -152,10 +155,10 @@ def test_offline_with_xdist(project, tmp_path):
     run = run_project(project, tmp_path / "home", "--llmtrace-record", "none", "-n", "2", key=None)
     assert run.code == 0, run.out
     assert run.requests == 0
-    assert "12 replayed, 0 live" in run.out  # the workers' reports reach the summary
+    assert "14 replayed, 0 live" in run.out  # the workers' reports reach the summary
     db = sqlite3.connect(tmp_path / "home" / "traces.db")
     runs = {r[0] for r in db.execute("SELECT run_id FROM traces")}
-    assert len(runs) == 1 and db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 9
+    assert len(runs) == 1 and db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 10
 
 
 LATER = '''
@@ -172,7 +175,7 @@ def test_a_test_added_later_fails_with_a_diff_and_sends_nothing(project, tmp_pat
     run = run_project(project, tmp_path / "home", "--llmtrace-record", "none", key=None)
     assert run.code == 1, run.out
     assert run.requests == 0
-    assert "1 failed, 8 passed" in run.out
+    assert "1 failed, 9 passed" in run.out
     assert "no recorded answer for this openai.chat.completions request (--llmtrace-record none); nothing was sent" in run.out
     assert "nearest recorded request" in run.out
     # the diff: the nearest recorded request's question against the one sent
@@ -188,7 +191,7 @@ def test_a_test_changed_under_once_fails_rather_than_going_live(project, tmp_pat
                     .replace('.startswith("I can only")', ""))
     before = answer_files(project)
     run = run_project(project, tmp_path / "home", "--llmtrace")
-    assert run.code == 1 and "1 failed, 7 passed" in run.out, run.out
+    assert run.code == 1 and "1 failed, 8 passed" in run.out, run.out
     assert run.requests == 0
     assert "re-record with new_episodes or all" in run.out
     assert answer_files(project) == before
@@ -212,7 +215,7 @@ def test_recording_the_same_answers_again_changes_no_byte(project, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in (project / ANSWERS).iterdir()}
     run = run_project(project, tmp_path / "home", "--llmtrace-record", "all")
     assert run.code == 0, run.out
-    assert run.requests == 12  # everything asked again
+    assert run.requests == 14  # everything asked again
     assert answer_files(project) == before
     assert {p: p.stat().st_mtime_ns for p in (project / ANSWERS).iterdir()} == stamps  # not even rewritten
 

@@ -121,8 +121,13 @@ class TestAnswers:
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
-    def __init__(self, path: Path, mode: str, nodeid: str, neighbours: Any = None):
+    def __init__(self, path: Path, mode: str, nodeid: str, neighbours: Any = None, owner: int | None = None,
+                 handover: Path | None = None):
         self.path, self.mode, self.nodeid = path, mode, nodeid
+        # A child process of the test (forked, or started with the test's answers in its environment) hands
+        # what it records and refuses to the test's process through a file of its own in `handover`.
+        self.owner = owner or os.getpid()
+        self.handover = handover
         self.neighbours = neighbours  # () -> other tests' recorded calls, for the nearest request of a new test
         self.calls: list[dict[str, Any]] = []
         self.exists = path.is_file()
@@ -176,12 +181,16 @@ class TestAnswers:
                 if _no_key(name):
                     report = (f"no recorded answer for this {name} request, and no API key to record it with "
                               f"(set {_no_key(name)}, or replay with recorded answers); nothing was sent")
-                    self.misses.append(report)
+                    self._missed(report)
                     return NoRecordedAnswer(report)
                 return None
             report = self._report(name, body)
-            self.misses.append(report)
+            self._missed(report)
             return NoRecordedAnswer(report)
+
+    def _missed(self, report: str) -> None:
+        self.misses.append(report)
+        self._hand_over()
 
     def _report(self, name: str, body: dict[str, Any]) -> str:
         why = (f"--llmtrace-record {self.mode}" if self.mode == "none"
@@ -209,6 +218,58 @@ class TestAnswers:
         entry = {"endpoint": name, "request": body, "response": to_file(status, parts, sse)}
         with self._lock:
             self.recorded.append(entry)
+            self._hand_over()
+
+    # -- child processes ------------------------------------------------------------------------------
+    def _hand_over(self) -> None:
+        """In a child process of the test: all it recorded and refused so far, into its handover file
+        (rewritten whole each time: a worker that ends with os._exit runs no exit handler)."""
+        if os.getpid() == self.owner or self.handover is None:
+            return
+        from llmtrace.redact import Redactor
+
+        redactor = Redactor.from_environ()
+        doc = {"recorded": [redactor.obj(c) for c in self.recorded], "misses": self.misses}
+        try:
+            write_private(self.handover / f"answers-{self.trace_id}-{os.getpid()}.json",
+                          redactor.text(json.dumps(doc, ensure_ascii=False)))
+        except OSError:
+            pass
+
+    trace_id = ""  # the test's trace id, which names the handover files
+
+    def take_handovers(self) -> None:
+        """In the test's process, at its end: what its child processes recorded and refused."""
+        if self.handover is None:
+            return
+        try:
+            names = [n for n in os.listdir(self.handover) if n.startswith(f"answers-{self.trace_id}-")]
+        except OSError:
+            return
+        for name in sorted(names):
+            path = self.handover / name
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                self.recorded += [c for c in doc.get("recorded", []) if isinstance(c, dict)]
+                self.misses += [str(m) for m in doc.get("misses", [])]
+            except (OSError, ValueError, AttributeError):
+                pass
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+    def child_spec(self) -> dict[str, Any]:
+        """What a child process started during the test needs to answer from, and record into, this file."""
+        return {"path": str(self.path), "mode": self.mode, "nodeid": self.nodeid, "owner": self.owner,
+                "handover": str(self.handover) if self.handover else None, "trace_id": self.trace_id}
+
+    @classmethod
+    def for_child(cls, spec: dict[str, Any]) -> "TestAnswers":
+        answers = cls(Path(spec["path"]), spec["mode"], spec["nodeid"], owner=int(spec["owner"]),
+                      handover=Path(spec["handover"]) if spec.get("handover") else None)
+        answers.trace_id = spec.get("trace_id") or ""
+        return answers
 
     # -- writing --------------------------------------------------------------------------------------
     def finish(self, redactor: Any) -> bool:

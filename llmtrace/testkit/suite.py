@@ -160,19 +160,56 @@ class Suite:
         trace = Trace(id=new_trace_id(), name=name.strip(), start_us=now_us(), script="pytest", argv=list(sys.argv),
                       cwd=os.getcwd(), pid=os.getpid(), version=__version__, run_id=self.run_id,
                       tags={"pytest": "session"})
-        # The answer files are the cache here; child processes are not given the current test (not yet).
+        # The answer files are the cache here. Child processes are armed here, once, and told the current
+        # test (its trace, its answer file) as each test starts (`_arm_test`).
         opts = RunOptions(script="pytest", name=trace.name, cache=False, children=False, replay=self.switch)
         writer = StoreWriter(open_store(), Redactor.from_environ())
         session = Session(opts, writer, trace)
         session.make_splitter, session.record_lazily, session.direct = GroupedTraces, True, True
         self.session = session.start()
         session.recorder.exporters.append(self.collector)
+        self._arm_children(session)
+
+    def _arm_children(self, session: Any) -> None:
+        from llmtrace.core import children
+        from llmtrace.core import session as core
+        from llmtrace.home import home
+        from llmtrace.store.spool import spool_dir
+
+        if not children.enabled():
+            return
+        self.spool_dir = spool_dir(Path(session.writer.db_path).parent)
+        self._environ = children.environ_before_arming()
+        self._child_options = children.options_for_children(session.opts)
+        children.arm(session.trace.id, self.spool_dir, home(), self._child_options)
+        if os.environ.get(children.ENV):
+            self.children_armed = True
+            core._watch_forks()
+
+    def _arm_test(self, trace_id: str, answers: files.TestAnswers) -> None:
+        """Children started from now on join this test's trace and answer from its file."""
+        import json
+
+        from llmtrace.core import children
+
+        os.environ[children.ENV] = json.dumps({"trace_id": trace_id, "spool_dir": str(self.spool_dir),
+                                               "options": {**self._child_options, "answers": answers.child_spec()}})
+
+    children_armed = False
+    spool_dir: Any = None
+    _environ: Any = None
+    _child_options: Any = None
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: Any, exitstatus: Any) -> None:
         for key in self._placeholders:
             if os.environ.get(key) == files.NO_KEY:
                 del os.environ[key]
+        if self._environ is not None:
+            from llmtrace.core import children
+
+            children.restore_environ(self._environ)
+            self._environ = None
         if self.session is not None:
             s, self.session = self.session, None
             try:
@@ -203,7 +240,11 @@ class Suite:
         test = self.tests[item.nodeid] = TestTrace(group.id, item.nodeid)
         path = files.answers_path(Path(str(item.path)), item.name)
         folder = path.parent
-        test.answers = files.TestAnswers(path, self.mode, item.nodeid, lambda: files.recorded_calls(folder))
+        test.answers = files.TestAnswers(path, self.mode, item.nodeid, lambda: files.recorded_calls(folder),
+                                         handover=self.spool_dir if self.children_armed else None)
+        test.answers.trace_id = group.id
+        if self.children_armed:
+            self._arm_test(group.id, test.answers)
         self.switch.current = test.answers
         self.collector.current = test
         splitter = self.session.splitter
@@ -222,8 +263,9 @@ class Suite:
         status = "error" if outcome in ("failed", "error") else "ok"
         error = getattr(test, "error", None)
         splitter = self.session.splitter
-        trace = splitter.close(group, status, error)
         writer = self.session.writer
+        self._take_children(test)  # (done at the teardown report already, unless that failed)
+        trace = splitter.close(group, status, error)
         if trace is None:  # no span: the test's trace is written now, whole
             from llmtrace.clock import now_us
             from llmtrace.model import Trace
@@ -246,6 +288,23 @@ class Suite:
             except Exception:
                 pass
 
+    def _take_children(self, test: TestTrace) -> None:
+        """The spans of the test's child processes that have ended: into the store, and the test's totals."""
+        if not self.children_armed or self.session is None:
+            return
+        from llmtrace.store.queries import get_spans
+        from llmtrace.store.spool import load_children
+
+        writer = self.session.writer
+        try:
+            with writer._lock:
+                loaded = load_children(writer.db, self.spool_dir, test.id, writer.redactor)
+                if loaded:
+                    have = {s.id for s in test.spans}
+                    test.spans += [s for s in get_spans(writer.db, test.id) if s.id not in have]
+        except Exception as e:
+            print(f"llmtrace: warning: could not load the child processes' spans of {test.nodeid} ({e})", file=sys.stderr)
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
         outcome = yield
@@ -253,6 +312,8 @@ class Suite:
         test = self.tests.get(item.nodeid)
         if test is None:
             return
+        if test.answers is not None and call.when in ("call", "teardown"):
+            test.answers.take_handovers()  # what the test's child processes recorded and refused
         if call.when == "call" and report.passed:
             problem = self._problem(item, test)
             if problem:
@@ -263,6 +324,7 @@ class Suite:
         elif report.skipped and item.nodeid not in self.outcomes:
             self.outcomes[item.nodeid] = "skipped"
         if call.when == "teardown":
+            self._take_children(test)
             answers = test.answers
             if answers is not None:
                 try:

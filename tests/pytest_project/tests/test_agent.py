@@ -50,3 +50,23 @@ def test_fixture(llmtrace):
 
 def test_without_llm_calls():
     assert sum(range(10)) == 45
+
+
+def test_child_processes():
+    import multiprocessing
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = "import agent; print(agent.chain().invoke({'question': 'from a child process'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip().endswith("from a child process")
+    forked = multiprocessing.get_context("fork").Process(target=_in_a_fork)
+    forked.start()
+    forked.join()
+    assert forked.exitcode == 0
+
+
+def _in_a_fork():
+    assert agent.chain().invoke({"question": "from a forked process"}).endswith("from a forked process")
