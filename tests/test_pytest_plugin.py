@@ -143,24 +143,6 @@ def test_offline_replay_needs_no_key_and_sends_nothing(project, tmp_path):
     assert "answers recorded" not in run.out
 
 
-def test_default_mode_replays_what_is_recorded(project, tmp_path):
-    before = answer_files(project)
-    run = run_project(project, tmp_path / "home", "--llmtrace", key=None)
-    assert run.code == 0, run.out
-    assert run.requests == 0
-    assert answer_files(project) == before
-
-
-def test_offline_with_xdist(project, tmp_path):
-    run = run_project(project, tmp_path / "home", "--llmtrace-record", "none", "-n", "2", key=None)
-    assert run.code == 0, run.out
-    assert run.requests == 0
-    assert "14 replayed, 0 live" in run.out  # the workers' reports reach the summary
-    db = sqlite3.connect(tmp_path / "home" / "traces.db")
-    runs = {r[0] for r in db.execute("SELECT run_id FROM traces")}
-    assert len(runs) == 1 and db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 10
-
-
 LATER = '''
 import agent
 
@@ -172,10 +154,14 @@ def test_added_later():
 
 def test_a_test_added_later_fails_with_a_diff_and_sends_nothing(project, tmp_path):
     (project / "tests" / "test_later.py").write_text(LATER)
-    run = run_project(project, tmp_path / "home", "--llmtrace-record", "none", key=None)
+    run = run_project(project, tmp_path / "home", "--llmtrace-record", "none", "-n", "2", key=None)
     assert run.code == 1, run.out
     assert run.requests == 0
     assert "1 failed, 9 passed" in run.out
+    assert "14 replayed, 0 live, 1 refused (no recorded answer)" in run.out  # the workers' reports reach the summary
+    db = sqlite3.connect(tmp_path / "home" / "traces.db")
+    assert len({r[0] for r in db.execute("SELECT run_id FROM traces")}) == 1  # one run across the workers
+    assert db.execute("SELECT COUNT(*) FROM traces").fetchone()[0] == 11
     assert "no recorded answer for this openai.chat.completions request (--llmtrace-record none); nothing was sent" in run.out
     assert "nearest recorded request" in run.out
     # the diff: the nearest recorded request's question against the one sent
@@ -185,7 +171,7 @@ def test_a_test_added_later_fails_with_a_diff_and_sends_nothing(project, tmp_pat
     assert not (project / "tests" / "recorded_answers" / "test_later").exists()
 
 
-def test_a_test_changed_under_once_fails_rather_than_going_live(project, tmp_path):
+def test_default_mode_replays_and_a_changed_test_fails_rather_than_going_live(project, tmp_path):
     test = project / "tests" / "test_agent.py"
     test.write_text(test.read_text().replace("What is the capital of France?", "What is the capital of Peru?")
                     .replace('.startswith("I can only")', ""))
@@ -194,6 +180,7 @@ def test_a_test_changed_under_once_fails_rather_than_going_live(project, tmp_pat
     assert run.code == 1 and "1 failed, 8 passed" in run.out, run.out
     assert run.requests == 0
     assert "re-record with new_episodes or all" in run.out
+    assert "13 replayed, 0 live, 1 refused" in run.out  # the other tests replayed their answers
     assert answer_files(project) == before
 
 

@@ -130,27 +130,39 @@ class TestAnswers:
         self.handover = handover
         self.neighbours = neighbours  # () -> other tests' recorded calls, for the nearest request of a new test
         self.calls: list[dict[str, Any]] = []
-        self.exists = path.is_file()
-        self.problem: str | None = None
-        if self.exists and mode != "all":
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                self.calls = [c for c in data.get("calls", []) if isinstance(c, dict) and isinstance(c.get("request"), dict)]
-            except (OSError, ValueError, AttributeError) as e:
-                self.problem = f"cannot read {path}: {e}"
         self.old: list[dict[str, Any]] = []  # with `all`: what the file held, to keep answers that did not change
-        if self.exists and mode == "all":
-            try:
-                self.old = json.loads(path.read_text(encoding="utf-8")).get("calls", [])
-            except (OSError, ValueError, AttributeError):
-                self.old = []
-        self._keys = [self._key(c["endpoint"] if isinstance(c.get("endpoint"), str) else "", c["request"]) for c in self.calls]
-        self._used = [False] * len(self.calls)
+        self.exists = False
+        self.problem: str | None = None
+        self._keys: list[str] = []
+        self._used: list[bool] = []
+        self._loaded = False  # read at the test's first call: a test that makes none costs no file look-up
         self.recorded: list[dict[str, Any]] = []
         self.replayed = 0
         self.misses: list[str] = []  # the reports of requests refused
         self.written = False  # the file was (re)written at the test's end
         self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        path = self.path
+        self.exists = path.is_file()
+        if not self.exists:
+            return
+        try:
+            calls = json.loads(path.read_text(encoding="utf-8")).get("calls", [])
+        except (OSError, ValueError, AttributeError) as e:
+            if self.mode != "all":
+                self.problem = f"cannot read {path}: {e}"
+            return
+        calls = [c for c in calls if isinstance(c, dict) and isinstance(c.get("request"), dict)]
+        if self.mode == "all":
+            self.old = calls
+            return
+        self.calls = calls
+        self._keys = [self._key(c["endpoint"] if isinstance(c.get("endpoint"), str) else "", c["request"]) for c in calls]
+        self._used = [False] * len(calls)
 
     @staticmethod
     def _key(endpoint: str, body: dict[str, Any]) -> str:
@@ -167,6 +179,7 @@ class TestAnswers:
         from llmtrace.capture.replay import Answer
 
         with self._lock:
+            self._load()
             if self.mode != "all":
                 key = self._key(name, body)
                 i = next((i for i, k in enumerate(self._keys) if k == key and not self._used[i]), None)
@@ -276,6 +289,7 @@ class TestAnswers:
         """Write the file when something was recorded; returns whether its bytes changed."""
         if not self.recorded:
             return False
+        self._load()
         if self.mode == "all":
             calls = [self._kept(c) for c in self.recorded]
         else:

@@ -106,6 +106,7 @@ class Suite:
         self.tests: dict[str, TestTrace] = {}
         self.results: dict[str, dict[str, Any]] = {}  # node id -> stats, from the reports (workers' included)
         self.outcomes: dict[str, str] = {}
+        self._quiet = []  # traces of tests that made no call, not written yet
         self._placeholders: list[str] = []
         if mode not in ("all", "new_episodes"):  # replay needs no key: the clients still construct
             for key in _KEYS:
@@ -210,6 +211,7 @@ class Suite:
 
             children.restore_environ(self._environ)
             self._environ = None
+        self._write_quiet()
         if self.session is not None:
             s, self.session = self.session, None
             try:
@@ -266,7 +268,7 @@ class Suite:
         writer = self.session.writer
         self._take_children(test)  # (done at the teardown report already, unless that failed)
         trace = splitter.close(group, status, error)
-        if trace is None:  # no span: the test's trace is written now, whole
+        if trace is None:  # no span: the test's trace is written with others, many at a time
             from llmtrace.clock import now_us
             from llmtrace.model import Trace
 
@@ -274,11 +276,9 @@ class Suite:
             trace = Trace(id=group.id, name=group.name, start_us=group.start_us, script=run.script, argv=run.argv,
                           cwd=run.cwd, pid=run.pid, version=run.version, run_id=self.run_id, tags=group.tags)
             trace.end_us, trace.status, trace.error = now_us(), status, error
-            try:
-                writer.start_trace(trace)
-                writer.finish_trace(trace)
-            except Exception as e:
-                print(f"llmtrace: warning: could not record test {test.nodeid} ({e})", file=sys.stderr)
+            self._quiet.append(trace)
+            if len(self._quiet) >= 200:
+                self._write_quiet()
         else:
             try:
                 with writer._lock:
@@ -287,6 +287,16 @@ class Suite:
                     writer.db.commit()
             except Exception:
                 pass
+
+    _quiet: list[Any]
+
+    def _write_quiet(self) -> None:
+        traces, self._quiet = self._quiet, []
+        if traces and self.session is not None:
+            try:
+                self.session.writer.write_ended_traces(traces)
+            except Exception as e:
+                print(f"llmtrace: warning: could not record {len(traces)} tests without LLM calls ({e})", file=sys.stderr)
 
     def _take_children(self, test: TestTrace) -> None:
         """The spans of the test's child processes that have ended: into the store, and the test's totals."""
