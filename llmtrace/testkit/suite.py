@@ -266,7 +266,6 @@ class Suite:
         error = getattr(test, "error", None)
         splitter = self.session.splitter
         writer = self.session.writer
-        self._take_children(test)  # (done at the teardown report already, unless that failed)
         trace = splitter.close(group, status, error)
         if trace is None:  # no span: the test's trace is written with others, many at a time
             from llmtrace.clock import now_us
@@ -298,10 +297,23 @@ class Suite:
             except Exception as e:
                 print(f"llmtrace: warning: could not record {len(traces)} tests without LLM calls ({e})", file=sys.stderr)
 
+    def _children_left(self, test: TestTrace) -> bool:
+        """Whether the test's child processes left spools or handover files (one listing of the folder)."""
+        if not self.children_armed:
+            return False
+        try:
+            names = os.listdir(self.spool_dir)
+        except OSError:
+            return False
+        handover = f"answers-{test.id}-"
+        return any(n.startswith(test.id) or n.startswith(handover) for n in names)
+
     def _take_children(self, test: TestTrace) -> None:
         """The spans of the test's child processes that have ended: into the store, and the test's totals."""
-        if not self.children_armed or self.session is None:
+        if self.session is None or not self._children_left(test):
             return
+        if test.answers is not None:
+            test.answers.take_handovers()
         from llmtrace.store.queries import get_spans
         from llmtrace.store.spool import load_children
 
@@ -322,9 +334,10 @@ class Suite:
         test = self.tests.get(item.nodeid)
         if test is None:
             return
-        if test.answers is not None and call.when in ("call", "teardown"):
-            test.answers.take_handovers()  # what the test's child processes recorded and refused
         if call.when == "call" and report.passed:
+            if test.answers is not None and self._children_left(test):
+                test.answers.take_handovers()  # what the test's child processes refused counts here too
+
             problem = self._problem(item, test)
             if problem:
                 report.outcome, report.longrepr = "failed", problem
