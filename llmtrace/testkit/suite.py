@@ -275,17 +275,24 @@ class Suite:
             trace = Trace(id=group.id, name=group.name, start_us=group.start_us, script=run.script, argv=run.argv,
                           cwd=run.cwd, pid=run.pid, version=run.version, run_id=self.run_id, tags=group.tags)
             trace.end_us, trace.status, trace.error = now_us(), status, error
+            if test.spans:  # its child processes' spans only: the totals are summed from them now
+                try:
+                    writer.start_trace(trace)
+                    writer.finish_trace(trace)
+                except Exception as e:
+                    print(f"llmtrace: warning: could not record test {test.nodeid} ({e})", file=sys.stderr)
+                return
             self._quiet.append(trace)
             if len(self._quiet) >= 200:
                 self._write_quiet()
-        else:
+        else:  # written at its first span, before the outcome was known
+            from llmtrace.store.edit import retag
+
             try:
                 with writer._lock:
-                    writer.db.execute("INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, 'outcome', ?)",
-                                      (trace.id, outcome))
-                    writer.db.commit()
-            except Exception:
-                pass
+                    retag(writer.db, trace.id, {"outcome": outcome}, [])
+            except Exception as e:
+                print(f"llmtrace: warning: could not tag test {test.nodeid} ({e})", file=sys.stderr)
 
     _quiet: list[Any]
 
