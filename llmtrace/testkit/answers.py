@@ -272,13 +272,9 @@ class TestAnswers:
             except OSError:
                 pass
 
-    def child_spec(self) -> dict[str, Any]:
-        """What a child process started during the test needs to answer from, and record into, this file."""
-        return {"path": str(self.path), "mode": self.mode, "nodeid": self.nodeid, "owner": self.owner,
-                "handover": str(self.handover) if self.handover else None, "trace_id": self.trace_id}
-
     @classmethod
     def for_child(cls, spec: dict[str, Any]) -> "TestAnswers":
+        """In a child process of a test: its answers (`spec`: path, mode, nodeid, owner, handover, trace_id)."""
         answers = cls(Path(spec["path"]), spec["mode"], spec["nodeid"], owner=int(spec["owner"]),
                       handover=Path(spec["handover"]) if spec.get("handover") else None)
         answers.trace_id = spec.get("trace_id") or ""

@@ -184,17 +184,24 @@ class Suite:
         self._child_options = children.options_for_children(session.opts)
         children.arm(session.trace.id, self.spool_dir, home(), self._child_options)
         if os.environ.get(children.ENV):
+            import json
+
             self.children_armed = True
             core._watch_forks()
+            # What children are told is the same for every test but for three strings (`_arm_test`).
+            static = {"mode": self.mode, "owner": os.getpid(), "handover": str(self.spool_dir)}
+            self._env_rest = json.dumps({"spool_dir": str(self.spool_dir),
+                                         "options": {**self._child_options, "answers": static}})[1:]
 
     def _arm_test(self, trace_id: str, answers: files.TestAnswers) -> None:
-        """Children started from now on join this test's trace and answer from its file."""
-        import json
+        """Children started from now on join this test's trace and answer from its file (read by
+        core/session.py `start_child`, and after a fork)."""
+        from json import dumps
 
         from llmtrace.core import children
 
-        os.environ[children.ENV] = json.dumps({"trace_id": trace_id, "spool_dir": str(self.spool_dir),
-                                               "options": {**self._child_options, "answers": answers.child_spec()}})
+        os.environ[children.ENV] = (f'{{"trace_id": {dumps(trace_id)}, "test": {{"path": {dumps(str(answers.path))}, '
+                                    f'"nodeid": {dumps(answers.nodeid)}}}, {self._env_rest}')
 
     children_armed = False
     spool_dir: Any = None
