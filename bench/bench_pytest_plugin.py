@@ -66,11 +66,13 @@ def overhead(root: Path, runs: int) -> None:
 def offline(root: Path, runs: int, tests: int) -> None:
     from llmtrace.mock import MockServer, Script
 
-    project = root / "project"
+    project = root / "project"  # B replays its answers
     shutil.copytree(PROJECT, project)
     for old in (project / "tests").glob("test_*.py"):
         old.unlink()
     (project / "tests" / "test_agents.py").write_text(AGENT_TEST.format(n=tests))
+    live = root / "project-live"  # A records into a copy of its own: B's answers stay those it was checked with
+    shutil.copytree(project, live)
     script = Script.from_dict({**json.loads((PROJECT / "agent.mock.json").read_text()), "latency_ms": 200})
     server = MockServer(script).start()
     try:
@@ -89,9 +91,12 @@ def offline(root: Path, runs: int, tests: int) -> None:
               "(--llmtrace-record all), B = offline (--llmtrace-record none, no key) (target: A/B >= 10)", flush=True)
         # B has no key: farm-bench's environment is one for both, and a live run with no key could not record.
         # The placeholder the plugin gives a replay is what B's client gets; A's env is set by a wrapper.
-        a = ["env", f"OPENAI_API_KEY={env['OPENAI_API_KEY']}", *PYTEST, "--llmtrace-record", "all"]
+        a = ["env", f"OPENAI_API_KEY={env['OPENAI_API_KEY']}", *PYTEST, "--llmtrace-record", "all", str(live / "tests")]
         farm_bench(a, [*PYTEST, "--llmtrace-record", "none"], runs, 3600, offline_env, project)
         print(f"(the server counted {server.stats.requests - sent} requests over the timed runs: all from A's)")
+        again = subprocess.run([*PYTEST, "--llmtrace-record", "none"], cwd=project, env=offline_env, capture_output=True,
+                               text=True)
+        print("B after the timed runs:", again.stdout.strip().splitlines()[-1] if again.stdout.strip() else again.returncode)
     finally:
         server.stop()
 

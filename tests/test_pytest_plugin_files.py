@@ -73,3 +73,22 @@ def test_replay_matches_identical_requests_in_order_and_refuses_the_rest(tmp_pat
     assert isinstance(refused, files.NoRecordedAnswer)
     assert "-user: other" in str(refused) and "+user: same" in str(refused)  # the nearest one left
     assert answers.misses == [str(refused)]
+
+
+def test_re_recording_keeps_an_answer_that_differs_only_in_its_own_id(tmp_path):
+    path = tmp_path / "recorded_answers" / "test_m" / "test_x.json"
+    first = _call("q", "a")
+    first["response"]["body"].update(id="chatcmpl-1", created=1)
+    first["response"]["body"]["choices"][0]["message"]["tool_calls"] = [{"id": "call_1_0", "type": "function"}]
+    files.write_private(path, files.render("t::x", [first], None))
+    before = path.read_bytes()
+    same = json.loads(json.dumps(first))
+    same["response"]["body"].update(id="chatcmpl-2", created=2)  # only the response's own id and time
+    answers = files.TestAnswers(path, "all", "t::x")
+    answers.recorded.append(same)
+    assert answers.finish(None) is False and path.read_bytes() == before
+    other = json.loads(json.dumps(same))
+    other["response"]["body"]["choices"][0]["message"]["tool_calls"][0]["id"] = "call_2_0"  # quoted by the next request
+    answers = files.TestAnswers(path, "all", "t::x")
+    answers.recorded.append(other)
+    assert answers.finish(None) is True and b"call_2_0" in path.read_bytes()

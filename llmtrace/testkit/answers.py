@@ -98,21 +98,36 @@ def to_entry(answer: dict[str, Any]) -> dict[str, Any]:
             "sse": False}
 
 
-def _steady(value: Any) -> Any:
-    """An answer without what changes on every call (ids, timestamps): two answers equal this way are
-    the same answer, and re-recording keeps the one on file."""
-    if isinstance(value, dict):
-        out = {k: _steady(v) for k, v in value.items() if k not in _VOLATILE}
-        if isinstance(out.get("response"), dict):
+def _steady(answer: Any) -> Any:
+    """An answer without what changes on every call (the response's own id, timestamps, fingerprint; not the
+    ids inside it, such as tool calls', which later requests quote): two answers equal this way are the
+    same answer, and re-recording keeps the one on file."""
+
+    def top(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        out = {k: v for k, v in value.items() if k not in _VOLATILE}
+        if isinstance(out.get("response"), dict):  # Responses API stream events carry the response
             out["response"] = {k: v for k, v in out["response"].items() if k not in _VOLATILE}
         return out
-    if isinstance(value, list):
-        return [_steady(v) for v in value]
-    return value
+
+    if not isinstance(answer, dict):
+        return answer
+    out = dict(answer)
+    if "body" in out:
+        out["body"] = top(out["body"])
+    if isinstance(out.get("events"), list):
+        out["events"] = [{**e, "data": top(e.get("data"))} if isinstance(e, dict) else e for e in out["events"]]
+    return out
 
 
 def _text(body: Any) -> str:
     return json.dumps(body, sort_keys=True, ensure_ascii=False, indent=1)
+
+
+def _json_diff(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    out = list(difflib.unified_diff(_text(expected).splitlines(), _text(actual).splitlines(), n=2, lineterm=""))[2:]
+    return out[:60] + ([f"… ({len(out) - 60} more lines)"] if len(out) > 60 else [])
 
 
 # -- one test's file --------------------------------------------------------------------------------
@@ -223,8 +238,11 @@ class TestAnswers:
         nearest = max(candidates, key=lambda c: difflib.SequenceMatcher(None, _text(c["request"]), sent).quick_ratio())
         from llmtrace.capture.replay import request_diff
 
+        lines = request_diff(nearest["request"], body, name)
+        if lines[0].startswith("(the bodies differ"):  # in a field the sections leave out (a tool call's id …)
+            lines = _json_diff(nearest["request"], body)
         return "\n".join([head, f"nearest recorded request ({where}, in {nearest.get('_file', self.path.name)}), "
-                                 "- recorded, + sent:", *[f"  {line}" for line in request_diff(nearest["request"], body, name)]])
+                                 "- recorded, + sent:", *[f"  {line}" for line in lines]])
 
     def record(self, name: str, body: dict[str, Any], status: int, parts: list[bytes], sse: bool) -> None:
         """A live answer that came back whole and successful: kept for the file."""
