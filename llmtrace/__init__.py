@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmtrace.errors import BudgetExceeded, ReplayDiverged
+from llmtrace.errors import BudgetExceeded, NoRecordedAnswer, ReplayDiverged
 from llmtrace.model import VERSION as __version__
 
-__all__ = ["BudgetExceeded", "ReplayDiverged", "TraceHandle", "__version__", "disable", "enable", "trace"]
+__all__ = ["BudgetExceeded", "NoRecordedAnswer", "ReplayDiverged", "TraceHandle", "__version__", "disable", "enable", "trace"]
 
 _API = ("trace", "enable", "disable", "TraceHandle")
 

@@ -33,3 +33,9 @@ class BudgetExceeded(RuntimeError):
 class ReplayDiverged(RuntimeError):
     """Raised at the call site by `llmtrace replay` when the script makes a request the recording does
     not hold (the first one that differs): nothing was sent. `from llmtrace import ReplayDiverged`."""
+
+
+class NoRecordedAnswer(ReplayDiverged):
+    """Raised at the call site where nothing may be sent and no recorded answer fits the request
+    (`llmtrace run --offline`, `pytest --llmtrace-record none`): nothing was sent. The message holds
+    the nearest recorded request and a diff of the two. `from llmtrace import NoRecordedAnswer`."""

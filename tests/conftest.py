@@ -27,6 +27,8 @@ from collector import Collector
 from llmtrace.mock import MockServer, Script
 
 ROOT = Path(__file__).resolve().parent.parent
+# A user's project of agent tests, run by tests/test_pytest_plugin.py in a pytest of its own (fixture data here).
+collect_ignore = ["pytest_project"]
 AGENTS = Path(__file__).resolve().parent / "agents"
 SAMPLES = ROOT / "sample_agents"
 MATH_SCRIPT = json.loads((SAMPLES / "math_agent.mock.json").read_text())

@@ -32,6 +32,7 @@ class WireSettings:
     cache_mode: str = "replay"
     budget: Any = None  # capture.budget.Budget: refuses calls once the run has spent its limits
     replay: Any = None  # capture.replay.ReplaySource: `llmtrace replay` answers calls from a trace
+    offline: bool = False  # `run --offline`: a call the cache cannot answer fails at its call site, unsent
     # How often each request was asked in this run; a fork child goes on with its parent's counts.
     occurrences: Occurrences = field(default_factory=Occurrences)
 

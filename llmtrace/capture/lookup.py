@@ -110,6 +110,10 @@ def find(call: Any, vector: list[float] | None = None) -> dict[str, Any] | None:
         return answer.entry
     cache = settings.cache
     if cache is None:
+        if settings.offline:  # the cache could not be opened: nothing can answer
+            from llmtrace.errors import NoRecordedAnswer
+
+            call.refusal = NoRecordedAnswer("llmtrace --offline: the response cache is not available; nothing was sent")
         return None
     base = request_key(call.body, call.base_url())
     n = 0 if settings.cache_mode == "reuse" else settings.occurrences.next(int(base[:16], 16))
@@ -131,6 +135,10 @@ def find(call: Any, vector: list[float] | None = None) -> dict[str, Any] | None:
         except Exception as e:
             cache_failed(e)
     if entry is None:
+        if settings.offline:  # nothing may be sent: the call fails at its call site (Call.admit)
+            from llmtrace.capture.offline import refusal
+
+            call.refusal = refusal(call, base, n)
         return None
     call.hit = entry
     call.span.cache_hit = "semantic" if similarity is not None else "exact"
@@ -140,7 +148,15 @@ def find(call: Any, vector: list[float] | None = None) -> dict[str, Any] | None:
 
 
 def store(call: Any, parts: list[bytes], sse: bool) -> None:
-    """A complete, successful live answer into the call's cache slot (redacted as the store is)."""
+    """A complete, successful live answer into the call's cache slot (redacted as the store is), or to a
+    replay source that records (the pytest plugin's answer files)."""
+    keep = getattr(call.settings.replay, "record", None)
+    if keep is not None and call.hit is None and call.status is not None and 200 <= call.status < 300:
+        try:
+            keep(call.endpoint.name, call.body, call.status, parts, sse)
+        except Exception as e:  # recording trouble never breaks the call
+            cache_failed(e)
+        return
     cache = call.settings.cache
     if cache is None or call.key is None or call.hit is not None or call.status is None or not 200 <= call.status < 300:
         return

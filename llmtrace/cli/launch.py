@@ -70,6 +70,11 @@ def start_run(script_arg: str, args: list[str] | None, *, module: bool = False, 
     cache_size, semantic_cache, semantic_threshold, embedding_model = (v[k] for k in ("cache_size", "semantic_cache", "semantic_threshold", "embedding_model"))
     otlp, otlp_header, project, retries, split = (v[k] for k in ("otlp", "otlp_header", "project", "retries", "split"))
     max_cost, max_calls, max_tokens = v["max_cost"], v["max_calls"], v["max_tokens"]
+    offline = v["offline"]
+    if offline and no_cache:
+        raise UserError("--offline answers every call from the response cache: it cannot go with --no-cache")
+    if offline and semantic_cache:
+        raise UserError("--offline cannot go with --semantic-cache: its look-ups embed the prompt with a live call")
     if cache_mode not in ("replay", "reuse"):
         raise UserError(f"bad --cache-mode {cache_mode!r}: use replay or reuse")
     tags = parse_tags(tag)
@@ -108,6 +113,8 @@ def start_run(script_arg: str, args: list[str] | None, *, module: bool = False, 
         if problem is not None:  # a SyntaxError: reported as python reports it, with python's status
             runner.print_syntax_error(problem)
             raise SystemExit(int(ExitCode.ERROR))
+    if (script_arg if module else Path(script_arg).name) in ("pytest", "py.test"):
+        _pytest_hint(list(args or []), quiet)
     otlp_url, otlp_headers = None, {}
     wants_otlp = otlp or otlp_header or any(os.environ.get(f"OTEL_EXPORTER_OTLP_{v}ENDPOINT") for v in ("", "TRACES_"))
     if wants_otlp:  # the exporter (urllib, protobuf) is not imported by a run that does not stream
@@ -128,11 +135,23 @@ def start_run(script_arg: str, args: list[str] | None, *, module: bool = False, 
         cache_ttl_s=ttl_s, cache_size_mb=cache_size,
         semantic_cache=semantic_cache, semantic_threshold=semantic_threshold, embedding_model=embedding_model,
         retries=retries, cache_mode=cache_mode, children=not no_children, otlp_url=otlp_url, otlp_headers=otlp_headers,
-        split=split, max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens,
+        split=split, max_cost=max_cost, max_calls=max_calls, max_tokens=max_tokens, offline=offline,
     )
-    launch(opts, find_mock_script(Path(target), mock_script) if mock else None, quiet,
+    env = {}
+    if offline:  # no key needed: the clients still construct, and nothing is sent
+        env = {f"{sdk}_API_KEY": "llmtrace-offline-no-key" for sdk in ("OPENAI", "ANTHROPIC") if not os.environ.get(f"{sdk}_API_KEY")}
+    launch(opts, find_mock_script(Path(target), mock_script) if mock else None, quiet, env,
            module=script_arg if module else None, notebook=notebook, output=output)
 
+
+
+def _pytest_hint(args: list[str], quiet: bool) -> None:
+    """`llmtrace run -m pytest` traces the whole session as one trace; the plugin does better."""
+    if any(a == "--llmtrace" or a.startswith("--llmtrace-record") for a in args):
+        raise UserError("pytest --llmtrace traces each test itself: run `pytest --llmtrace` without `llmtrace run`")
+    if not quiet:
+        print("llmtrace: the whole pytest session is one trace here; `pytest --llmtrace` makes each test a trace and "
+              "records its answers for offline replay", file=sys.stderr)
 
 
 def launch(opts: Any, mock_script: Any, quiet: bool, env: dict[str, str] | None = None,

@@ -58,6 +58,7 @@ def run(
     tag: Optional[List[str]] = _opt("tag"),
     quiet: bool = _opt("quiet"),
     no_cache: bool = _opt("no_cache"),
+    offline: bool = _opt("offline"),
     cache_mode: str = _opt("cache_mode"),
     no_children: bool = _opt("no_children"),
     cache_dir: Optional[Path] = _opt("cache_dir"),

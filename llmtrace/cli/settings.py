@@ -57,6 +57,7 @@ OPTIONS: tuple[RunOption, ...] = (
     RunOption("cache_dir", ("--cache-dir",), "path", None, "Where the response cache lives (default: LLMTRACE_HOME/cache).", "DIR"),
     RunOption("cache_ttl", ("--cache-ttl",), "str", None, "Entries expire after this long: 3600, 30m, 12h, 7d (default: never).", "DURATION"),
     RunOption("cache_size", ("--cache-size",), "int", 1024, "Cache size limit in MiB; least recently stored entries go first.", "MIB", low=1),
+    RunOption("offline", ("--offline",), "flag", False, "Send nothing: every LLM call is answered from the response cache, and a call it has no answer for fails at its call site (llmtrace.NoRecordedAnswer) with the nearest recorded request and a diff. No API key needed."),
     RunOption("semantic_cache", ("--semantic-cache",), "flag", False, "Also answer short prompts close in meaning to an earlier one (embeddings via the same endpoint)."),
     RunOption("semantic_threshold", ("--semantic-threshold",), "float", 0.95, "Cosine similarity needed for a semantic hit.", "COSINE", low=0.0, high=1.0),
     RunOption("embedding_model", ("--embedding-model",), "str", "text-embedding-3-small", "Embedding model for --semantic-cache.", "MODEL"),

@@ -136,7 +136,7 @@ def options_for_children(opts: Any) -> dict[str, Any]:
     return {
         "cache": opts.cache, "cache_dir": str(opts.cache_dir) if opts.cache_dir else None,
         "cache_ttl_s": opts.cache_ttl_s, "cache_size_mb": opts.cache_size_mb, "cache_mode": opts.cache_mode,
-        "retries": opts.retries, "mock_url": opts.mock_url,
+        "retries": opts.retries, "mock_url": opts.mock_url, "offline": opts.offline,
     }
 
 

@@ -37,6 +37,7 @@ class RunOptions:
     max_calls: int | None = None
     max_tokens: int | None = None
     replay: Any = None  # capture.replay.ReplaySource: answer LLM calls from a recorded trace (cache off)
+    offline: bool = False  # answer every call from the cache; a miss fails at its call site, unsent
 
 
 def _mock_aliases(mock_url: str | None) -> dict[str, str]:
@@ -67,4 +68,5 @@ def wire_settings(opts: RunOptions, quiet: bool = False) -> Any:
     return WireSettings(
         cache=cache, retry=RetryPolicy.from_env(opts.retries), semantic=cs if (opts.semantic_cache and cache) else None,
         url_aliases=_mock_aliases(opts.mock_url), cache_mode=opts.cache_mode, budget=budget, replay=opts.replay,
+        offline=opts.offline and opts.replay is None,
     )

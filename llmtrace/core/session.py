@@ -289,6 +289,12 @@ def start_child() -> None:
 
     options = dict(spec["options"])
     options["cache_dir"] = Path(options["cache_dir"]) if options.get("cache_dir") else None
+    answers = options.pop("answers", None)
+    if answers and isinstance(spec.get("test"), dict):  # a child of a test under `pytest --llmtrace`: its file answers
+        from llmtrace.testkit.answers import Switch, TestAnswers
+
+        options["replay"] = Switch(answers["mode"])
+        options["replay"].current = TestAnswers.for_child({**answers, **spec["test"], "trace_id": spec["trace_id"]})
     settings = wire_settings(RunOptions(script="", **options), quiet=True)
     if settings.cache is not None:  # a worker can be ended (Pool.terminate) before a writer thread had its turn
         settings.cache.write_behind = False

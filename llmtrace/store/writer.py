@@ -211,6 +211,20 @@ class StoreWriter:
                 [(trace.id, plain_text(k), self._text(v)) for k, v in trace.tags.items()],
             )
 
+    def write_ended_traces(self, traces: list[Trace]) -> None:
+        """Traces that ended with no span (tests without LLM calls), many in one transaction."""
+        with self._lock, transaction(self.db):
+            self.db.executemany(
+                """INSERT OR REPLACE INTO traces (id, name, script, argv, cwd, start_us, end_us, status, exit_code, error,
+                   pid, version, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(t.id, self._text(t.name), plain_text(t.script), self.encode(t.argv), plain_text(t.cwd), t.start_us,
+                  t.end_us, t.status, t.exit_code, self._text(t.error), t.pid, t.version, t.run_id) for t in traces],
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
+                [(t.id, plain_text(k), self._text(v)) for t in traces for k, v in t.tags.items()],
+            )
+
     def write_span(self, span: Span) -> None:
         self.write_spans([span])
 

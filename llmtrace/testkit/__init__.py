@@ -1,0 +1,7 @@
+"""The pytest plugin (`pytest --llmtrace`): each test a trace, its LLM answers recorded once into reviewable
+files beside the tests and replayed offline after that.
+
+`plugin.py` is what pytest loads through the `pytest11` entry point in every run: options, the marker and
+the `llmtrace` fixture, nothing heavy. `suite.py` runs the session when `--llmtrace` is given;
+`answers.py` reads and writes the recorded answer files.
+"""
