@@ -1,4 +1,4 @@
-"""The recorded answer files of `pytest --llmtrace` (llmtrace/testkit/answers.py), piece by piece: an answer
+"""The recorded answer files of `pytest --llmtrace` (llmtrace/capture/answer_files.py), piece by piece: an answer
 kept and given back, a stable order, secrets replaced, file names, the nearest request of a miss."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from llmtrace.redact import Redactor
-from llmtrace.testkit import answers as files
+from llmtrace.capture import answer_files as files
 
 
 def _call(question: str, reply: str) -> dict:

@@ -102,7 +102,7 @@ def reprice(
 
     Example: llmtrace reprice --since this-month ; llmtrace reprice last
     """
-    from llmtrace import pricing
+    import llmtrace.pricing as pricing
     from llmtrace.store.queries import resolve_trace_id
     from llmtrace.store.reprice import reprice as reprice_calls
 

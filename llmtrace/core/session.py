@@ -291,7 +291,7 @@ def start_child() -> None:
     options["cache_dir"] = Path(options["cache_dir"]) if options.get("cache_dir") else None
     answers = options.pop("answers", None)
     if answers and isinstance(spec.get("test"), dict):  # a child of a test under `pytest --llmtrace`: its file answers
-        from llmtrace.testkit.answers import Switch, TestAnswers
+        from llmtrace.capture.answer_files import Switch, TestAnswers
 
         options["replay"] = Switch(answers["mode"])
         options["replay"].current = TestAnswers.for_child({**answers, **spec["test"], "trace_id": spec["trace_id"]})

@@ -3,5 +3,6 @@ files beside the tests and replayed offline after that.
 
 `plugin.py` is what pytest loads through the `pytest11` entry point in every run: options, the marker and
 the `llmtrace` fixture, nothing heavy. `suite.py` runs the session when `--llmtrace` is given;
-`answers.py` reads and writes the recorded answer files.
+the recorded answer files are read and written by `capture/answer_files.py` (a replay source, as
+`capture/replay.py` is for `llmtrace replay`), which child processes of a test use too.
 """

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from llmtrace.testkit import answers as files
+from llmtrace.capture import answer_files as files
 
 _KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
