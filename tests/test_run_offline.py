@@ -48,6 +48,17 @@ def test_offline_miss_fails_at_the_call_site_with_a_diff(mock_server, monkeypatc
     assert "NoRecordedAnswer" in show.stdout
 
 
+def test_offline_says_when_the_same_request_was_recorded_for_another_url(mock_server, monkeypatch):
+    """The cache keys an answer by the provider's base URL too: the same body recorded against another server
+    is named as such, not as a difference the diff cannot show."""
+    server, other = mock_server(), mock_server()
+    assert run_cli("run", "-q", ONE, "What is the capital of France?", env=server_env(server)).code == 0
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    miss = run_cli("run", "-q", "--offline", ONE, "What is the capital of France?", env=_no_key(server_env(other)))
+    assert miss.code == 1 and other.stats.requests == 0
+    assert f"the same request was recorded, for another URL than {other.base_url}/chat/completions" in miss.stderr
+
+
 def test_offline_asked_more_often_than_recorded(mock_server, monkeypatch, tmp_path):
     server = mock_server()
     env = server_env(server)

@@ -138,7 +138,7 @@ def find(call: Any, vector: list[float] | None = None) -> dict[str, Any] | None:
         if settings.offline:  # nothing may be sent: the call fails at its call site (Call.admit)
             from llmtrace.capture.offline import refusal
 
-            call.refusal = refusal(call, base, n)
+            call.refusal = refusal(call, n)
         return None
     call.hit = entry
     call.span.cache_hit = "semantic" if similarity is not None else "exact"

@@ -17,7 +17,7 @@ from llmtrace.errors import NoRecordedAnswer
 _RECENT = 500  # recorded calls compared, newest first
 
 
-def refusal(call: Any, base: str, n: int) -> NoRecordedAnswer:
+def refusal(call: Any, n: int) -> NoRecordedAnswer:
     name = call.endpoint.name
     head = f"llmtrace --offline: no cached answer for this {name} request; nothing was sent"
     if n > 0:
@@ -27,6 +27,9 @@ def refusal(call: Any, base: str, n: int) -> NoRecordedAnswer:
     nearest = _nearest(call.endpoint.kind, call.body)
     if nearest is None:
         return NoRecordedAnswer(head + "\n  (no recorded request to compare with in the trace store)")
+    if nearest == call.body:  # the cache keys an answer by the API's base URL too
+        return NoRecordedAnswer(head + f"\n  the same request was recorded, for another URL than {call.base_url()} (was"
+                                " the provider's base URL, e.g. OPENAI_BASE_URL, another when it was recorded?)")
     from llmtrace.capture.replay import request_diff
 
     lines = [f"  {line}" for line in request_diff(nearest, call.body, name)]
