@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class ExitCode:
     """The exit statuses, as plain ints (an IntEnum class costs every run's start ~1 M instructions)."""
@@ -15,6 +17,17 @@ class ExitCode:
     EXPORT = 5  # the OTLP endpoint could not be reached or refused the spans
     INTERRUPTED = 130  # Ctrl-C
     TERMINATED = 143  # SIGTERM
+
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    """`llmtrace: warning: MESSAGE` on stderr, the first time KEY is warned about in this process: trouble that
+    recurs (a full disk, a damaged cache) is said once, and the script runs on."""
+    if key not in _warned:
+        _warned.add(key)
+        print(f"llmtrace: warning: {message}", file=sys.stderr)
 
 
 class UserError(Exception):

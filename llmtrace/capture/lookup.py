@@ -7,15 +7,13 @@ recorded for that request, so each request key is counted as the run asks it (`O
 
 from __future__ import annotations
 
-import sys
 import threading
 from array import array
 from typing import Any
 
 from llmtrace.capture import endpoints
+from llmtrace.errors import warn_once
 from llmtrace.store.cache import cosine, params_key, prompt_text, request_key
-
-_warned = False
 
 
 class Occurrences:
@@ -73,11 +71,8 @@ class Occurrences:
 
 def cache_failed(error: BaseException) -> None:
     """A cache read, write or embedding that failed: the call goes to the provider; said once."""
-    global _warned
-    if not _warned:
-        _warned = True
-        print(f"llmtrace: warning: response cache trouble ({type(error).__name__}: {error}); calls it cannot serve go to "
-              "the provider", file=sys.stderr)
+    warn_once("cache", f"response cache trouble ({type(error).__name__}: {error}); calls it cannot serve go to the "
+                       "provider")
 
 
 def semantic_text(call: Any) -> str | None:

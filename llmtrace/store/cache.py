@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import llmtrace.clock as clock
+from llmtrace.errors import warn_once
 from llmtrace.redact import redact_headers
 from llmtrace.store.db import insert_rows
 
@@ -120,16 +121,10 @@ def decode_answer(blob: bytes) -> tuple[tuple[str, int, float | None], str, dict
     return place, key, entry
 
 
-_refused_warned = False
-
-
 def _refused(directory: Any) -> None:
     """A pickled entry was found (an older llmtrace's, or planted): never unpickled; said once a process."""
-    global _refused_warned
-    if not _refused_warned:
-        _refused_warned = True
-        print(f"llmtrace: warning: the response cache at {directory} holds entries in an older format (pickle); they are "
-              "ignored (`llmtrace cache clear` removes them)", file=sys.stderr)
+    warn_once("cache pickle", f"the response cache at {directory} holds entries in an older format (pickle); they are "
+                              "ignored (`llmtrace cache clear` removes them)")
 
 
 def _inside(filename: Any) -> bool:
@@ -522,16 +517,11 @@ def clear(directory: Path, older_than_s: float | None) -> int:
 
 
 _opened: dict[tuple[str, int, float | None], ResponseCache] = {}
-_write_warned = False
 
 
 def _write_failed(error: BaseException) -> None:
     """A batch of answers could not be written: said once a process; those answers go uncached."""
-    global _write_warned
-    if not _write_warned:
-        _write_warned = True
-        print(f"llmtrace: warning: could not write to the response cache ({type(error).__name__}: {error})",
-              file=sys.stderr)
+    warn_once("cache write", f"could not write to the response cache ({type(error).__name__}: {error})")
 
 
 def write_answers(answers: list[tuple[tuple[str, int, float | None], str, dict[str, Any]]]) -> None:

@@ -31,6 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from llmtrace.errors import warn_once
 from llmtrace.store.batches import gather
 from llmtrace.model import Span
 from llmtrace.store.writer import StoreWriter, encode_json
@@ -158,15 +159,9 @@ def _allocate(fd: int, offset: int, length: int) -> bool:
         return False
 
 
-_lost_warned = False
-
-
 def _lost(error: OSError) -> None:
-    global _lost_warned
-    if not _lost_warned:
-        _lost_warned = True
-        print(f"llmtrace: warning: could not write to the spool ({error.strerror or error}); spans recorded from now on "
-              "may be lost, the script runs on", file=sys.stderr)
+    warn_once("spool", f"could not write to the spool ({error.strerror or error}); spans recorded from now on may be "
+                       "lost, the script runs on")
 
 
 class _SegmentDone:
@@ -214,20 +209,14 @@ class BatchStore:
         self.failed = False
 
     def store(self, rows: list[Any], done: list[Path], ended: list[Any], begun: list[dict[str, Any]] | None = None) -> None:
-        if begun:
+        for what, write, items in (("traces", self.writer.begin_traces, begun), ("spans", self.writer.write_rows, rows)):
+            if not items:
+                continue
             try:
-                self.writer.begin_traces(begun)
+                write(items)
             except Exception as e:
                 if not self.failed:
-                    print(f"llmtrace: warning: could not write traces to the store ({e}); they are kept in "
-                          f"{self.directory} and loaded by the next llmtrace command", file=sys.stderr)
-                self.failed = True
-        if rows:
-            try:
-                self.writer.write_rows(rows)
-            except Exception as e:
-                if not self.failed:
-                    print(f"llmtrace: warning: could not write spans to the store ({e}); they are kept in "
+                    print(f"llmtrace: warning: could not write {what} to the store ({e}); they are kept in "
                           f"{self.directory} and loaded by the next llmtrace command", file=sys.stderr)
                 self.failed = True
         if not self.failed:
@@ -385,12 +374,8 @@ def decode_records(records: list[tuple[bytes, bytes]], encoder: Any) -> list[tup
     return rows
 
 
-_pickled_warned = False
-
-
 def store_answers(records: list[tuple[bytes, bytes]]) -> None:
     """Write the response-cache answers among spool records (`A`: a run's cache handed them over) to their cache."""
-    global _pickled_warned
     if not any(tag in (_ANSWER, _PICKLED) for tag, _ in records):
         return
     from llmtrace.store.cache import decode_answer, write_answers
@@ -401,10 +386,8 @@ def store_answers(records: list[tuple[bytes, bytes]]) -> None:
             answer = decode_answer(payload)
             if answer is not None:  # else damaged: that answer goes uncached
                 answers.append(answer)
-        elif tag == _PICKLED and not _pickled_warned:
-            _pickled_warned = True
-            print("llmtrace: warning: a spool holds response-cache answers in an older format (pickle); they are "
-                  "skipped", file=sys.stderr)
+        elif tag == _PICKLED:
+            warn_once("spool pickle", "a spool holds response-cache answers in an older format (pickle); they are skipped")
     if answers:
         write_answers(answers)
 

@@ -12,10 +12,10 @@ import marshal
 import operator
 import os
 import sqlite3
-import sys
 import threading
 from typing import Any
 
+from llmtrace.errors import warn_once
 from llmtrace.model import Span, Totals, Trace
 from llmtrace.redact import Redactor, has_key_fragment
 from llmtrace.store.db import insert_rows, transaction
@@ -35,15 +35,10 @@ _PAYLOAD_INSERT = "INSERT OR REPLACE INTO payloads (span_id, request, response) 
 
 # What a bad value (not a full disk, not a locked store) makes sqlite3 raise on insert.
 _BAD_VALUE = (UnicodeError, OverflowError, TypeError, ValueError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
-_row_lost_warned = False
 
 
 def _row_lost(span_id: Any, error: BaseException) -> None:
-    global _row_lost_warned
-    if not _row_lost_warned:
-        _row_lost_warned = True
-        print(f"llmtrace: warning: span {span_id} could not be stored ({type(error).__name__}: {error}); the others are",
-              file=sys.stderr)
+    warn_once("row", f"span {span_id} could not be stored ({type(error).__name__}: {error}); the others are")
 
 
 @contextlib.contextmanager
