@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from llmtrace.store.db import transaction
-from llmtrace.store.schema import TOTAL_COLUMNS
+from llmtrace.store.writer import store_totals
 
 Price = Callable[[Any, Any, Any, Any, Any], "float | None"]  # (model, provider, input, output, cached) → USD
 
@@ -76,11 +76,6 @@ def reprice(db: sqlite3.Connection, trace_ids: list[str] | None, since_us: int |
         ids = sorted(touched)
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            db.execute(
-                f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
-                   FROM (SELECT * FROM span_totals WHERE trace_id IN ({','.join('?' * len(chunk))})) AS t
-                   WHERE traces.id = t.trace_id AND traces.status != 'running'""",
-                chunk,
-            )
+            store_totals(db, f"trace_id IN ({','.join('?' * len(chunk))})", chunk, ended_only=True)
     out.traces = len(touched)
     return out

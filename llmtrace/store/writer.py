@@ -257,12 +257,7 @@ class StoreWriter:
                 "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ?, traceback = ? WHERE id = ?",
                 (trace.end_us, trace.status, trace.exit_code, self._text(trace.error), self._text(trace.traceback), trace.id),
             )
-            self.db.execute(
-                f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
-                   FROM (SELECT * FROM span_totals WHERE trace_id = ?) AS t
-                   WHERE traces.id = t.trace_id""",
-                (trace.id,),
-            )
+            store_totals(self.db, "trace_id = ?", [trace.id])
             row = self.db.execute(f"SELECT {', '.join(TOTAL_COLUMNS)} FROM traces WHERE id = ?", (trace.id,)).fetchone()
         if row is not None:
             trace.totals = Totals(*row)
@@ -281,14 +276,20 @@ class StoreWriter:
                    UPDATE spans SET trace_id = moved.tid FROM moved WHERE spans.id = moved.id""",
                 (run_id,),
             )
-            self.db.execute(
-                f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
-                   FROM (SELECT * FROM span_totals WHERE trace_id IN (SELECT id FROM traces WHERE run_id = ?)) AS t
-                   WHERE traces.id = t.trace_id""",
-                (run_id,),
-            )
+            store_totals(self.db, "trace_id IN (SELECT id FROM traces WHERE run_id = ?)", [run_id])
 
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def store_totals(db: sqlite3.Connection, which: str, args: list[Any], *, ended_only: bool = False) -> None:
+    """Set the totals of the traces `which` selects (a condition on span_totals' trace_id) from their spans
+    on disk; with `ended_only`, a running trace's are left to its run."""
+    db.execute(
+        f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
+           FROM (SELECT * FROM span_totals WHERE {which}) AS t
+           WHERE traces.id = t.trace_id{" AND traces.status != 'running'" if ended_only else ""}""",
+        args,
+    )
 
