@@ -159,6 +159,26 @@ def test_resolve_prefixes(tmp_path):
         resolve_trace_id(db, "99")
 
 
+def test_finish_traces_sets_each_trace_totals_from_its_own_spans(tmp_path):
+    """The helper finishes the requests a server answered in one batch: one commit, each trace its own totals."""
+    w = _writer(tmp_path)
+    traces = [Trace(id=f"00000000-0000-4000-8000-00000000000{i}", name=f"answer: n={i}", start_us=1_000 * (i + 1)) for i in range(3)]
+    for i, t in enumerate(traces):
+        w.start_trace(t)
+        w.write_spans([Span(id=f"s{i}-{k}", trace_id=t.id, parent_id=None, kind="llm", name="ChatOpenAI", start_us=t.start_us + k,
+                            end_us=t.start_us + k + 1, status="ok", input_tokens=10 * (i + 1), output_tokens=1, cost=0.001)
+                       for k in range(i + 1)])
+        t.end_us, t.status = t.start_us + 100, "ok"
+    commits = []
+    w.db.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    w.finish_traces(traces)
+    w.db.set_trace_callback(None)
+    assert len(commits) == 1
+    assert [(t.totals.llm_calls, t.totals.input_tokens) for t in traces] == [(1, 10), (2, 40), (3, 90)]
+    stored = w.db.execute("SELECT llm_calls, input_tokens, status, end_us FROM traces ORDER BY start_us").fetchall()
+    assert stored == [(1, 10, "ok", 1_100), (2, 40, "ok", 2_100), (3, 90, "ok", 3_100)]
+
+
 def _math_trace() -> tuple[Trace, list[Span]]:
     t0 = 1_800_000_000_000_000
     trace = Trace(id="f33559dd-47e4-4128-911c-a83de7501845", name="math_agent.py", start_us=t0, end_us=t0 + 2_250_000,

@@ -222,7 +222,14 @@ class BatchStore:
         if not self.failed:
             for path in done:
                 path.unlink(missing_ok=True)
-        for trace in ended:  # after the rows of the batch: its spans are all in
+        if not ended:
+            return
+        try:  # after the rows of the batch: their spans are all in
+            self.writer.finish_traces(ended)
+            return
+        except Exception:
+            pass
+        for trace in ended:  # one at a time: one that fails costs itself alone
             try:
                 self.writer.finish_trace(trace)
             except Exception as e:  # left 'running': shown as killed, and finished by the run's end
