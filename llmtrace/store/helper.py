@@ -16,8 +16,8 @@ in a loop of fast calls, that work and its GIL hand-overs were most of what trac
   its path. It runs in a session of its own: a ^C at the terminal is for the program, not for it.
 - It runs at the lowest CPU priority (nice 19). Copying is background work: when every core is busy
   (a server under load), the traced program goes first and the copy waits for a free moment; the
-  spool holds the spans safe meanwhile. It costs no less CPU, but the program no longer shares its
-  cores with it (a server with workers=2 on 2 cores served ~9 % more requests a second).
+  spool holds the spans safe meanwhile. It costs no less CPU, but the program no longer competes
+  with it for the cores (docs/benchmarks.md, "Servers").
   Its standard output is /dev/null; warnings go to the run's standard error.
 - At the run's end the program stops appending, sends where the spool ends and waits for "ok"
   (every row stored). Anything else (no helper, it died, or could not write) and it loads what the
