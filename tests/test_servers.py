@@ -140,8 +140,13 @@ def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
         follow = Pty([sys.executable, "-m", "llmtrace", "show", "--follow",
                       *([record["id"][:8]] if mode == "reload" else [])], env={**os.environ, **env})
         assert follow.wait_for(f"following {record['id'][:8]}"), follow.text
+        watch = Pty([sys.executable, "-m", "llmtrace", "ls", "--watch"], env={**os.environ, **env, "TERM": "xterm-256color"})
+        assert watch.wait_for("running"), watch.text[-3000:]  # the server's run
         answers = _requests(port)
         assert follow.wait_for("20 LLM calls"), follow.text[-3000:]  # the run's traces as they came
+        assert watch.wait_for("answer: n="), watch.text[-3000:]  # ls --watch: the requests as they finished
+        watch.proc.send_signal(signal.SIGINT)
+        assert watch.proc.wait(timeout=HANG) == 0
         # While the server runs: 20 traces, each stored when its request ended.
         def finished() -> list[dict] | None:
             done = [t for t in _ls(env) if t["id"] != record["id"] and t["status"] == "ok"]

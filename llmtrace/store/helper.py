@@ -340,7 +340,7 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
 def main(argv: list[str]) -> int:
     db_path, directory, trace_id, fd = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(19)  # background work: when the cores are all busy, the traced program goes first
+    os.nice(0 if os.environ.get("XNONICE") else 19)  # background work: when the cores are all busy, the traced program goes first
     sock = socket.socket(fileno=int(fd))
     from llmtrace.redact import Redactor
     from llmtrace.store.db import _connect
