@@ -269,7 +269,8 @@ def test_export_file_is_private(llmtrace_home, tmp_path):
 
 def test_ls_name_glob(llmtrace_home):
     w = _writer(llmtrace_home)
-    for n, name in enumerate(["math_agent.py", "math_graph.py", "other.py", "mathXagent.py"], start=1):
+    for n, name in enumerate(["math_agent.py", "math_graph.py", "other.py", "mathXagent.py", "answer: n=7", "answer",
+                              "answers: n=8", "answer:n=9"], start=1):
         _trace(w, n, name=name, start=T0 + n)
     names = lambda pattern: sorted(t["name"] for t in _ls("--name", pattern))  # noqa: E731
     assert names("math*") == ["mathXagent.py", "math_agent.py", "math_graph.py"]
@@ -277,6 +278,8 @@ def test_ls_name_glob(llmtrace_home):
     assert names("math?agent.py") == ["mathXagent.py", "math_agent.py"]
     assert names("[mo]*_*.py") == ["math_agent.py", "math_graph.py"]
     assert names("MATH*") == [] and names("math") == []
+    assert names("answer") == ["answer", "answer: n=7"]  # a split run's traces: the runnable and its input's head
+    assert names("answer: n=7") == ["answer: n=7"] and names("answer*") == ["answer", "answer: n=7", "answer:n=9", "answers: n=8"]
     r = run_cli("ls", "--name", "nomatch*")
     assert r.code == 0 and "no traces match" in r.stderr
 

@@ -31,7 +31,7 @@ def ls(
     since: SinceOpt = None,
     until: UntilOpt = None,
     status: Optional[str] = typer.Option(None, "--status", help="Only traces with this status: running, ok, error, interrupted, over-budget (a budget stopped it), killed."),
-    name: Optional[str] = typer.Option(None, "--name", help="Only traces with this name (a script's with or without its .py), or matching this glob: 'math*', 'agent-?.py' (case-sensitive)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Only traces with this name (a script's with or without its .py; a split run's runnable: 'answer' finds 'answer: n=7'), or matching this glob: 'math*', 'agent-?.py' (case-sensitive)."),
     error: Optional[str] = typer.Option(None, "--error", help="Only traces whose error contains this text (case-insensitive), e.g. --status error --error timeout."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only traces with this tag: key=value (repeatable, all must match)."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Only traces whose average feedback score is at least this."),

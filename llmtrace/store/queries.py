@@ -105,9 +105,12 @@ def list_traces(db: sqlite3.Connection, f: TraceFilter | None = None) -> list[Tr
     if f.until_us is not None:
         where.append("start_us < ?")
         args.append(f.until_us)
-    if f.name:
-        where.append(f"name {_match_op(f.name)} ?")
+    if f.name and _match_op(f.name) == "GLOB":
+        where.append("name GLOB ?")
         args.append(f.name)
+    elif f.name:  # exact, or a split trace of that runnable: 'answer' finds 'answer: n=7'
+        where.append("(name = ? OR substr(name, 1, ?) = ?)")
+        args += [f.name, len(f.name) + 2, f.name + ": "]
     if f.error is not None:
         where.append("error LIKE ? ESCAPE '\\'")
         args.append("%" + like_escape(f.error) + "%")
