@@ -6,7 +6,10 @@ LangChain chain calling the scripted server) is served plain (`python uvicorn_ap
 warm-up, then REQUESTS requests, CONCURRENCY at once (keep-alive connections from client threads);
 its figure is requests per second over those requests. The ratio traced ÷ plain is taken pair by
 pair (machine drift hits both alike) and its median reported: 1.0 means tracing costs the server
-nothing it can see; the target is ≥ 0.95.
+nothing it can see; the target is ≥ 0.95. Beside it, the CPU milliseconds a request costs, by group of
+processes (the server's, llmtrace's store helpers, this bench's clients and scripted provider): the
+cost tracing adds, whether or not the rps shows it (the helpers run at nice 19, on what the server
+leaves idle).
 
     python bench/bench_server.py                # 5 pairs, 400 requests each, scripted latency 20 ms
     python bench/bench_server.py --latency-ms 0 # the provider answers at once: llmtrace's cost at its most visible
@@ -86,7 +89,38 @@ def _load(port: int, requests: int, concurrency: int, first: int) -> float:
     return requests / elapsed
 
 
-def _serve(cmd: list[str], env: dict[str, str], port: int, requests: int, concurrency: int) -> float:
+def _cpu_by_group(session: int) -> dict[str, int]:
+    """CPU clock ticks so far of the processes a serving uses, by group: `server` (every process of the
+    session the server was started in: uvicorn, its workers, llmtrace's run), `helper` (llmtrace's
+    store helpers, in sessions of their own), `bench` (this process: the clients and the scripted
+    provider). Linux only ({} elsewhere)."""
+    out: dict[str, int] = {}
+    try:
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        if int(pid) == os.getpid():
+            group = "bench"
+        elif b"llmtrace.store.helper" in cmdline:
+            group = "helper"
+        elif int(fields[3]) == session:  # the session id
+            group = "server"
+        else:
+            continue
+        out[group] = out.get(group, 0) + int(fields[11]) + int(fields[12])  # utime + stime
+    return out
+
+
+def _serve(cmd: list[str], env: dict[str, str], port: int, requests: int, concurrency: int,
+           cpu: dict[str, float] | None = None) -> float:
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=str(APP.parent), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -100,7 +134,14 @@ def _serve(cmd: list[str], env: dict[str, str], port: int, requests: int, concur
                     raise RuntimeError(f"the server did not start: {proc.communicate()[1][-2000:]}")
                 time.sleep(0.1)
         _load(port, max(40, requests // 10), concurrency, 100_000)  # warm-up: imports, connections, both workers
-        return _load(port, requests, concurrency, 0)
+        before = _cpu_by_group(proc.pid)
+        rps = _load(port, requests, concurrency, 0)
+        after = _cpu_by_group(proc.pid)
+        if cpu is not None:  # milliseconds of CPU a request, by group
+            tick = os.sysconf("SC_CLK_TCK")
+            for group in after:
+                cpu[group] = (after[group] - before.get(group, 0)) / tick / requests * 1e3
+        return rps
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it
         try:
@@ -118,17 +159,24 @@ def measure(quick: bool = False, pairs: int = 5, requests: int = 400, concurrenc
         pairs, requests = 1, 60
     home = tempfile.mkdtemp()
     plain, traced = [], []
+    cpu: dict[str, list[dict[str, float]]] = {"plain": [], "traced": []}
     with MockServer(Script.from_dict({"latency_ms": latency_ms})) as server:
         env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "bench", "LLMTRACE_HOME": home}
         for _ in range(pairs):
             port = _port()
-            plain.append(_serve([PY, str(APP), str(port), "2"], env, port, requests, concurrency))
+            cpu["plain"].append({})
+            plain.append(_serve([PY, str(APP), str(port), "2"], env, port, requests, concurrency, cpu["plain"][-1]))
             port = _port()
+            cpu["traced"].append({})
             traced.append(_serve(llmtrace("run", "-q", "--split", "--no-cache", str(APP), str(port), "2"), env, port,
-                                 requests, concurrency))
-    return {"pairs": pairs, "requests": requests, "concurrency": concurrency, "latency_ms": latency_ms,
-            "plain_rps": median(plain), "traced_rps": median(traced),
-            "ratio": median([t / p for t, p in zip(traced, plain)])}
+                                 requests, concurrency, cpu["traced"][-1]))
+    out = {"pairs": pairs, "requests": requests, "concurrency": concurrency, "latency_ms": latency_ms,
+           "plain_rps": median(plain), "traced_rps": median(traced),
+           "ratio": median([t / p for t, p in zip(traced, plain)])}
+    for way, rows in cpu.items():  # CPU ms a request (medians over the servings), for what the ratio hides or shows
+        for group in sorted({g for row in rows for g in row}):
+            out[f"{way}_cpu_ms_{group}"] = median([row.get(group, 0.0) for row in rows])
+    return out
 
 
 if __name__ == "__main__":
@@ -151,4 +199,4 @@ if __name__ == "__main__":
             print(f"{a.once} rps {_serve(cmd, env, port, a.requests, a.concurrency):.1f}")
         sys.exit(0)
     for k, v in measure(a.quick, a.pairs, a.requests, a.concurrency, a.latency_ms).items():
-        print(f"{k:14s} {v:10.3f}")
+        print(f"{k:24s} {v:10.3f}")
