@@ -179,6 +179,30 @@ def test_finish_traces_sets_each_trace_totals_from_its_own_spans(tmp_path):
     assert stored == [(1, 10, "ok", 1_100), (2, 40, "ok", 2_100), (3, 90, "ok", 3_100)]
 
 
+def test_spool_left_by_a_killed_split_run_finishes_the_traces_that_had_ended(tmp_path):
+    """A split trace's start (`B`) and end (`E`) go by the spool with its spans: loading the spool of a run
+    killed before its helper stored them gives each ended trace its status, error (redacted) and totals;
+    one that had not ended stays running."""
+    from llmtrace.store.helper import HelperSpoolingWriter
+    from llmtrace.store.spool import _load
+
+    w = StoreWriter(open_store(tmp_path / "t.db"), Redactor({"sk-secret-value-123456"}))
+    spooler = HelperSpoolingWriter(w, tmp_path, "run-1")  # too few records to start its helper
+    ended, open_ = (Trace(id=f"00000000-0000-4000-8000-00000000000{i}", name=f"answer: n={i}", start_us=10 * i, run_id="run-1")
+                    for i in (1, 2))
+    for t in (ended, open_):
+        spooler.start_trace(t)
+        spooler.write_span(Span(id=f"s-{t.id}", trace_id=t.id, parent_id=None, kind="llm", name="ChatOpenAI", start_us=t.start_us,
+                                end_us=t.start_us + 1, status="ok", input_tokens=7, output_tokens=2))
+    ended.end_us, ended.status, ended.error = 99, "error", "401: bad key sk-secret-value-123456"
+    spooler.end_trace(ended)
+    assert b"sk-secret-value-123456" not in spooler.path.read_bytes()
+    assert _load(w.db, spooler.path, w.redactor) == 2  # the spans; the traces begun and ended around them
+    rows = dict((r[0], r[1:]) for r in w.db.execute("SELECT id, status, end_us, error, llm_calls, input_tokens FROM traces"))
+    assert rows[ended.id][:2] == ("error", 99) and "sk-secret" not in rows[ended.id][2] and rows[ended.id][3:] == (1, 7)
+    assert rows[open_.id][:2] == ("running", None)
+
+
 def _math_trace() -> tuple[Trace, list[Span]]:
     t0 = 1_800_000_000_000_000
     trace = Trace(id="f33559dd-47e4-4128-911c-a83de7501845", name="math_agent.py", start_us=t0, end_us=t0 + 2_250_000,

@@ -29,7 +29,6 @@ in a loop of fast calls, that work and its GIL hand-overs were most of what trac
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -51,6 +50,7 @@ from llmtrace.store.spool import (
     close_caches,
     _Spooler,
     begun_traces,
+    ended_traces,
     decode_records,
     read_records,
     segment_path,
@@ -58,7 +58,7 @@ from llmtrace.store.spool import (
 )
 
 _NOTE = struct.Struct("<cqq")  # kind, segment, offset
-_AT, _STOP, _TRACE = b"P", b"S", b"T"  # the spool ends at; the run ends (and where the spool ends); a trace ended
+_AT, _STOP = b"P", b"S"  # the spool ends at; the run ends (and where the spool ends)
 _SEND_NOW = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
 _SEND = getattr(socket, "MSG_NOSIGNAL", 0)
 _REPLY_TIMEOUT_S = 60.0
@@ -71,7 +71,6 @@ _START_AFTER_S = 0.5 * timer_scale()
 # for a commit anyway, and a note a record was a system call (and a wake-up of the helper) a span. The
 # in-flight publisher's tick tells the rest; without ticks, every record is told.
 _NOTE_EVERY_S = 0.05 * timer_scale()
-_ENDED_FIELDS = ("id", "end_us", "status", "exit_code", "error", "traceback")  # what finish_trace writes of a trace
 _HOME = str(Path(__file__).resolve().parent.parent.parent)  # the folder this llmtrace package is in
 _START = "import sys; sys.path.insert(0, sys.argv[1]); from llmtrace.store.helper import main; sys.exit(main(sys.argv[2:]))"
 
@@ -93,7 +92,6 @@ class HelperSpoolingWriter(_Spooler):
         self._pid = os.getpid()
         self._gone = False  # the helper cannot be reached: the run's end stores the spool here
         self._closed = False
-        self._told_traces = False
         self._ticking = False  # tick() has been called: it tells where the spool ends, if no record did
         self._noted_s = -1e9  # when a record's note was last sent
         self._unnoted = False  # records spooled since then
@@ -208,9 +206,7 @@ class HelperSpoolingWriter(_Spooler):
                 self.writer.begin_traces([self.writer.trace_fields(trace)])
                 self.writer.finish_trace(trace)  # the run's end sums every trace of the run again
                 return
-            self._told_traces = True
-            ended = {f: getattr(trace, f) for f in _ENDED_FIELDS}
-            self._send(_NOTE.pack(_TRACE, self._segment, self.file._offset) + json.dumps(ended).encode(), wait=True)
+            self.end_trace(trace)  # by the spool, after its spans: the helper finishes it once they are stored
 
     def close(self) -> None:
         """Wait for the helper to store everything spooled, then remove the spool."""
@@ -221,7 +217,7 @@ class HelperSpoolingWriter(_Spooler):
                 return
             self._closed = True
             end = _NOTE.pack(_STOP, self._segment, self.file._offset)
-            spooled = self._segment > 0 or self.file._offset > 0 or self._told_traces
+            spooled = self._segment > 0 or self.file._offset > 0
             self.file.close()  # appends end here: the note says where
             self._send(end, wait=True)
         ok = False
@@ -285,13 +281,6 @@ def _read_from(path: Path, at: int, size: int | None) -> bytes:
         return b""
 
 
-def _ended_trace(note: bytes) -> Any:
-    """The trace a `_TRACE` note says has ended: what `StoreWriter.finish_trace` writes of it."""
-    from llmtrace.model import Trace
-
-    return Trace(name="", start_us=0, **json.loads(note))
-
-
 def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> None:
     """Store what the program spools until it says the run has ended (reply "ok" or "failed"), or is gone."""
     notes: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -310,7 +299,7 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
             kind, segment, offset = _NOTE.unpack_from(data)
             if kind == _STOP:
                 ending.set()
-            notes.put((kind, segment, offset, data[_NOTE.size:]))
+            notes.put((kind, segment, offset))
             if kind == _STOP:
                 return
 
@@ -321,11 +310,10 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
         batch = gather(notes, ending)
         gone = None in batch
         got = [b for b in batch if b is not None]
-        ended = [_ended_trace(extra) for kind, _, _, extra in got if kind == _TRACE]
-        stop = any(kind == _STOP for kind, _, _, _ in got)
-        records, done = reader.read(*max((segment, offset) for _, segment, offset, _ in got)) if got else ([], [])
+        stop = any(kind == _STOP for kind, _, _ in got)
+        records, done = reader.read(*max((segment, offset) for _, segment, offset in got)) if got else ([], [])
         store_answers(records)  # before the segments they came in can go
-        store.store(decode_records(records, encoder), done, ended, begun_traces(records))
+        store.store(decode_records(records, encoder), done, ended_traces(records), begun_traces(records))
         if stop:
             # Let go of the run's output streams first: whoever reads them to their end must not wait for us.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -340,7 +328,7 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
 def main(argv: list[str]) -> int:
     db_path, directory, trace_id, fd = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(0 if os.environ.get("XNONICE") else 19)  # background work: when the cores are all busy, the traced program goes first
+    os.nice(int(os.environ.get("XNICE", "19")))  # background work: when the cores are all busy, the traced program goes first
     sock = socket.socket(fileno=int(fd))
     from llmtrace.redact import Redactor
     from llmtrace.store.db import _connect

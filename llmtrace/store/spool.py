@@ -46,7 +46,11 @@ _HEAD = struct.Struct("<cI")  # tag, length
 # `A`: an answer for the response cache (`cache.encode_answer`: JSON and bytes). `C` held a pickle
 # in earlier versions: such a record is skipped unread (a spool is a file someone may have planted).
 # `B`: a trace of a split run begins (its row's fields as JSON, redacted), stored before the spans after it.
-_SNAPSHOT, _JSON, _ANSWER, _PICKLED, _BEGIN = b"M", b"J", b"A", b"C", b"B"
+# `E`: it ended (what `StoreWriter.finish_trace` writes of it, as JSON, redacted), finished after the spans
+# before it. Both go by the spool, so the traced program makes no system call for a trace of its own.
+_SNAPSHOT, _JSON, _ANSWER, _PICKLED, _BEGIN, _END = b"M", b"J", b"A", b"C", b"B", b"E"
+_TRACE_RECORDS = (_BEGIN, _END)
+ENDED_FIELDS = ("id", "end_us", "status", "exit_code", "error", "traceback")  # what finish_trace writes of a trace
 SUFFIXES = (".spool", ".jsonl")  # .jsonl: written by earlier versions
 
 
@@ -60,7 +64,7 @@ def read_records(data: bytes) -> list[tuple[bytes, bytes]]:
     while at + _HEAD.size <= end:
         tag, length = _HEAD.unpack_from(data, at)
         at += _HEAD.size
-        if tag not in (_SNAPSHOT, _JSON, _ANSWER, _PICKLED, _BEGIN) or at + length > end:
+        if tag not in (_SNAPSHOT, _JSON, _ANSWER, _PICKLED, _BEGIN, _END) or at + length > end:
             break
         out.append((tag, data[at : at + length]))
         at += length
@@ -187,9 +191,20 @@ class _Begun:
 
 def begun_traces(records: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
     """The trace rows `B` records hold (a record a kill cut short, or not a JSON object, is skipped)."""
+    return _trace_fields(records, _BEGIN)
+
+
+def ended_traces(records: list[tuple[bytes, bytes]]) -> list[Any]:
+    """The traces `E` records say have ended, as `StoreWriter.finish_traces` takes them."""
+    from llmtrace.model import Trace
+
+    return [Trace(name="", start_us=0, **{f: fields.get(f) for f in ENDED_FIELDS}) for fields in _trace_fields(records, _END)]
+
+
+def _trace_fields(records: list[tuple[bytes, bytes]], kind: bytes) -> list[dict[str, Any]]:
     out = []
     for tag, payload in records:
-        if tag == _BEGIN:
+        if tag == kind:
             try:
                 fields = json.loads(payload.decode("utf-8", "replace"))
             except ValueError:
@@ -286,6 +301,13 @@ class _Spooler:
         fields = self.writer.trace_fields(trace)
         self._append(_BEGIN, encode_json(fields).encode("utf-8", "replace"), _Begun(fields))
 
+    def end_trace(self, trace: Any) -> None:
+        """A trace of this run ended (`run --split`): finished by whoever stores the spool, after its spans."""
+        text = self.writer._text
+        fields = {"id": trace.id, "end_us": trace.end_us, "status": trace.status, "exit_code": trace.exit_code,
+                  "error": text(trace.error), "traceback": text(trace.traceback)}
+        self._append(_END, encode_json(fields).encode("utf-8", "replace"), None)
+
     def _handed(self, item: Any) -> None:
         raise NotImplementedError
 
@@ -369,7 +391,7 @@ def decode_records(records: list[tuple[bytes, bytes]], encoder: Any) -> list[tup
     rows = []
     for tag, payload in records:
         try:
-            if tag in (_ANSWER, _PICKLED):
+            if tag in (_ANSWER, _PICKLED) or tag in _TRACE_RECORDS:
                 continue
             if tag == _SNAPSHOT:
                 rows.append(encoder.snapshot_rows(payload))
@@ -427,11 +449,13 @@ def _load(db: sqlite3.Connection, path: Path, redactor: Any) -> int:
         records = read_records(data)
     rows = decode_records(records, RowEncoder(redactor))
     store_answers(records)
-    begun = begun_traces(records)
+    begun, ended = begun_traces(records), ended_traces(records)
     if begun:
         StoreWriter(db, redactor).begin_traces(begun)
     if rows:
         StoreWriter(db, redactor).write_rows(rows)
+    if ended:  # after their spans
+        StoreWriter(db, redactor).finish_traces(ended)
     path.unlink(missing_ok=True)
     return len(rows)
 
