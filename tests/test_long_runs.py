@@ -170,22 +170,20 @@ def _stored_spans(db, trace_id: str, want: int) -> int:
         time.sleep(0.02)
 
 
-def test_records_are_told_to_the_helper_at_most_so_often_and_ticks_tell_the_rest(tmp_path, monkeypatch):
-    """Once the in-flight publisher ticks, a record's note goes to the helper only if none went in the
-    last `_NOTE_EVERY_S` (a system call a span saved); the next tick tells where the spool ends. Without
-    ticks, every record is told."""
-    monkeypatch.setattr(helper, "_NOTE_EVERY_S", 1e9)  # after the first, no record is told
+def test_once_the_publisher_ticks_only_ticks_tell_the_helper_where_the_spool_ends(tmp_path, monkeypatch):
+    """Once the in-flight publisher ticks, the thread that spools a record makes no system call for it
+    (in a server's request thread, each was a wait for the GIL): the next tick tells the helper where
+    the spool ends. Without ticks, every record is told."""
     home, db, writer, directory = _killed_trace_store(tmp_path, monkeypatch, "t6")
     spool = helper.HelperSpoolingWriter(writer, directory, "t6")
     notes = _count_notes(spool)
     spool.tick()  # the publisher's first tick: nothing spooled yet, nothing told
     _write_spans(spool, "t6", 40)
-    assert spool._sock is not None and notes == [helper._AT]  # when the helper started, at the 16th
-    assert _stored_spans(db, "t6", helper._START_AFTER_RECORDS) == helper._START_AFTER_RECORDS
+    assert spool._sock is not None and notes == []  # the helper started at the 16th record; no record told it
     spool.tick()
-    assert notes == [helper._AT, helper._AT] and _stored_spans(db, "t6", 40) == 40  # before the run's end
+    assert notes == [helper._AT] and _stored_spans(db, "t6", 40) == 40  # before the run's end
     spool.tick()
-    assert len(notes) == 2  # nothing new: nothing told
+    assert len(notes) == 1  # nothing new: nothing told
     spool.close()
     assert db.execute("SELECT count(*) FROM spans WHERE trace_id = 't6'").fetchone()[0] == 40
 

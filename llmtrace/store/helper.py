@@ -1,9 +1,10 @@
 """The spool copied into SQLite by a helper process, off the traced program's process.
 
 The traced program's thread appends each finished span to the memory-mapped spool, as with the
-writer thread (`spool.SpoolingWriter`), and sends a 17-byte note of where the spool now ends on a
-socket. A helper process (`main` below) reads the spool files up to that point and stores the rows,
-one commit for what 200 ms gathered. It is started once the run has spooled 16 records or its first
+writer thread (`spool.SpoolingWriter`); five times a second, the in-flight publisher's thread sends a
+17-byte note of where the spool now ends on a socket. A helper process (`main` below) reads the spool
+files up to that point and stores the rows, one commit for what 200 ms gathered: a span is in SQLite
+within about half a second of its end. It is started once the run has spooled 16 records or its first
 record is half a second old; a shorter run (a one-call script) stores its few records at its end,
 in its own process, which costs less than starting a process. Encoding rows and
 SQLite's work then run on another core when there is one, and never hold the traced program's GIL:
@@ -67,10 +68,6 @@ _REPLY_TIMEOUT_S = 60.0
 # CPU than all of them (its interpreter and imports: ~90 ms); a longer one has them in SQLite soon.
 _START_AFTER_RECORDS = 16
 _START_AFTER_S = 0.5 * timer_scale()
-# Where the spool ends is told at most this often as records come: the helper gathers 200 ms of them
-# for a commit anyway, and a note a record was a system call (and a wake-up of the helper) a span. The
-# in-flight publisher's tick tells the rest; without ticks, every record is told.
-_NOTE_EVERY_S = 0.05 * timer_scale()
 _HOME = str(Path(__file__).resolve().parent.parent.parent)  # the folder this llmtrace package is in
 _START = "import sys; sys.path.insert(0, sys.argv[1]); from llmtrace.store.helper import main; sys.exit(main(sys.argv[2:]))"
 
@@ -92,9 +89,8 @@ class HelperSpoolingWriter(_Spooler):
         self._pid = os.getpid()
         self._gone = False  # the helper cannot be reached: the run's end stores the spool here
         self._closed = False
-        self._ticking = False  # tick() has been called: it tells where the spool ends, if no record did
-        self._noted_s = -1e9  # when a record's note was last sent
-        self._unnoted = False  # records spooled since then
+        self._ticking = False  # tick() has been called: from then on, it tells where the spool ends
+        self._unnoted = False  # records spooled since the last note
 
     def _start(self) -> None:
         """Start the helper (under the lock). If it cannot start, the run's end stores the spool itself."""
@@ -143,9 +139,11 @@ class HelperSpoolingWriter(_Spooler):
         return self._sock is not None
 
     def tick(self) -> None:
-        """Called a few times a second (by the in-flight publisher's thread): a slow run's first spans
+        """Called five times a second (by the in-flight publisher's thread): a slow run's first spans
         reach SQLite within about `_START_AFTER_S` of their end, not at its next span, and the helper
-        hears of records no note told (`_NOTE_EVERY_S`)."""
+        hears where the spool ends. The helper gathers 200 ms of records for a commit anyway, and a
+        note from the thread that spooled a record was a system call there: in a server's request
+        threads, each one a wait for the GIL to come back."""
         self._ticking = True
         if self._gone or self._first_s is None or (self._sock is not None and not self._unnoted):
             return
@@ -171,11 +169,10 @@ class HelperSpoolingWriter(_Spooler):
                 self._first_s = time.monotonic()
             if not self._start_when_due():
                 return
-        now = time.monotonic()
-        if self._ticking and now - self._noted_s < _NOTE_EVERY_S:
-            self._unnoted = True  # told by the next record's note after the interval, or the next tick
+        if self._ticking:  # told by the next tick
+            self._unnoted = True
             return
-        self._noted_s, self._unnoted = now, False
+        self._unnoted = False  # no ticks (no in-flight publisher): every record is told
         self._send(_NOTE.pack(_AT, self._segment, self.file._offset))
 
     def answer_handoff(self, cache: Any) -> Any:

@@ -7,7 +7,7 @@ system call and no release of the GIL, yet the bytes belong to the kernel's page
 kill of the process cannot lose them. The file grows in steps; unused space is zero bytes. Where
 space cannot be allocated (a full disk), records are written with pwrite instead (`SpoolFile`). A
 copier stores spans into SQLite in batches, one commit per batch (at most every 200 ms), so
-`ls` and `show` see a running trace within a fifth of a second. When the run finishes, the spool file is removed. A spool left
+`ls` and `show` see a running trace within about half a second. When the run finishes, the spool file is removed. A spool left
 behind by a killed run is loaded into the store by the next llmtrace command (`recover`).
 
 What the thread that ended a span writes is as little as makes the span safe: a marshal snapshot
