@@ -6,7 +6,9 @@ LangChain chain calling the scripted server) is served plain (`python uvicorn_ap
 warm-up, then REQUESTS requests, CONCURRENCY at once (keep-alive connections from client threads);
 its figure is requests per second over those requests. The ratio traced ÷ plain is taken pair by
 pair (machine drift hits both alike) and its median reported: 1.0 means tracing costs the server
-nothing it can see; the target is ≥ 0.95. Beside it, the CPU milliseconds a request costs, by group of
+nothing it can see; the target is ≥ 0.95. A third serving each round, `noop`, has a LangChain
+callback handler that does nothing in every worker: the floor under any callback tracer (LangSmith,
+Langfuse, llmtrace's LangChain spans), reported as `noop_ratio`. Beside it, the CPU milliseconds a request costs, by group of
 processes (the server's, llmtrace's store helpers, this bench's clients and scripted provider): the
 cost tracing adds, whether or not the rps shows it (the helpers run at nice 19, on what the server
 leaves idle).
@@ -151,6 +153,26 @@ def _serve(cmd: list[str], env: dict[str, str], port: int, requests: int, concur
             proc.communicate()
 
 
+WAYS = ("plain", "noop", "traced")
+
+
+def _command(way: str, port: int, scratch: str) -> tuple[list[str], dict[str, str]]:
+    """How to serve the app `way`: plain; `noop`, every worker with a LangChain callback handler that does
+    nothing (bench/peer_wrap.py's, registered for the whole process as a callback tracer registers its
+    own: the floor any callback tracer stands on, LangSmith's, Langfuse's or llmtrace's); `traced`, under
+    `llmtrace run --split`."""
+    serve = [str(APP), str(port), "2"]
+    if way == "traced":
+        return llmtrace("run", "-q", "--split", "--no-cache", *serve), {}
+    if way == "noop":  # uvicorn's workers are spawned: a sitecustomize sets the handler up in each
+        boot = Path(scratch) / "noop-boot"
+        boot.mkdir(exist_ok=True)
+        (boot / "sitecustomize.py").write_text(
+            f"import sys\nsys.path.insert(0, {str(ROOT / 'bench')!r})\nfrom peer_wrap import noop\nnoop()\n")
+        return [PY, *serve], {"PYTHONPATH": os.pathsep.join([str(boot), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    return [PY, *serve], {}
+
+
 def measure(quick: bool = False, pairs: int = 5, requests: int = 400, concurrency: int = 10,
             latency_ms: float = 20.0) -> dict[str, float]:
     from llmtrace.mock import MockServer, Script
@@ -158,21 +180,20 @@ def measure(quick: bool = False, pairs: int = 5, requests: int = 400, concurrenc
     if quick:
         pairs, requests = 1, 60
     home = tempfile.mkdtemp()
-    plain, traced = [], []
-    cpu: dict[str, list[dict[str, float]]] = {"plain": [], "traced": []}
+    rps: dict[str, list[float]] = {way: [] for way in WAYS}
+    cpu: dict[str, list[dict[str, float]]] = {way: [] for way in WAYS}
     with MockServer(Script.from_dict({"latency_ms": latency_ms})) as server:
         env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "bench", "LLMTRACE_HOME": home}
         for _ in range(pairs):
-            port = _port()
-            cpu["plain"].append({})
-            plain.append(_serve([PY, str(APP), str(port), "2"], env, port, requests, concurrency, cpu["plain"][-1]))
-            port = _port()
-            cpu["traced"].append({})
-            traced.append(_serve(llmtrace("run", "-q", "--split", "--no-cache", str(APP), str(port), "2"), env, port,
-                                 requests, concurrency, cpu["traced"][-1]))
+            for way in WAYS:  # in turn, each round: machine drift hits all alike
+                port = _port()
+                cpu[way].append({})
+                command, extra = _command(way, port, home)
+                rps[way].append(_serve(command, {**env, **extra}, port, requests, concurrency, cpu[way][-1]))
     out = {"pairs": pairs, "requests": requests, "concurrency": concurrency, "latency_ms": latency_ms,
-           "plain_rps": median(plain), "traced_rps": median(traced),
-           "ratio": median([t / p for t, p in zip(traced, plain)])}
+           **{f"{way}_rps": median(rps[way]) for way in WAYS},
+           "ratio": median([t / p for t, p in zip(rps["traced"], rps["plain"])]),
+           "noop_ratio": median([n / p for n, p in zip(rps["noop"], rps["plain"])])}
     for way, rows in cpu.items():  # CPU ms a request (medians over the servings), for what the ratio hides or shows
         for group in sorted({g for row in rows for g in row}):
             out[f"{way}_cpu_ms_{group}"] = median([row.get(group, 0.0) for row in rows])
@@ -186,17 +207,17 @@ if __name__ == "__main__":
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--latency-ms", type=float, default=20.0)
-    ap.add_argument("--once", choices=("plain", "traced"), help="serve once, this way, and print its requests per second")
+    ap.add_argument("--once", choices=WAYS, help="serve once, this way, and print its requests per second")
     a = ap.parse_args()
     if a.once:
         from llmtrace.mock import MockServer, Script
 
         with MockServer(Script.from_dict({"latency_ms": a.latency_ms})) as mock:
-            env = {"OPENAI_BASE_URL": mock.base_url, "OPENAI_API_KEY": "bench", "LLMTRACE_HOME": tempfile.mkdtemp()}
+            scratch = tempfile.mkdtemp()
+            env = {"OPENAI_BASE_URL": mock.base_url, "OPENAI_API_KEY": "bench", "LLMTRACE_HOME": scratch}
             port = _port()
-            cmd = ([PY, str(APP), str(port), "2"] if a.once == "plain"
-                   else llmtrace("run", "-q", "--split", "--no-cache", str(APP), str(port), "2"))
-            print(f"{a.once} rps {_serve(cmd, env, port, a.requests, a.concurrency):.1f}")
+            cmd, extra = _command(a.once, port, scratch)
+            print(f"{a.once} rps {_serve(cmd, {**env, **extra}, port, a.requests, a.concurrency):.1f}")
         sys.exit(0)
     for k, v in measure(a.quick, a.pairs, a.requests, a.concurrency, a.latency_ms).items():
         print(f"{k:24s} {v:10.3f}")
