@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from llmtrace.errors import BudgetExceeded, NoRecordedAnswer, ReplayDiverged
-from llmtrace.model import VERSION as __version__
 
 __all__ = ["BudgetExceeded", "NoRecordedAnswer", "ReplayDiverged", "TraceHandle", "__version__", "disable", "enable", "trace"]
 
@@ -18,6 +17,10 @@ _API = ("trace", "enable", "disable", "TraceHandle")
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from model.py when asked: a child process of a traced run imports this package first
+        from llmtrace.model import VERSION
+
+        return VERSION
     if name in _API:
         from llmtrace import api
 
@@ -26,7 +29,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+    return sorted({*globals(), *_API, "__version__"})
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -229,3 +229,27 @@ def test_sigterm_skips_finally_and_ends_by_the_signal(llmtrace_home, how):
         trace, _ = last_trace(llmtrace_home)
         assert trace.status == "interrupted" and trace.exit_code == 143 and trace.end_us is not None
         assert "interrupted" in err  # the summary was printed before the process ended
+
+
+def test_a_child_records_from_its_first_import_of_what_llmtrace_captures(llmtrace_home, tmp_path, mock_server):
+    """A Python child of a run starts recording when it imports LangChain (or openai, anthropic, httpx), not
+    at its start: one that never does (a tool, multiprocessing's resource tracker) loads no session, no
+    SQLite, and leaves no spool file; one that does joins the run's trace with its call."""
+    server = mock_server()
+    child = tmp_path / "child.py"
+    child.write_text(
+        "import sys\n"
+        "print('before', [m for m in ('llmtrace.core.session', 'sqlite3', 'llmtrace.capture.handler') if m in sys.modules])\n"
+        "if sys.argv[1] == 'llm':\n"
+        "    from langchain_openai import ChatOpenAI\n"
+        "    print('after', 'llmtrace.core.session' in sys.modules)\n"
+        "    ChatOpenAI(model='gpt-4o-mini', max_retries=0).invoke('hi from the child')\n")
+    script = tmp_path / "parent.py"
+    script.write_text("import subprocess, sys\n"
+                      f"for how in ('plain', 'llm'):\n    subprocess.run([sys.executable, {str(child)!r}, how], check=True)\n")
+    r = run_cli("run", "--no-cache", str(script), env=server_env(server))
+    assert r.code == 0, r.stderr
+    assert r.stdout.splitlines() == ["before []", "before []", "after True"]
+    trace, spans = last_trace(llmtrace_home)
+    assert [s.kind for s in spans if s.kind == "llm"] == ["llm"] and server.stats.requests == 1
+    assert list((llmtrace_home / "spool").iterdir()) == []

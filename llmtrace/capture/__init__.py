@@ -12,6 +12,11 @@ from contextvars import ContextVar
 from typing import Any
 
 _hook_var: ContextVar | None = None
+_SDK_CLIENTS = ("openai._base_client", "anthropic._base_client")  # wire.py patches their request()
+_HTTP_CLIENTS = ("httpx._client", "httpx2._client")  # other providers' SDKs (ollama, google-genai): httpwire.py
+_LANGCHAIN = "langchain_core.tracers.context"  # where the callback handler is registered
+# What `install` waits for: a child process of a traced run starts recording when it imports the first.
+WATCHED = (*_SDK_CLIENTS, *_HTTP_CLIENTS, _LANGCHAIN)
 
 
 def install(recorder: Any, settings: Any = None) -> None:
@@ -20,13 +25,13 @@ def install(recorder: Any, settings: Any = None) -> None:
 
     context.configure(settings or context.WireSettings())
     context.set_recorder(recorder)
-    for sdk in ("openai", "anthropic"):
-        hooks.when_imported(f"{sdk}._base_client", wire.patch_sdk)
-    for package in ("httpx", "httpx2"):  # other providers' SDKs (ollama, google-genai): httpwire.py
-        hooks.when_imported(f"{package}._client", _patch_httpx)
+    for name in _SDK_CLIENTS:
+        hooks.when_imported(name, wire.patch_sdk)
+    for name in _HTTP_CLIENTS:
+        hooks.when_imported(name, _patch_httpx)
     threads.install()
     if _hook_var is None:
-        hooks.when_imported("langchain_core.tracers.context", _register_handler)
+        hooks.when_imported(_LANGCHAIN, _register_handler)
 
 
 def _patch_httpx(client_module: Any) -> None:

@@ -279,10 +279,11 @@ class Session:
 
 
 # -- child processes ----------------------------------------------------------------------------------
-def start_child() -> None:
-    """In a spawned child of a traced run (from the sitecustomize the parent armed): record into the
-    parent's trace, through a spool file of this process's own."""
-    spec = children.spec_from_env()
+def start_child(spec: dict[str, Any] | None = None) -> None:
+    """In a spawned child of a traced run (by `children.start_when_used`, when it first imports what
+    llmtrace captures): record into the parent's trace, through a spool file of this process's own.
+    `spec`: what the parent armed it with (default: read from the environment now)."""
+    spec = spec if spec is not None else children.spec_from_env()
     if spec is None:
         return
     from llmtrace.redact import Redactor
