@@ -9,7 +9,15 @@
 
 Whole processes, timed from outside by farm-bench, pairwise (A B A B …): quote the median of the ratios.
 
-    python bench/bench_pytest_plugin.py [--runs N] [--agent-tests N] [--only overhead|offline]
+    python bench/bench_pytest_plugin.py [--runs N] [--agent-tests N] [--only overhead|offline] [--bytecode]
+
+--bytecode runs the processes as an installed package runs: byte-code compiled by the first run and reused
+(PYTHONDONTWRITEBYTECODE dropped, the compiled files in a folder of the bench's own), as bench_peers.py does.
+Without it the environment's setting holds. Where PYTHONDONTWRITEBYTECODE is set, pytest cannot keep the
+byte-code of the modules it rewrites for assertions, which are every module of an installed pytest plugin's
+package (langsmith's 227, hypothesis' 73, anyio's 30 …): each process rewrites and compiles them again, ~7.7 G
+instructions, a third of the offline run (bench_pytest_offline_instructions.py, with and without --no-bytecode),
+carried by both sides of each ratio; an editable llmtrace checkout is compiled from source too (~0.34 G).
 """
 
 from __future__ import annotations
@@ -52,18 +60,26 @@ def farm_bench(a: list[str], b: list[str], runs: int, timeout: int, env: dict[st
     subprocess.run(cmd, cwd=cwd, env=env, check=False)
 
 
-def overhead(root: Path, runs: int) -> None:
+def base_env(root: Path, bytecode: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+    return env
+
+
+def overhead(root: Path, runs: int, bytecode: bool = False) -> None:
     suite = root / "suite"
     suite.mkdir()
     (suite / "pytest.ini").write_text("[pytest]\n")
     for m in range(10):
         (suite / f"test_m{m}.py").write_text("".join(f"def test_{i}():\n    assert {i} * {i} >= 0\n\n" for i in range(100)))
-    env = {**os.environ, "LLMTRACE_HOME": str(root / "home-overhead")}
+    env = {**base_env(root, bytecode), "LLMTRACE_HOME": str(root / "home-overhead")}
     print("\n== 1,000 tests without LLM calls: A = pytest --llmtrace, B = pytest (target: A/B <= 1.05)", flush=True)
     farm_bench([*PYTEST, "--llmtrace"], PYTEST, runs, 1200, env, suite)
 
 
-def offline(root: Path, runs: int, tests: int) -> None:
+def offline(root: Path, runs: int, tests: int, bytecode: bool = False) -> None:
     from llmtrace.mock import MockServer, Script
 
     project = root / "project"  # B replays its answers
@@ -76,7 +92,7 @@ def offline(root: Path, runs: int, tests: int) -> None:
     script = Script.from_dict({**json.loads((PROJECT / "agent.mock.json").read_text()), "latency_ms": 200})
     server = MockServer(script).start()
     try:
-        env = {**os.environ, "LLMTRACE_HOME": str(root / "home-offline"), "OPENAI_BASE_URL": server.base_url,
+        env = {**base_env(root, bytecode), "LLMTRACE_HOME": str(root / "home-offline"), "OPENAI_BASE_URL": server.base_url,
                "OPENAI_API_KEY": "sk-bench-not-a-real-key-000000"}
         record = subprocess.run([*PYTEST, "--llmtrace-record", "all"], cwd=project, env=env, capture_output=True, text=True)
         if record.returncode != 0:
@@ -106,13 +122,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--agent-tests", type=int, default=50)
     parser.add_argument("--only", choices=("overhead", "offline"))
+    parser.add_argument("--bytecode", action="store_true", help="compile once and reuse the byte-code, as an installed "
+                        "package runs (default: the environment's PYTHONDONTWRITEBYTECODE holds)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-pytest-plugin-"))
     try:
         if args.only in (None, "overhead"):
-            overhead(root, args.runs)
+            overhead(root, args.runs, args.bytecode)
         if args.only in (None, "offline"):
-            offline(root, args.runs, args.agent_tests)
+            offline(root, args.runs, args.agent_tests, args.bytecode)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -168,3 +168,53 @@ def test_unsplit_run_streamed_figures_and_ls_run(mock_server, llmtrace_home):
     assert "ttft" in run_cli("cost", env=env).stdout
     r = run_cli("ls", "--run", "last", env=env)
     assert r.code == 2 and "not recorded with `run --split`" in r.stderr
+
+
+def test_settling_a_run_reads_its_own_spans_not_the_whole_store(tmp_path):
+    """A split run's (and a pytest session's) end sums the totals of the run's traces from their spans:
+    the work must not grow with other traces' spans in the store (it used to sum the totals view over
+    every span). Counted in SQLite VM steps, not time."""
+    from llmtrace.model import Span, Trace
+    from llmtrace.redact import Redactor
+    from llmtrace.store.writer import StoreWriter
+
+    w = StoreWriter(_db(tmp_path), Redactor())
+    run_id, t0 = "0190aaaa-0000-7000-8000-000000000000", 1_800_000_000_000_000
+    tests = [f"0190aaaa-0000-7000-8000-0000000000{i:02d}" for i in range(1, 4)]
+    w.start_trace(Trace(id=run_id, name="pytest", start_us=t0, pid=1, run_id=run_id))
+    for n, tid in enumerate(tests):
+        w.start_trace(Trace(id=tid, name=f"test_{n}", start_us=t0, pid=1, run_id=run_id))
+        w.write_spans([Span(id=f"{tid}-{k}", trace_id=tid, parent_id=None, kind="llm", name="ChatOpenAI",
+                            start_us=t0 + k, end_us=t0 + k + 1, status="ok", input_tokens=10 * (n + 1), output_tokens=1,
+                            cost=0.5) for k in range(n + 1)])
+    # A child's span that landed in the run's own record: it joins its parent's trace when the run settles.
+    w.write_spans([Span(id="child", trace_id=run_id, parent_id=f"{tests[2]}-0", kind="llm", name="ChatOpenAI",
+                        start_us=t0 + 9, end_us=t0 + 10, status="ok", input_tokens=7, output_tokens=1, cost=0.25)])
+
+    def settle_steps() -> int:
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        w.db.set_progress_handler(count, 100)
+        try:
+            w.settle_split_run(run_id)
+        finally:
+            w.db.set_progress_handler(None, 0)
+        return steps[0]
+
+    alone = settle_steps()
+    totals = {r[0]: r[1:] for r in w.db.execute(
+        "SELECT id, llm_calls, input_tokens, cost FROM traces WHERE run_id = ?", (run_id,))}
+    assert totals == {run_id: (0, 0, 0), tests[0]: (1, 10, 0.5), tests[1]: (2, 40, 1.0), tests[2]: (4, 97, 1.75)}
+
+    other = "0190bbbb-0000-7000-8000-000000000000"  # another run's trace, with many spans
+    w.start_trace(Trace(id=other, name="other.py", start_us=t0, pid=1))
+    w.write_spans([Span(id=f"o{k}", trace_id=other, parent_id=None, kind="chain", name="step", start_us=t0 + k,
+                        end_us=t0 + k + 1, status="ok") for k in range(5000)])
+    assert settle_steps() < 2 * alone + 50
+    assert {r[0]: r[1:] for r in w.db.execute(
+        "SELECT id, llm_calls, input_tokens, cost FROM traces WHERE run_id = ?", (run_id,))} == totals
+    w.close()

@@ -287,7 +287,12 @@ class StoreWriter:
                    UPDATE spans SET trace_id = moved.tid FROM moved WHERE spans.id = moved.id""",
                 (run_id,),
             )
-            store_totals(self.db, "trace_id IN (SELECT id FROM traces WHERE run_id = ?)", [run_id])
+            # The run's trace ids as a list of values: with a subquery instead, SQLite sums the totals view over
+            # every span in the store (~20 ms a 6,000 spans, at every pytest session's and split run's end).
+            ids = [row[0] for row in self.db.execute("SELECT id FROM traces WHERE run_id = ?", (run_id,))]
+            for at in range(0, len(ids), 500):
+                chunk = ids[at : at + 500]
+                store_totals(self.db, f"trace_id IN ({', '.join('?' * len(chunk))})", chunk)
 
     def close(self) -> None:
         with self._lock:
