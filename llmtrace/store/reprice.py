@@ -73,9 +73,6 @@ def reprice(db: sqlite3.Connection, trace_ids: list[str] | None, since_us: int |
             updates.append((new_cost, new_saved, sid))
             touched.add(tid)
         db.executemany("UPDATE spans SET cost = ?, cost_saved = ? WHERE id = ?", updates)
-        ids = sorted(touched)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            store_totals(db, f"trace_id IN ({','.join('?' * len(chunk))})", chunk, ended_only=True)
+        store_totals(db, sorted(touched), ended_only=True)
     out.traces = len(touched)
     return out

@@ -262,12 +262,10 @@ class StoreWriter:
                 "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ?, traceback = ? WHERE id = ?",
                 [(t.end_us, t.status, t.exit_code, self._text(t.error), self._text(t.traceback), t.id) for t in traces],
             )
-            rows = []
-            for at in range(0, len(traces), _IDS_PER_STATEMENT):
-                ids = [t.id for t in traces[at : at + _IDS_PER_STATEMENT]]
-                marks = ", ".join("?" * len(ids))
-                store_totals(self.db, f"trace_id IN ({marks})", ids)
-                rows += self.db.execute(f"SELECT id, {', '.join(TOTAL_COLUMNS)} FROM traces WHERE id IN ({marks})", ids).fetchall()
+            ids = [t.id for t in traces]
+            store_totals(self.db, ids)
+            rows = [row for chunk in _chunks(ids) for row in self.db.execute(
+                f"SELECT id, {', '.join(TOTAL_COLUMNS)} FROM traces WHERE id IN ({', '.join('?' * len(chunk))})", chunk)]
         totals = {row[0]: Totals(*row[1:]) for row in rows}
         for t in traces:
             if t.id in totals:
@@ -287,12 +285,7 @@ class StoreWriter:
                    UPDATE spans SET trace_id = moved.tid FROM moved WHERE spans.id = moved.id""",
                 (run_id,),
             )
-            # The run's trace ids as a list of values: with a subquery instead, SQLite sums the totals view over
-            # every span in the store (~20 ms a 6,000 spans, at every pytest session's and split run's end).
-            ids = [row[0] for row in self.db.execute("SELECT id FROM traces WHERE run_id = ?", (run_id,))]
-            for at in range(0, len(ids), 500):
-                chunk = ids[at : at + 500]
-                store_totals(self.db, f"trace_id IN ({', '.join('?' * len(chunk))})", chunk)
+            store_totals(self.db, [row[0] for row in self.db.execute("SELECT id FROM traces WHERE run_id = ?", (run_id,))])
 
     def close(self) -> None:
         with self._lock:
@@ -302,13 +295,18 @@ class StoreWriter:
 _IDS_PER_STATEMENT = 500  # under the 999 variables older SQLite allows
 
 
-def store_totals(db: sqlite3.Connection, which: str, args: list[Any], *, ended_only: bool = False) -> None:
-    """Set the totals of the traces `which` selects (a condition on span_totals' trace_id) from their spans
-    on disk; with `ended_only`, a running trace's are left to its run."""
-    db.execute(
-        f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
-           FROM (SELECT * FROM span_totals WHERE {which}) AS t
-           WHERE traces.id = t.trace_id{" AND traces.status != 'running'" if ended_only else ""}""",
-        args,
-    )
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[at : at + _IDS_PER_STATEMENT] for at in range(0, len(ids), _IDS_PER_STATEMENT)]
 
+
+def store_totals(db: sqlite3.Connection, ids: list[str], *, ended_only: bool = False) -> None:
+    """Set the totals of the traces `ids` from their spans on disk; with `ended_only`, a running trace's
+    are left to its run. The ids go as a list of values: with a subquery (`IN (SELECT …)`), SQLite sums
+    the totals view over every span in the store (~20 ms a 6,000 spans)."""
+    for chunk in _chunks(ids):
+        db.execute(
+            f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
+               FROM (SELECT * FROM span_totals WHERE trace_id IN ({", ".join("?" * len(chunk))})) AS t
+               WHERE traces.id = t.trace_id{" AND traces.status != 'running'" if ended_only else ""}""",
+            chunk,
+        )
