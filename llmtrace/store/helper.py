@@ -15,10 +15,6 @@ in a loop of fast calls, that work and its GIL hand-overs were most of what trac
   waiting; if the socket is full it is dropped, as the next one says more.
 - The helper's interpreter is the program's, isolated (`-I`), with this llmtrace's folder first on
   its path. It runs in a session of its own: a ^C at the terminal is for the program, not for it.
-- It runs at the lowest CPU priority (nice 19). Copying is background work: when every core is busy
-  (a server under load), the traced program goes first and the copy waits for a free moment; the
-  spool holds the spans safe meanwhile. It costs no less CPU, but the program no longer competes
-  with it for the cores (docs/benchmarks.md, "Servers").
   Its standard output is /dev/null; warnings go to the run's standard error.
 - At the run's end the program stops appending, sends where the spool ends and waits for "ok"
   (every row stored). Anything else (no helper, it died, or could not write) and it loads what the
@@ -325,7 +321,6 @@ def serve(sock: socket.socket, writer: Any, directory: Path, trace_id: str) -> N
 def main(argv: list[str]) -> int:
     db_path, directory, trace_id, fd = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(int(os.environ.get("XNICE", "19")))  # background work: when the cores are all busy, the traced program goes first
     sock = socket.socket(fileno=int(fd))
     from llmtrace.redact import Redactor
     from llmtrace.store.db import _connect
