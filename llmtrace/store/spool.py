@@ -49,8 +49,8 @@ _HEAD = struct.Struct("<cI")  # tag, length
 # `E`: it ended (what `StoreWriter.finish_trace` writes of it, as JSON, redacted), finished after the spans
 # before it. Both go by the spool, so the traced program makes no system call for a trace of its own.
 _SNAPSHOT, _JSON, _ANSWER, _PICKLED, _BEGIN, _END = b"M", b"J", b"A", b"C", b"B", b"E"
-_TRACE_RECORDS = (_BEGIN, _END)
-ENDED_FIELDS = ("id", "end_us", "status", "exit_code", "error", "traceback")  # what finish_trace writes of a trace
+_NOT_ROWS = (_ANSWER, _PICKLED, _BEGIN, _END)  # records that hold no span
+_ENDED_FIELDS = ("id", "end_us", "status", "exit_code", "error", "traceback")  # what finish_trace writes of a trace
 SUFFIXES = (".spool", ".jsonl")  # .jsonl: written by earlier versions
 
 
@@ -198,7 +198,7 @@ def ended_traces(records: list[tuple[bytes, bytes]]) -> list[Any]:
     """The traces `E` records say have ended, as `StoreWriter.finish_traces` takes them."""
     from llmtrace.model import Trace
 
-    return [Trace(name="", start_us=0, **{f: fields.get(f) for f in ENDED_FIELDS}) for fields in _trace_fields(records, _END)]
+    return [Trace(name="", start_us=0, **{f: fields.get(f) for f in _ENDED_FIELDS}) for fields in _trace_fields(records, _END)]
 
 
 def _trace_fields(records: list[tuple[bytes, bytes]], kind: bytes) -> list[dict[str, Any]]:
@@ -303,9 +303,8 @@ class _Spooler:
 
     def end_trace(self, trace: Any) -> None:
         """A trace of this run ended (`run --split`): finished by whoever stores the spool, after its spans."""
-        text = self.writer._text
-        fields = {"id": trace.id, "end_us": trace.end_us, "status": trace.status, "exit_code": trace.exit_code,
-                  "error": text(trace.error), "traceback": text(trace.traceback)}
+        fields = {f: getattr(trace, f) for f in _ENDED_FIELDS}
+        fields["error"], fields["traceback"] = self.writer._text(trace.error), self.writer._text(trace.traceback)
         self._append(_END, encode_json(fields).encode("utf-8", "replace"), None)
 
     def _handed(self, item: Any) -> None:
@@ -391,7 +390,7 @@ def decode_records(records: list[tuple[bytes, bytes]], encoder: Any) -> list[tup
     rows = []
     for tag, payload in records:
         try:
-            if tag in (_ANSWER, _PICKLED) or tag in _TRACE_RECORDS:
+            if tag in _NOT_ROWS:
                 continue
             if tag == _SNAPSHOT:
                 rows.append(encoder.snapshot_rows(payload))
