@@ -30,7 +30,7 @@ import sys as _sys
 
 if _os.environ.get("LLMTRACE_CHILD"):
     try:
-        from llmtrace.core.children import start_when_used as _start
+        from llmtrace.core.boot import start_when_used as _start
 
         _start()
     except Exception:
@@ -121,49 +121,6 @@ def restore_environ(saved: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-
-
-def start_when_used() -> None:
-    """In a child process of a traced run (from the sitecustomize `arm` writes): record from the moment
-    it imports something llmtrace captures (`capture.WATCHED`: LangChain, openai, anthropic, httpx), not
-    before. A child that never does (multiprocessing's resource tracker, a compiler, a worker with no
-    LLM in it) then costs what importing this module costs, not a session's start (~70 ms). Its spool
-    file is made now, empty: the run is listed as running while this process lives, as before."""
-    spec = spec_from_env()
-    if spec is None:
-        return
-    import threading
-
-    from llmtrace.capture import WATCHED, hooks
-
-    lock, started, pid = threading.Lock(), [], os.getpid()
-    marker = Path(spec["spool_dir"]) / f"{spec['trace_id']}.{pid}.spool"  # the file its session spools to
-    try:
-        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-    except OSError:
-        pass
-
-    def start(_module: Any) -> None:
-        with lock:
-            if started:
-                return
-            started.append(True)
-        from llmtrace.core.session import start_child
-
-        start_child(spec)
-
-    def unmark() -> None:  # a child that never recorded leaves no file (not a fork's exit: the file is its parent's)
-        if not started and os.getpid() == pid:
-            try:
-                if marker.stat().st_size == 0:
-                    marker.unlink()
-            except OSError:
-                pass
-
-    atexit.register(unmark)
-    for name in WATCHED:
-        hooks.when_imported(name, start)
 
 
 def spec_from_env() -> dict[str, Any] | None:

@@ -280,7 +280,7 @@ class Session:
 
 # -- child processes ----------------------------------------------------------------------------------
 def start_child(spec: dict[str, Any] | None = None) -> None:
-    """In a spawned child of a traced run (by `children.start_when_used`, when it first imports what
+    """In a spawned child of a traced run (by `boot.start_when_used`, when it first imports what
     llmtrace captures): record into the parent's trace, through a spool file of this process's own.
     `spec`: what the parent armed it with (default: read from the environment now)."""
     spec = spec if spec is not None else children.spec_from_env()
