@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import AGENTS, last_trace, run_cli, server_env
+from conftest import AGENTS, HANG, last_trace, run_cli, server_env
 
 from llmtrace.model import Span, Trace
 from llmtrace.redact import Redactor
@@ -161,8 +161,8 @@ def _count_notes(spool) -> list[bytes]:
 
 
 def _stored_spans(db, trace_id: str, want: int) -> int:
-    """The trace's spans in SQLite once the helper has stored `want` of them (or after 60 s: fewer)."""
-    deadline = time.monotonic() + 60
+    """The trace's spans in SQLite once the helper has stored `want` of them (or after HANG: fewer)."""
+    deadline = time.monotonic() + HANG
     while True:
         n = db.execute("SELECT count(*) FROM spans WHERE trace_id = ?", (trace_id,)).fetchone()[0]
         if n >= want or time.monotonic() > deadline:

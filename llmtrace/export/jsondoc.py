@@ -275,10 +275,11 @@ def from_documents(docs: list[Any], file: str) -> list[tuple[Trace, list[Span]]]
 
 def existing_ids(db: sqlite3.Connection, ids: list[str]) -> set[str]:
     """Which of these trace ids the store already holds."""
+    from llmtrace.store.db import in_lists
+
     found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        found.update(r[0] for r in db.execute(f"SELECT id FROM traces WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+    for chunk, marks in in_lists(ids):
+        found.update(r[0] for r in db.execute(f"SELECT id FROM traces WHERE id IN ({marks})", chunk))
     return found
 
 
@@ -286,10 +287,10 @@ def spans_of_other_traces(db: sqlite3.Connection, items: list[tuple[Trace, list[
     """A span id of these traces that the store already holds under another trace: (span, its trace, the
     importing trace). Writing it would take the span away from that trace."""
     owner = {s.id: t.id for t, spans in items for s in spans}
-    ids = list(owner)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for span_id, trace_id in db.execute(f"SELECT id, trace_id FROM spans WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+    from llmtrace.store.db import in_lists
+
+    for chunk, marks in in_lists(list(owner)):
+        for span_id, trace_id in db.execute(f"SELECT id, trace_id FROM spans WHERE id IN ({marks})", chunk):
             if trace_id != owner[span_id]:
                 return span_id, trace_id, owner[span_id]
     return None

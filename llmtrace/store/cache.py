@@ -29,7 +29,7 @@ from typing import Any
 import llmtrace.clock as clock
 from llmtrace.errors import warn_once
 from llmtrace.redact import redact_headers
-from llmtrace.store.db import insert_rows
+from llmtrace.store.db import in_lists, insert_rows
 
 _IGNORED = {"stream_options", "user", "metadata", "store", "extra_headers", "timeout"}
 # 3: entries are bytes (`encode_entry`) and the semantic index JSON text, never pickles; older entries
@@ -413,9 +413,7 @@ class ResponseCache:
         with store.transact():
             con = store._con
             keys = list(rows)
-            for at in range(0, len(keys), 500):
-                chunk = keys[at : at + 500]
-                marks = ", ".join("?" * len(chunk))
+            for chunk, marks in in_lists(keys):
                 for (old,) in con.execute(f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({marks})", chunk).fetchall():
                     store.delete(old)  # its file too, if it had one
             insert_rows(con, _INSERT_SQL, list(rows.values()))

@@ -61,6 +61,17 @@ def insert_rows(db: sqlite3.Connection, insert: str, rows: list[Any]) -> None:
         at, left = at + count, left - count
 
 
+# Values bound in one `IN (…)` list at most: under the 999 variables older SQLite allows.
+_IN_LIST = 500
+
+
+def in_lists(values: list[Any]) -> Iterator[tuple[list[Any], str]]:
+    """`values` 500 at a time, each with the `?, ?, …` of its `IN (…)` list."""
+    for at in range(0, len(values), _IN_LIST):
+        chunk = values[at : at + _IN_LIST]
+        yield chunk, ", ".join("?" * len(chunk))
+
+
 @functools.lru_cache(maxsize=128)
 def _values_sql(insert: str, width: int, count: int) -> str:
     one = "(" + ", ".join("?" * width) + ")"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from llmtrace.errors import UserError
-from llmtrace.store.db import transaction
+from llmtrace.store.db import in_lists, transaction
 
 
 def retag(db: sqlite3.Connection, trace_id: str, add: dict[str, str], remove: list[str]) -> None:
@@ -98,9 +98,7 @@ def count_prunable(db: sqlite3.Connection, before_us: int) -> PruneCount:
     ).fetchone()
     spans = db.execute(f"SELECT count(*) FROM spans WHERE trace_id IN ({finished})", (before_us,)).fetchone()[0]
     killed = _dead_running(db, before_us)
-    for start in range(0, len(killed), 500):
-        chunk = killed[start : start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_lists(killed):
         k_oldest, k_newest = db.execute(f"SELECT min(start_us), max(start_us) FROM traces WHERE id IN ({marks})", chunk).fetchone()
         spans += db.execute(f"SELECT count(*) FROM spans WHERE trace_id IN ({marks})", chunk).fetchone()[0]
         oldest = k_oldest if oldest is None else min(oldest, k_oldest)

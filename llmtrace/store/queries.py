@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 from llmtrace.errors import UserError
 from llmtrace.model import Feedback, Span, Status, Totals, Trace
+from llmtrace.store.db import in_lists
 from llmtrace.store.procs import pid_alive
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
@@ -314,12 +315,11 @@ def run_parts(db: sqlite3.Connection, run_id: str) -> RunParts:
 def stream_stats(db: sqlite3.Connection, trace_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Per trace, its streamed LLM calls: how many, mean time to first token (µs), chunks received."""
     out: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(trace_ids), 500):
-        chunk = trace_ids[start : start + 500]
+    for chunk, marks in in_lists(trace_ids):
         for tid, n, ttft, chunks in db.execute(
             f"""SELECT trace_id, count(*), AVG(first_token_us - start_us),
                        SUM(CAST(json_extract(metadata, '$.chunks') AS INTEGER))
-                FROM spans WHERE kind = 'llm' AND streamed = 1 AND trace_id IN ({",".join("?" * len(chunk))})
+                FROM spans WHERE kind = 'llm' AND streamed = 1 AND trace_id IN ({marks})
                 GROUP BY trace_id""",
             chunk,
         ):
@@ -369,11 +369,9 @@ def get_spans(db: sqlite3.Connection, trace_id: str, *, payloads: bool = False) 
 def load_payloads(db: sqlite3.Connection, spans: list[Span]) -> None:
     """Fill in the request and response of spans read without them (a long run's folded steps)."""
     by_id = {s.id: s for s in spans}
-    ids = list(by_id)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for chunk, marks in in_lists(list(by_id)):
         for sid, request, response in db.execute(
-            f"SELECT span_id, request, response FROM payloads WHERE span_id IN ({','.join('?' * len(chunk))})", chunk
+            f"SELECT span_id, request, response FROM payloads WHERE span_id IN ({marks})", chunk
         ):
             by_id[sid].request, by_id[sid].response = _loads(request), _loads(response)
 
@@ -466,10 +464,9 @@ def _members(db: sqlite3.Connection, trace_id: str, spans: Iterator[Span], roots
     # A top with a parent outside the window: under a step not shown, unless that parent is not in the trace.
     dangling = sorted({by_id[t].parent_id for t in set(top.values()) if by_id[t].parent_id is not None})
     present: set[str] = set()
-    for i in range(0, len(dangling), 500):
-        chunk = dangling[i : i + 500]
+    for chunk, marks in in_lists(dangling):
         present.update(r[0] for r in db.execute(
-            f"SELECT id FROM spans WHERE trace_id = ? AND id IN ({','.join('?' * len(chunk))})", [trace_id, *chunk]))
+            f"SELECT id FROM spans WHERE trace_id = ? AND id IN ({marks})", [trace_id, *chunk]))
     shown = {t for t in set(top.values())
              if (by_id[t].parent_id is None and t in roots) or (by_id[t].parent_id is not None and by_id[t].parent_id not in present)}
     return [s for s in window if top[s.id] in shown]

@@ -18,7 +18,7 @@ from typing import Any
 from llmtrace.errors import warn_once
 from llmtrace.model import Span, Totals, Trace
 from llmtrace.redact import Redactor, has_key_fragment
-from llmtrace.store.db import insert_rows, transaction
+from llmtrace.store.db import in_lists, insert_rows, transaction
 from llmtrace.store.schema import JSON_SPAN_COLUMNS, SPAN_COLUMNS, TOTAL_COLUMNS
 
 DEFAULT_MAX_FIELD_BYTES = 1 << 20
@@ -264,8 +264,8 @@ class StoreWriter:
             )
             ids = [t.id for t in traces]
             store_totals(self.db, ids)
-            rows = [row for chunk in _chunks(ids) for row in self.db.execute(
-                f"SELECT id, {', '.join(TOTAL_COLUMNS)} FROM traces WHERE id IN ({', '.join('?' * len(chunk))})", chunk)]
+            rows = [row for chunk, marks in in_lists(ids) for row in self.db.execute(
+                f"SELECT id, {', '.join(TOTAL_COLUMNS)} FROM traces WHERE id IN ({marks})", chunk)]
         totals = {row[0]: Totals(*row[1:]) for row in rows}
         for t in traces:
             if t.id in totals:
@@ -292,21 +292,14 @@ class StoreWriter:
             self.db.close()
 
 
-_IDS_PER_STATEMENT = 500  # under the 999 variables older SQLite allows
-
-
-def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[at : at + _IDS_PER_STATEMENT] for at in range(0, len(ids), _IDS_PER_STATEMENT)]
-
-
 def store_totals(db: sqlite3.Connection, ids: list[str], *, ended_only: bool = False) -> None:
     """Set the totals of the traces `ids` from their spans on disk; with `ended_only`, a running trace's
     are left to its run. The ids go as a list of values: with a subquery (`IN (SELECT …)`), SQLite sums
     the totals view over every span in the store (~20 ms a 6,000 spans)."""
-    for chunk in _chunks(ids):
+    for chunk, marks in in_lists(ids):
         db.execute(
             f"""UPDATE traces SET {", ".join(f"{c} = t.{c}" for c in TOTAL_COLUMNS)}
-               FROM (SELECT * FROM span_totals WHERE trace_id IN ({", ".join("?" * len(chunk))})) AS t
+               FROM (SELECT * FROM span_totals WHERE trace_id IN ({marks})) AS t
                WHERE traces.id = t.trace_id{" AND traces.status != 'running'" if ended_only else ""}""",
             chunk,
         )
