@@ -77,8 +77,9 @@ def _genai_price(model: str, provider: str | None, input_tokens: int, output_tok
 # --- flat prices remembered across runs ---------------------------------------------------------------
 # Importing genai-prices loads its whole price table (~0.3 s): most of what `llmtrace run` adds to a
 # short script. A model with one flat price per token kind (no tiers) is priced by three numbers,
-# learnt from genai-prices once and kept in the user's cache folder (price-units.json), keyed by the
-# installed genai-prices data; later runs price such calls without importing it. The three numbers
+# learnt from genai-prices once and kept in the user's cache folder (price-units.json), in a table per
+# installed genai-prices data (the last few, so virtualenvs with different data do not throw each
+# other's away); later runs price such calls without importing it. The three numbers
 # are kept only when they reproduce genai-prices' own result for this call and for a probe with
 # cached tokens; anything else (tiers, unknown models) is asked of genai-prices each time. A model
 # whose price changes on a date is kept for the UTC day it was learnt on; one whose price depends on
@@ -113,17 +114,26 @@ def _units_path() -> Path:
     return user_dir("cache") / "llmtrace" / "price-units.json"
 
 
-@functools.lru_cache(maxsize=1)
-def _units() -> dict[str, Any]:
-    """The remembered flat prices for the installed genai-prices data ({} when none or stale)."""
+_KEPT_TABLES = 4  # tables of different genai-prices data kept in the file (the most recently learnt)
+
+
+def _tables() -> dict[str, Any]:
+    """price-units.json's tables, by genai-prices data stamp, oldest first ({} when none or unreadable)."""
     try:
         data = json.loads(_units_path().read_text())
     except (OSError, ValueError):
-        data = None
-    stamp = _data_stamp()
-    if not isinstance(data, dict) or data.get("stamp") != stamp or not isinstance(data.get("models"), dict):
-        return {"stamp": stamp, "models": {}}
-    return data
+        return {}
+    tables = data.get("tables") if isinstance(data, dict) else None
+    if not isinstance(tables, dict):
+        return {}
+    return {k: v for k, v in tables.items() if isinstance(v, dict) and isinstance(v.get("models"), dict)}
+
+
+@functools.lru_cache(maxsize=1)
+def _units() -> dict[str, Any]:
+    """The remembered flat prices for the installed genai-prices data ({"models": {}} when none)."""
+    stamp = str(_data_stamp())
+    return {"stamp": stamp, "models": _tables().get(stamp, {}).get("models", {})}
 
 
 def _utc_day() -> str:
@@ -164,13 +174,18 @@ def _learn(model: str, provider: str | None, input_tokens: int, output_tokens: i
     with _units_lock:
         table = _units()
         table["models"][f"{provider or ''}/{model}"] = units
+        tables = _tables()  # as the file is now: another virtualenv may have written its own table since
+        tables.pop(table["stamp"], None)
+        tables[table["stamp"]] = table
+        for stale in list(tables)[:-_KEPT_TABLES]:
+            del tables[stale]
         try:
             path = _units_path()
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # a new file, 0600
             try:
                 with os.fdopen(fd, "w") as f:
-                    f.write(json.dumps(table))
+                    f.write(json.dumps({"tables": tables}))
                 os.replace(tmp, path)
             except BaseException:
                 os.unlink(tmp)

@@ -623,8 +623,8 @@ def test_flat_prices_are_remembered_so_later_runs_need_not_import_genai_prices(l
         return float(out[0]), out[1], out[2]
 
     first = run()
-    units = json.loads((llmtrace_home / "price-units.json").read_text())
-    assert list(units["models"]) == ["openai/gpt-4o-mini-2024-07-18"]  # the tiered model is not kept
+    tables = json.loads((llmtrace_home / "price-units.json").read_text())["tables"]
+    assert [list(t["models"]) for t in tables.values()] == [["openai/gpt-4o-mini-2024-07-18"]]  # the tiered model is not kept
     from genai_prices import Usage, calc_price
 
     exact = float(calc_price(Usage(input_tokens=1234, output_tokens=56, cache_read_tokens=100), "gpt-4o-mini-2024-07-18",
@@ -652,7 +652,7 @@ def test_remembered_prices_last_as_long_as_the_price_data_says(llmtrace_home, mo
         for model, provider in cases:
             assert got[model] == pytest.approx(float(calc_price(Usage(input_tokens=1000, output_tokens=100), model,
                                                                 provider_id=provider).total_price), rel=1e-12)
-        table = json.loads((llmtrace_home / "price-units.json").read_text())["models"]
+        table, = (t["models"] for t in json.loads((llmtrace_home / "price-units.json").read_text())["tables"].values())
         assert list(table) == ["openai/gpt-4o-mini", "openai/o3"]
         assert len(table["openai/gpt-4o-mini"]) == 3 and table["openai/o3"][3] == "2031-05-06"
         for key in table:
@@ -662,6 +662,35 @@ def test_remembered_prices_last_as_long_as_the_price_data_says(llmtrace_home, mo
         monkeypatch.setattr(pricing, "_utc_day", lambda: "2031-05-07")
         assert pricing.cost("gpt-4o-mini", "openai", 1000, 100, 0) == 0.0  # any day
         assert pricing.cost("o3", "openai", 1000, 100, 0) == got["o3"]  # next day: asked of genai-prices again
+    finally:
+        pricing._units.cache_clear()
+        pricing._genai_price.cache_clear()
+
+
+def test_remembered_prices_of_other_genai_prices_data_are_kept_beside_ours(llmtrace_home, monkeypatch):
+    """Virtualenvs with different genai-prices data share the cache folder: each keeps a table of its
+    own in price-units.json (the last four learnt), so they do not throw each other's numbers away."""
+    from llmtrace import pricing
+
+    def learn(stamp, model="gpt-4o-mini"):
+        monkeypatch.setattr(pricing, "_data_stamp", lambda: stamp)
+        pricing._units.cache_clear()
+        pricing._genai_price.cache_clear()
+        assert pricing.cost(model, "openai", 1000, 100, 0) is not None
+
+    def tables():
+        return {k: list(t["models"]) for k, t in json.loads((llmtrace_home / "price-units.json").read_text())["tables"].items()}
+
+    try:
+        learn("data-a")
+        learn("data-b", "gpt-4o")
+        assert tables() == {"data-a": ["openai/gpt-4o-mini"], "data-b": ["openai/gpt-4o"]}
+        monkeypatch.setattr(pricing, "_data_stamp", lambda: "data-a")
+        pricing._units.cache_clear()
+        assert list(pricing._units()["models"]) == ["openai/gpt-4o-mini"]  # the first one's table survived
+        for stamp in ("data-c", "data-d", "data-e"):
+            learn(stamp)
+        assert list(tables()) == ["data-b", "data-c", "data-d", "data-e"]  # the four learnt last
     finally:
         pricing._units.cache_clear()
         pricing._genai_price.cache_clear()
