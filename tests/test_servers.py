@@ -1,5 +1,6 @@
-"""Servers under `run --split`: real uvicorn with worker processes (`workers=2`) and in its reloader
-(`--reload`), real FastAPI endpoints (sync and async) answering with a LangChain chain through the
+"""Servers under `run --split`: real uvicorn with worker processes (`workers=2`, spawned), in its reloader
+(`--reload`) and as gunicorn's workers (`-k uvicorn.workers.UvicornWorker -w 2`, forked from the traced
+master), real FastAPI endpoints (sync and async) answering with a LangChain chain through the
 scripted server. Each request is a trace of its own, stored when it ends while the server runs, with
 exactly its request's spans; Ctrl-C (SIGINT to the process group, as a terminal sends it) ends the run
 with the same 20 traces. Every wait is for a condition (a port answering, the store holding what is
@@ -110,20 +111,25 @@ def _stop(proc: subprocess.Popen) -> tuple[str, str]:
     return out, err
 
 
-@pytest.mark.parametrize("mode", ["workers", "reload"])
+@pytest.mark.parametrize("mode", ["workers", "reload", "gunicorn"])
 def test_uvicorn_requests_are_live_traces(mode, mock_server, llmtrace_home):
+    if mode == "gunicorn":
+        pytest.importorskip("gunicorn")
     server = mock_server()
     env = server_env(server)
     port = _free_port()
     if mode == "workers":  # uvicorn.run(app, workers=2) from the script
         args = [APP, str(port), "2"]
+    elif mode == "gunicorn":  # the usual production set-up: workers forked from gunicorn's master, which llmtrace runs
+        args = ["-m", "gunicorn", "uvicorn_app:app", "-k", "uvicorn.workers.UvicornWorker", "-w", "2",
+                "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
     else:  # uvicorn app:app --reload: the app runs in the reloader's spawned child
         watched = llmtrace_home.parent / "watched"
         watched.mkdir()
         args = ["-m", "uvicorn", "uvicorn_app:app", "--reload", "--reload-dir", str(watched), "--port", str(port),
                 "--log-level", "warning"]
     receiver = None
-    if mode == "workers":  # and streamed to OTLP live, from the worker processes
+    if mode in ("workers", "gunicorn"):  # and streamed to OTLP live, from the worker processes
         pytest.importorskip("opentelemetry.proto")
         from collector import Collector
 
