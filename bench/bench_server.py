@@ -15,7 +15,9 @@ A way's ratio to plain is taken round by round (machine drift hits all alike) an
 - langsmith: LangChain's own tracer, switched on by environment (LANGSMITH_TRACING=true, …), batched
   zstd multipart uploads from a background thread;
 - openinference: openinference-instrumentation-langchain, OTel SDK BatchSpanProcessor, OTLP/HTTP
-  protobuf (what `phoenix.otel.register(batch=True)` sets up), in a venv of its own;
+  protobuf (what `phoenix.otel.register(batch=True)` sets up), in a venv of its own. Its provider is
+  the global one, which also switches on FastAPI's native tracing (four more spans a request);
+  openinference-local keeps it out of the global slot: LangChain's spans only;
 - langfuse: langfuse's LangChain CallbackHandler for the whole process, OTLP/HTTP gzip in the
   background, in a venv of its own.
 
@@ -61,7 +63,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import median  # noqa: E402
-from bench.server_peers import APP, SINKS, UNITS, WAYS, base_env, command, interpreters, stored_llm_spans  # noqa: E402
+from bench.server_peers import APP, SCOPES, SINKS, UNITS, WAYS, base_env, command, interpreters, stored_llm_spans  # noqa: E402
 from bench.sink import Sink  # noqa: E402
 
 SETTLE_S = 60.0  # the longest wait for a tracer's backlog
@@ -147,23 +149,24 @@ def _cpu_by_group(session: int, sink: int | None = None) -> dict[str, int]:
     return out
 
 
-Progress = Callable[[], tuple[int, int, int]]  # what a tracer has delivered so far: (units, requests, bytes)
+Progress = Callable[[], tuple[int, int, int, int]]  # a tracer's output so far: (units, requests, bytes, other spans)
 
 
 def _progress(way: str, home: str, sink: Sink | None) -> Progress | None:
     if way == "traced":
-        return lambda: (stored_llm_spans(home), 0, 0)
+        return lambda: (stored_llm_spans(home), 0, 0, 0)
     if way in SINKS and sink is not None:
-        key = "runs" if way == "langsmith" else "spans"
-
-        def got() -> tuple[int, int, int]:
+        def got() -> tuple[int, int, int, int]:
             c = sink.counts()
-            return c[key], c["requests"], c["bytes"]
+            if way not in SCOPES:
+                return c["runs"], c["requests"], c["bytes"], 0
+            own = c["scopes"].get(SCOPES[way], 0)
+            return own, c["requests"], c["bytes"], c["spans"] - own
         return got
     return None
 
 
-def _settle(progress: Progress, target: int) -> tuple[int, int, int]:
+def _settle(progress: Progress, target: int) -> tuple[int, int, int, int]:
     """Wait until `target` units have arrived and nothing more came for QUIET_S (at most SETTLE_S)."""
     deadline = time.monotonic() + SETTLE_S
     last, since = progress(), time.monotonic()
@@ -178,11 +181,13 @@ def _settle(progress: Progress, target: int) -> tuple[int, int, int]:
 
 
 def _serve(cmd: list[str], env: dict[str, str], port: int, requests: int, concurrency: int,
-           progress: Progress | None = None, per_request: int = 0, sink_pid: int | None = None) -> dict[str, Any]:
+           progress: Progress | None = None, per_request: int = 0, sink_pid: int | None = None,
+           label: str = "") -> dict[str, Any]:
     """One serving: {"rps", "cpu": ms a request by group, "sent": what its tracer delivered}."""
-    start = progress() if progress else (0, 0, 0)
+    start = progress() if progress else (0, 0, 0, 0)
+    err = tempfile.TemporaryFile("w+")  # not a pipe: a tracer's warnings must never fill it and stall a worker
     proc = subprocess.Popen(cmd, env={**base_env(), **env}, cwd=str(APP.parent), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=err, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while True:  # up when it answers
@@ -191,7 +196,9 @@ def _serve(cmd: list[str], env: dict[str, str], port: int, requests: int, concur
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start: {proc.communicate()[1][-2000:]}")
+                    proc.wait()
+                    err.seek(0)
+                    raise RuntimeError(f"the server did not start: {err.read()[-2000:]}")
                 time.sleep(0.1)
         warm = max(40, requests // 10)
         _load(port, warm, concurrency, 100_000)  # warm-up: imports, connections, both workers
@@ -204,15 +211,21 @@ def _serve(cmd: list[str], env: dict[str, str], port: int, requests: int, concur
         tick = os.sysconf("SC_CLK_TCK")
         cpu = {g: (after[g] - before.get(g, 0)) / tick / requests * 1e3 for g in after}
         sent = {"units": end[0] - start[0], "expected": (warm + requests) * per_request,
-                "requests": end[1] - start[1], "bytes": end[2] - start[2]}
+                "requests": end[1] - start[1], "bytes": end[2] - start[2], "other_spans": end[3] - start[3]}
+        if sent["units"] < sent["expected"]:
+            err.seek(0)
+            print(f"  {label}: its tracer delivered {sent}; the server's stderr ends: {err.read()[-1000:]!r}",
+                  file=sys.stderr)
         return {"rps": rps, "cpu": cpu, "sent": sent if progress else None}
     finally:
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it
         try:
-            proc.communicate(timeout=120)
+            proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            proc.wait()
+        err.close()
 
 
 def measure(quick: bool = False, pairs: int = 5, requests: int = 400, concurrency: int = 10,
@@ -256,7 +269,7 @@ def _serve_way(way: str, python: str, env: dict[str, str], home: str, sink: Any,
     port = _port()
     cmd, extra = command(way, python, port, home, sink.url)
     return _serve(cmd, {**env, **extra}, port, requests, concurrency, _progress(way, home, sink if sink.url else None),
-                  UNITS.get(way, ("", 0))[1], sink.pid)
+                  UNITS.get(way, ("", 0))[1], sink.pid, way)
 
 
 def summarize(runs: dict[str, list[dict[str, Any]]], skipped: dict[str, str], **params: Any) -> dict[str, Any]:
@@ -264,8 +277,10 @@ def summarize(runs: dict[str, list[dict[str, Any]]], skipped: dict[str, str], **
     plain = [r["rps"] for r in runs["plain"]]
     for way, rows in runs.items():
         out[f"{way}_rps"] = median([r["rps"] for r in rows])
+        out[f"{way}_rps_rounds"] = [round(r["rps"], 1) for r in rows]
         if way != "plain":
-            out[f"{way}_ratio"] = median([r["rps"] / p for r, p in zip(rows, plain)])
+            ratios = [r["rps"] / p for r, p in zip(rows, plain)]
+            out[f"{way}_ratio"], out[f"{way}_ratio_range"] = median(ratios), (min(ratios), max(ratios))
         for group in sorted({g for r in rows for g in r["cpu"]}):  # CPU ms a request, medians over the servings
             out[f"{way}_cpu_ms_{group}"] = median([r["cpu"].get(group, 0.0) for r in rows])
         if rows[0]["sent"] is not None:
@@ -278,15 +293,19 @@ def _sent(way: str, sent: list[dict[str, Any]] | None) -> str:
     if not sent:
         return "—"
     unit, _ = UNITS[way]
-    units = [s["units"] for s in sent]
-    expected = sent[0]["expected"]
-    if all(u >= s["expected"] for u, s in zip(units, sent)):
-        text = f"all {expected:,} {unit}, each serving"
+    units, expected = [s["units"] for s in sent], sent[0]["expected"]
+    got = ", ".join(f"{u:,}" for u in units)
+    if all(u == expected for u in units):
+        text = f"{expected:,} of {expected:,} {unit} (all), each serving"
+    elif any(u < expected for u in units):
+        text = f"**INCOMPLETE**: {got} of {expected:,} {unit}"
     else:
-        text = f"**INCOMPLETE**: {', '.join(f'{u:,}' for u in units)} of {expected:,} {unit}"
+        text = f"{got} {unit}, more than the {expected:,} its requests made"
     if way in SINKS:
-        text += (f" ({median([s['requests'] for s in sent]):.0f} requests, "
-                 f"{median([s['bytes'] for s in sent]) / 1024:,.0f} kB a serving)")
+        other = median([s["other_spans"] for s in sent])
+        text += (f"; {median([s['requests'] for s in sent]):.0f} requests, "
+                 f"{median([s['bytes'] for s in sent]) / 1024:,.0f} kB a serving"
+                 + (f"; other tracers' spans beside them: {other:,.0f}" if other else ""))
     return text
 
 
@@ -295,11 +314,12 @@ def report(r: dict[str, Any]) -> str:
     groups = [g for g in ("server", "helper", "sink", "bench") if any(f"{w}_cpu_ms_{g}" in r for w in ways)]
     lines = [f"{r['pairs']} round(s), {r['requests']} requests a serving, {r['concurrency']} at once, "
              f"scripted LLM latency {r['latency_ms']:g} ms; medians over the rounds",
-             "", f"| way | rps | ÷ plain | CPU ms a request: {' / '.join(groups)} | what its tracer sent (warm-up included) |",
+             "", f"| way | rps | ÷ plain (min–max) | CPU ms a request: {' / '.join(groups)} | what its tracer sent (warm-up included) |",
              "|---|---|---|---|---|"]
     for w in ways:
         cpu = " / ".join(f"{r.get(f'{w}_cpu_ms_{g}', 0.0):.2f}" for g in groups)
-        ratio = "1 (baseline)" if w == "plain" else f"{r[f'{w}_ratio']:.3f}"
+        lo, hi = r.get(f"{w}_ratio_range", (1, 1))
+        ratio = "1 (baseline)" if w == "plain" else f"{r[f'{w}_ratio']:.3f} ({lo:.2f}–{hi:.2f})"
         lines.append(f"| {w} | {r[f'{w}_rps']:.1f} | {ratio} | {cpu} | {_sent(w, r['sent'].get(w))} |")
     lines += [f"| {w} | skipped: {why} | | | |" for w, why in r["skipped"].items()]
     return "\n".join(lines)

@@ -88,10 +88,11 @@ def openinference() -> Callable[[], dict[str, Any]]:
     return count
 
 
-def openinference_otlp(endpoint: str) -> None:
-    """OpenInference for a server, as `phoenix.otel.register(endpoint=…, batch=True)` sets it up: the
-    global TracerProvider (a project name on its resource), a BatchSpanProcessor, the OTLP/HTTP
-    protobuf exporter to `endpoint`."""
+def openinference_otlp(endpoint: str, set_global: str = "yes") -> None:
+    """OpenInference for a server, as `phoenix.otel.register(endpoint=…, batch=True)` sets it up: a
+    TracerProvider (a project name on its resource), a BatchSpanProcessor, the OTLP/HTTP protobuf
+    exporter to `endpoint`; the provider made the global one unless `set_global` is "no" (register's
+    set_global_tracer_provider=False)."""
     from openinference.instrumentation.langchain import LangChainInstrumentor
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -101,7 +102,8 @@ def openinference_otlp(endpoint: str) -> None:
 
     provider = TracerProvider(resource=Resource.create({"openinference.project.name": "bench"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    trace.set_tracer_provider(provider)
+    if set_global != "no":
+        trace.set_tracer_provider(provider)
     LangChainInstrumentor().instrument(tracer_provider=provider)
 
 

@@ -11,7 +11,11 @@ Each way is the same command (`PYTHON tests/agents/uvicorn_app.py PORT 2`) with 
   service does).
 - openinference: openinference-instrumentation-langchain, set up in every worker by a sitecustomize
   as `phoenix.otel.register(batch=True)` does: global TracerProvider, BatchSpanProcessor, OTLP/HTTP
-  protobuf exporter to the sink's /v1/traces.
+  protobuf exporter to the sink's /v1/traces. A global TracerProvider also switches on FastAPI's own
+  tracing (FastAPI ≥ 0.1xx traces each request natively when one is set: four more spans a request,
+  exported beside OpenInference's and counted apart).
+- openinference-local: the same with the provider kept out of the global slot (register's
+  `set_global_tracer_provider=False`): LangChain's spans only, FastAPI's tracing left off.
 - langfuse: langfuse's LangChain CallbackHandler registered for the whole process (as noop is), the
   client configured by LANGFUSE_PUBLIC_KEY/SECRET_KEY/BASE_URL, exporting OTLP/HTTP (gzip) to the
   sink's /api/public/otel/v1/traces in the background.
@@ -34,17 +38,19 @@ from bench.common import PY, ROOT, llmtrace
 from bench.peer_wrap import boot
 
 APP = ROOT / "tests" / "agents" / "uvicorn_app.py"
-WAYS = ("plain", "noop", "traced", "langsmith", "openinference", "langfuse")
+WAYS = ("plain", "noop", "traced", "langsmith", "openinference", "openinference-local", "langfuse")
 VENVS = {"openinference": ["openinference-instrumentation-langchain", "opentelemetry-sdk",
                            "opentelemetry-exporter-otlp-proto-http"],
          "langfuse": ["langfuse"]}
 SERVER_PINS = (*PINNED, "fastapi", "starlette", "uvicorn")
 # What proves a way traced, and how many a request makes: llmtrace, LLM spans ended in its store;
-# the peers, what reached the sink: LangSmith runs, OTLP spans (each request is three LangChain
-# runs: the chain "answer", its prompt, ChatOpenAI).
-UNITS = {"traced": ("LLM spans stored", 1), "langsmith": ("runs", 3), "openinference": ("spans", 3),
-         "langfuse": ("spans", 3)}
-SINKS = ("langsmith", "openinference", "langfuse")
+# the peers, what reached the sink: LangSmith runs, the OTLP spans of the tracer's own scope (each
+# request is three LangChain runs: the chain "answer", its prompt, ChatOpenAI).
+UNITS = {"traced": ("LLM spans stored", 1), "langsmith": ("runs", 3), "openinference": ("LangChain spans", 3),
+         "openinference-local": ("LangChain spans", 3), "langfuse": ("spans", 3)}
+SCOPES = {"openinference": "openinference.instrumentation.langchain",
+          "openinference-local": "openinference.instrumentation.langchain", "langfuse": "langfuse-sdk"}
+SINKS = ("langsmith", "openinference", "openinference-local", "langfuse")
 # The user's own tracing settings never leak into a serving.
 _SCRUB = ("LANGSMITH_", "LANGCHAIN_TRACING", "LANGCHAIN_API_KEY", "LANGCHAIN_ENDPOINT", "LANGCHAIN_PROJECT",
           "LANGFUSE_", "OTEL_", "PHOENIX_", "LLMTRACE_TRACE_ID")
@@ -58,8 +64,9 @@ def interpreters(ways: list[str], create: bool) -> tuple[dict[str, str], dict[st
     """The Python each way runs with, and the ways skipped with why."""
     pythons, skipped = {}, {}
     for way in ways:
-        if way in VENVS:
-            py, why = peer_python(f"server-{way}", create, VENVS[way], SERVER_PINS)
+        venv = way.split("-")[0]
+        if venv in VENVS:
+            py, why = peer_python(f"server-{venv}", create, VENVS[venv], SERVER_PINS)
             if py is None:
                 skipped[way] = why
             else:
@@ -83,8 +90,10 @@ def command(way: str, python: str, port: int, scratch: str, sink: str | None) ->
     if way == "langsmith":
         return [python, *serve], {"LANGSMITH_TRACING": "true", "LANGSMITH_ENDPOINT": str(sink),
                                   "LANGSMITH_API_KEY": "bench", "LANGSMITH_PROJECT": "bench-server"}
-    if way == "openinference":  # a venv's interpreter: nothing of llmtrace's on its path
-        return [python, *serve], {"PYTHONPATH": boot(Path(scratch) / "oi-boot", "openinference_otlp", f"{sink}/v1/traces")}
+    if way.startswith("openinference"):  # a venv's interpreter: nothing of llmtrace's on its path
+        glob = "no" if way.endswith("-local") else "yes"
+        return [python, *serve], {"PYTHONPATH": boot(Path(scratch) / f"oi-boot-{glob}", "openinference_otlp",
+                                                     f"{sink}/v1/traces", glob)}
     if way == "langfuse":
         return [python, *serve], {"PYTHONPATH": boot(Path(scratch) / "lf-boot", "langfuse"),
                                   "LANGFUSE_PUBLIC_KEY": "pk-lf-bench", "LANGFUSE_SECRET_KEY": "sk-lf-bench",

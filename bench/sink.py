@@ -11,7 +11,8 @@ received (as sent: compressed if compressed) and, decoding the bodies as they co
 - `runs`: distinct LangSmith run ids in `/runs/multipart` (zstd or plain multipart parts named
   `post.<id>`/`patch.<id>`) and `/runs/batch` (JSON `post`/`patch` lists);
 - `spans`: spans in OTLP/HTTP protobuf exports (gzip or plain), walked on the wire format, no
-  protobuf library needed.
+  protobuf library needed; `scopes`: the same by instrumentation scope (OpenInference's, Langfuse's,
+  and any other tracer the global TracerProvider switched on, such as FastAPI's own).
 
 `GET /__sink__` answers these counts as JSON (not counted itself). The sink is a process of its own,
 so the bench can tell its CPU apart from the server's and its own.
@@ -38,8 +39,9 @@ INFO = {"version": "sink", "batch_ingest_config": {
 RUN_PART = re.compile(rb'name="(?:post|patch)\.([0-9a-fA-F-]{36})"')
 
 
-def otlp_spans(buf: bytes) -> int:
-    """Spans in an ExportTraceServiceRequest: resource_spans (1) → scope_spans (2) → spans (2)."""
+def otlp_spans(buf: bytes) -> dict[str, int]:
+    """Spans in an ExportTraceServiceRequest by instrumentation scope: resource_spans (1) → scope_spans
+    (2) → scope (1) → name (1), and spans (2)."""
     def fields(b: bytes, want: int) -> list[bytes]:
         out, i, n = [], 0, len(b)
         while i < n:
@@ -60,7 +62,12 @@ def otlp_spans(buf: bytes) -> int:
                 raise ValueError(f"wire type {wire}")
         return out
 
-    return sum(len(fields(ss, 2)) for rs in fields(buf, 1) for ss in fields(rs, 2))
+    out: dict[str, int] = {}
+    for rs in fields(buf, 1):
+        for ss in fields(rs, 2):
+            scope = b"".join(fields(b"".join(fields(ss, 1)), 1)).decode(errors="replace")
+            out[scope] = out.get(scope, 0) + len(fields(ss, 2))
+    return out
 
 
 def _varint(b: bytes, i: int) -> tuple[int, int]:
@@ -77,14 +84,16 @@ def _varint(b: bytes, i: int) -> tuple[int, int]:
 class _Counts:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.requests = self.bytes = self.spans = self.errors = 0
+        self.requests = self.bytes = self.errors = 0
+        self.scopes: dict[str, int] = {}
         self.run_ids: set[bytes] = set()
         self.paths: dict[str, int] = {}
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {"requests": self.requests, "bytes": self.bytes, "runs": len(self.run_ids),
-                    "spans": self.spans, "decode_errors": self.errors, "paths": dict(self.paths)}
+                    "spans": sum(self.scopes.values()), "scopes": dict(self.scopes), "decode_errors": self.errors,
+                    "paths": dict(self.paths)}
 
 
 def _decode(path: str, encoding: str, body: bytes, counts: _Counts) -> None:
@@ -95,9 +104,10 @@ def _decode(path: str, encoding: str, body: bytes, counts: _Counts) -> None:
 
         body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
     if path.endswith("/v1/traces"):
-        n = otlp_spans(body)
+        scopes = otlp_spans(body)
         with counts.lock:
-            counts.spans += n
+            for scope, n in scopes.items():
+                counts.scopes[scope] = counts.scopes.get(scope, 0) + n
     elif path.endswith("/runs/multipart"):
         ids = RUN_PART.findall(body)
         with counts.lock:
