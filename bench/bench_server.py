@@ -1,4 +1,4 @@
-"""Requests per second of a traced server against the untraced one, and beside the tracers a user would pick instead.
+"""Requests per second of a LangChain server: plain, under llmtrace, and under the tracers users pick instead.
 
 The FastAPI app of the tests (tests/agents/uvicorn_app.py: uvicorn, workers=2, each request a
 LangChain chain `prompt | ChatOpenAI` calling the scripted server) is served each way in turn, plain
@@ -36,8 +36,8 @@ that sent nothing makes the bench exit 1.
     python bench/bench_server.py --latency-ms 0 # the provider answers at once: a tracer's cost at its most visible
     python bench/bench_server.py --quick        # 1 round, 60 requests; makes no venv (uses those there)
 
-The peer venvs (openinference, langfuse) are made with uv under bench/.venvs on a full run's first use;
-a way whose venv cannot be made is skipped with one line saying why. Whole processes, timed from
+The peer venvs (openinference, langfuse) are made with uv under bench/.venvs on first use (never by
+--quick); a way whose venv cannot be made is skipped with one line saying why. Whole processes, timed from
 outside (A B A B …, median of the pairwise ratios of wall time: the inverse of the rps ratio, start-up
 included), one serving per process:
 
