@@ -75,9 +75,9 @@ def venv_root() -> Path:
     return Path(os.environ.get("LLMTRACE_BENCH_VENVS") or ROOT / "bench" / ".venvs")
 
 
-def pins() -> list[str]:
+def pins(names: tuple[str, ...] = PINNED) -> list[str]:
     out = []
-    for name in PINNED:
+    for name in names:
         try:
             out.append(f"{name}=={importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
@@ -85,9 +85,11 @@ def pins() -> list[str]:
     return out
 
 
-def peer_python(peer: str, create: bool) -> tuple[Path | None, str]:
-    """The peer venv's interpreter (made if `create` and missing), or None and why not."""
-    reqs = [*PEERS[peer][1], *pins()]
+def peer_python(peer: str, create: bool, packages: list[str] | None = None,
+                pinned: tuple[str, ...] = PINNED) -> tuple[Path | None, str]:
+    """The peer venv's interpreter (made if `create` and missing), or None and why not. `packages`:
+    what to install (default PEERS[peer]'s), beside `pinned` at this interpreter's versions."""
+    reqs = [*(PEERS[peer][1] if packages is None else packages), *pins(pinned)]
     tag = hashlib.sha256(f"{sys.version_info[:2]} {' '.join(reqs)}".encode()).hexdigest()[:10]
     venv = venv_root() / f"{peer}-{tag}"
     py = venv / "bin" / "python"

@@ -12,6 +12,9 @@ kept: {"tracer", "spans", "llm_spans"[, "traces"]}.
   callback machinery puts under any callback tracer. "spans" counts the runs it saw end.
 - openinference: openinference-instrumentation-langchain on an OpenTelemetry SDK TracerProvider
   with a SimpleSpanProcessor into an InMemorySpanExporter (every span kept in the process).
+- openinference_otlp(endpoint), langfuse(): the servers' set-ups of bench/bench_server.py (an
+  exporter in the background to a local sink), started in each worker by the sitecustomize that
+  `boot()` writes.
 - mlflow: `mlflow.langchain.autolog()` with a local SQLite tracking store (MLFLOW_TRACKING_URI,
   set by the bench; default a file in the current folder). The traces still queued for MLflow's
   asynchronous logging are flushed when the script ends, inside the timed process; the bench counts
@@ -83,6 +86,48 @@ def openinference() -> Callable[[], dict[str, Any]]:
         return {"spans": len(spans), "llm_spans": llm}
 
     return count
+
+
+def openinference_otlp(endpoint: str, set_global: str = "yes") -> None:
+    """OpenInference for a server, as `phoenix.otel.register(endpoint=…, batch=True)` sets it up: a
+    TracerProvider (a project name on its resource), a BatchSpanProcessor, the OTLP/HTTP protobuf
+    exporter to `endpoint`; the provider made the global one unless `set_global` is "no" (register's
+    set_global_tracer_provider=False)."""
+    from openinference.instrumentation.langchain import LangChainInstrumentor
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"openinference.project.name": "bench"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    if set_global != "no":
+        trace.set_tracer_provider(provider)
+    LangChainInstrumentor().instrument(tracer_provider=provider)
+
+
+def langfuse() -> None:
+    """Langfuse's LangChain CallbackHandler, registered for the whole process as `noop` is; the client
+    is configured from LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_BASE_URL (set by the bench)
+    and exports in the background (its BatchSpanProcessor, OTLP/HTTP, gzip)."""
+    from contextvars import ContextVar
+
+    from langchain_core.tracers.context import register_configure_hook
+    from langfuse.langchain import CallbackHandler
+
+    register_configure_hook(ContextVar("bench_langfuse_handler", default=CallbackHandler()), inheritable=True)
+
+
+def boot(folder: Path, setup: str, *args: str) -> str:
+    """Write a sitecustomize.py into `folder` that calls this module's `setup(*args)` at start-up (in
+    every process whose PYTHONPATH holds `folder`: uvicorn's spawned workers too); return the folder."""
+    here = str(Path(__file__).resolve().parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        f"import sys\nsys.path.append({here!r})\ntry:\n    import peer_wrap\n"
+        f"    peer_wrap.{setup}(*{args!r})\nfinally:\n    sys.path.remove({here!r})\n")
+    return str(folder)
 
 
 def mlflow() -> Callable[[], dict[str, Any]]:

@@ -73,3 +73,51 @@ def test_instruction_counts_repeat_so_the_instructions_bench_can_subtract_them(t
               for n in (1000, 1000, 3000)]
     assert abs(counts[0] - counts[1]) < counts[0] * 1e-4, counts
     assert counts[2] - counts[0] > 2000 * 500, counts  # 2,000 more encodes: well over 500 instructions each
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    size, n = b"", len(payload)
+    while n >= 0x80:
+        size, n = size + bytes([n & 0x7F | 0x80]), n >> 7
+    return bytes([field << 3 | 2]) + size + bytes([n]) + payload
+
+
+def test_sink_counts_otlp_spans_by_scope():
+    """The server bench's sink walks OTLP protobuf without a protobuf library: spans by scope, the
+    fields it does not read (varints, fixed64) skipped."""
+    from bench.sink import otlp_spans
+
+    span = _ld(1, b"t" * 16) + bytes([7 << 3 | 1]) + b"\x01" * 8 + bytes([6 << 3, 0x96, 0x01]) + _ld(5, b"chain")
+    lang = _ld(1, _ld(1, b"openinference.instrumentation.langchain")) + _ld(2, span) + _ld(2, span)
+    other = _ld(1, _ld(1, b"fastapi")) + _ld(2, span)
+    request = _ld(1, _ld(1, _ld(1, b"resource")) + _ld(2, lang)) + _ld(1, _ld(2, other) + _ld(2, lang))
+    assert otlp_spans(request) == {"openinference.instrumentation.langchain": 4, "fastapi": 1}
+
+
+def test_sink_counts_the_runs_langsmith_really_sends(tmp_path, mock_server):
+    """LangChain's own tracer, switched on by environment only, sends to the sink what it sends to
+    LangSmith (GET /info, then zstd multipart batches): three runs for each invoke of the app's chain."""
+    import os
+    import subprocess
+    import time
+
+    from conftest import AGENTS, server_env
+
+    from bench.sink import Sink
+
+    server = mock_server()
+    with Sink() as sink:
+        env = {**os.environ, **server_env(server), "LANGSMITH_TRACING": "true", "LANGSMITH_ENDPOINT": sink.url,
+               "LANGSMITH_API_KEY": "bench", "LANGSMITH_PROJECT": "bench"}
+        code = ("import uvicorn_app\nfor n in range(4):\n    uvicorn_app.ask(n, 'u')\n"
+                "from langchain_core.tracers.langchain import wait_for_all_tracers\nwait_for_all_tracers()\n")
+        p = subprocess.run([sys.executable, "-c", code], cwd=str(AGENTS), env=env, capture_output=True, text=True,
+                           timeout=120, check=False)
+        assert p.returncode == 0, p.stderr
+        deadline = time.monotonic() + 60  # the client's last batch goes from its thread as the process ends
+        while (counts := sink.counts())["runs"] < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert counts["runs"] == 12 and counts["decode_errors"] == 0, counts
+    assert counts["paths"].get("GET /info") == 1 and counts["paths"].get("POST /runs/multipart", 0) >= 1, counts
+    assert counts["bytes"] > 0
