@@ -114,7 +114,11 @@ def test_each_test_is_a_trace_of_one_run(recorded):
     db = sqlite3.connect(home / "traces.db")
     rows = db.execute("SELECT id, name, status, run_id, llm_calls FROM traces ORDER BY name").fetchall()
     tags = dict(db.execute("SELECT trace_id, value FROM trace_tags WHERE key = 'outcome'").fetchall())
+    labels = db.execute("SELECT key, value FROM trace_tags JOIN traces ON traces.id = trace_id "
+                        "WHERE name = 'tests/test_agent.py::test_chain' ORDER BY key").fetchall()
     db.close()
+    # The test's LangChain metadata and tags are its trace's tags, beside what the plugin sets.
+    assert labels == [("outcome", "passed"), ("pytest", "test"), ("smoke", ""), ("user_id", "carol")]
     runs = {r[3] for r in rows}
     assert len(runs) == 1  # one run id for the session
     run_id = runs.pop()

@@ -86,3 +86,21 @@ def test_graph_threads_tags_and_pauses(mock_server, llmtrace_home):
     assert "And of Spain?" in data["trace"]["io"]["output"]
     assert data["trace"]["totals"]["errors"] == 0
     assert [s["st"] for s in data["spans"] if s["nm"] == "approve"] == ["paused"]
+
+
+def test_a_run_that_is_one_trace_takes_its_labels_from_its_first_invocations(mock_server, llmtrace_home):
+    """Without --split the three conversations are one trace: it gets each label from the first top-level
+    invocation that has it (thread t-1), a tag given with `run --tag` keeps its value, and the trace is
+    found by its labels, grouped by them, and listed as the thread's one turn."""
+    server = mock_server()
+    env = server_env(server)
+    r = run_cli("run", "--no-cache", "--tag", "user_id=ops", SCRIPT, env=env)
+    assert r.code == 0, r.stderr
+    [trace] = _json("ls", env=env)
+    assert trace["tags"] == {"user_id": "ops", "thread_id": "t-1"}
+    assert [t["id"] for t in _json("ls", "--tag", "thread_id=t-1", env=env)] == [trace["id"]]
+    assert _json("ls", "--tag", "user_id=alice", env=env) == []  # the command line's value stayed
+    rows = {row["key"]: row["calls"] for row in _json("cost", "--by", "tag:thread_id", env=env)["rows"]}
+    assert rows == {"t-1": 3}
+    view = _json("thread", "t-1", env=env)
+    assert [t["id"] for t in view["turns"]] == [trace["id"]] and view["totals"]["llm_calls"] == 3

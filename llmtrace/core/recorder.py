@@ -11,6 +11,7 @@ import threading
 from typing import Any, Protocol
 
 from llmtrace.clock import now_us
+from llmtrace.core.labels import add_labels
 from llmtrace.ids import new_span_id
 from llmtrace.model import Span, SpanKind, Status, Trace
 
@@ -65,7 +66,10 @@ class Recorder:
         span = Span(id=span_id or new_span_id(), trace_id=self.trace.id, parent_id=parent_id, kind=kind, name=name,
                     start_us=now_us(), inputs=inputs, tags=tags or [], metadata=metadata or {},
                     model_requested=model_requested, provider=provider)
-        if self.splitter is not None:
+        if self.splitter is None:
+            if parent_id is None and (span.tags or span.metadata):  # the app's labels: tags of the trace,
+                add_labels(self.trace.tags, span)  # written when it is finished (StoreWriter.finish_traces)
+        else:
             if parent_id is None:  # a top-level invocation: a trace of its own
                 span.trace_id = self.splitter.begin(span)
             else:  # its parent's; a parent already ended leaves it in the run's record, moved when the run ends

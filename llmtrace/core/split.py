@@ -12,7 +12,8 @@ import sys
 import threading
 from typing import Any
 
-from llmtrace.core.recorder import now_us
+from llmtrace.clock import now_us
+from llmtrace.core.labels import add_labels, invocation_tags
 from llmtrace.ids import new_trace_id
 from llmtrace.model import Span, Status, Trace
 
@@ -40,22 +41,6 @@ def input_head(value: Any, limit: int = 48) -> str:
         return ""
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# Keys LangChain and LangGraph put in a run's metadata for themselves (a graph's step, the model's
-# provider, a checkpoint's namespace): not the app's labels.
-_OWN_KEYS = ("ls_", "langgraph_", "checkpoint", "lc_", "__", "llmtrace")
-
-
-def invocation_tags(root: Any) -> dict[str, str]:
-    """The app's own labels of an invocation, as trace tags: LangChain `metadata` with plain values
-    (`user_id`, and LangGraph's `thread_id`, which LangChain copies there from `configurable`) and its
-    `tags` (each a tag of its own with an empty value: `ls --tag sync=`)."""
-    tags = {str(t): "" for t in root.tags or [] if isinstance(t, str) and t and not t.startswith(("seq:", "graph:"))}
-    for key, value in (root.metadata or {}).items():
-        if isinstance(value, (str, int, float, bool)) and not str(key).startswith(_OWN_KEYS):
-            tags[str(key)] = str(value)[:500]
-    return tags
 
 
 def trace_name(name: str, inputs: Any, resume: bool = False) -> str:
@@ -159,6 +144,7 @@ class GroupedTraces(SplitTraces):
             return self._in_run_record()
         with self._lock:
             group.spans += 1
+            add_labels(group.tags, root)  # the trace's tags are this dict: its row gets them when it is finished
             if group.trace is not None:
                 return group.trace.id
             run = self.run

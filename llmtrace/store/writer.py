@@ -256,12 +256,15 @@ class StoreWriter:
 
     def finish_traces(self, traces: list[Trace]) -> None:
         """`finish_trace` of several traces in one transaction (the requests a server answered in 200 ms):
-        one commit, not one a trace."""
+        one commit, not one a trace. Tags the traces have gained since they began (the app's labels,
+        `core/labels.py`) are added; a tag already stored keeps its value."""
         with self._lock, transaction(self.db):
             self.db.executemany(
                 "UPDATE traces SET end_us = ?, status = ?, exit_code = ?, error = ?, traceback = ? WHERE id = ?",
                 [(t.end_us, t.status, t.exit_code, self._text(t.error), self._text(t.traceback), t.id) for t in traces],
             )
+            self.db.executemany("INSERT OR IGNORE INTO trace_tags (trace_id, key, value) VALUES (?, ?, ?)",
+                                [(t.id, plain_text(k), self._text(v)) for t in traces for k, v in t.tags.items()])
             ids = [t.id for t in traces]
             store_totals(self.db, ids)
             rows = [row for chunk, marks in in_lists(ids) for row in self.db.execute(

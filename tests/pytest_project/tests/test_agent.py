@@ -8,7 +8,9 @@ import agent
 
 
 def test_chain():
-    assert agent.chain().invoke({"question": "What is the capital of France?"}).startswith("I can only")
+    answer = agent.chain().invoke({"question": "What is the capital of France?"},
+                                  config={"metadata": {"user_id": "carol"}, "tags": ["smoke"]})
+    assert answer.startswith("I can only")
 
 
 def test_batch():
