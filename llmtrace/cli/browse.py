@@ -198,8 +198,9 @@ def thread(
     thread_id: str = typer.Argument(..., metavar="ID", help="The conversation: a LangGraph thread_id (or a session_id / conversation_id the app puts in LangChain metadata)."),
     as_json: JsonFlag = False,
 ) -> None:
-    """One conversation across traces: its turns in order (each a trace of `run --split`, tagged with
-    the thread's id from LangChain metadata or LangGraph's configurable), with their totals.
+    """One conversation across traces: its turns in order (the traces tagged with the thread's id from
+    LangChain metadata or LangGraph's configurable; with `run --split`, each invocation is a turn of its
+    own), with their totals.
 
     Example: llmtrace thread t-1 ; llmtrace thread t-1 --json
     """
