@@ -102,7 +102,7 @@ def test_sink_counts_the_runs_langsmith_really_sends(tmp_path, mock_server):
     import subprocess
     import time
 
-    from conftest import AGENTS, server_env
+    from conftest import AGENTS, HANG, server_env
 
     from bench.sink import Sink
 
@@ -115,7 +115,7 @@ def test_sink_counts_the_runs_langsmith_really_sends(tmp_path, mock_server):
         p = subprocess.run([sys.executable, "-c", code], cwd=str(AGENTS), env=env, capture_output=True, text=True,
                            timeout=120, check=False)
         assert p.returncode == 0, p.stderr
-        deadline = time.monotonic() + 60  # the client's last batch goes from its thread as the process ends
+        deadline = time.monotonic() + HANG  # a hang guard, as in the other tests that wait on another process
         while (counts := sink.counts())["runs"] < 12 and time.monotonic() < deadline:
             time.sleep(0.05)
     assert counts["runs"] == 12 and counts["decode_errors"] == 0, counts
