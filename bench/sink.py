@@ -14,7 +14,8 @@ received (as sent: compressed if compressed) and, decoding the bodies as they co
   protobuf library needed; `scopes`: the same by instrumentation scope (OpenInference's, Langfuse's,
   and any other tracer the global TracerProvider switched on, such as FastAPI's own).
 
-`GET /__sink__` answers these counts as JSON (not counted itself). The sink is a process of its own,
+`GET /__sink__` answers these counts as JSON (not counted itself); `?runs=N&wait=S` answers once N runs
+are counted, or S seconds passed. The sink is a process of its own,
 so the bench can tell its CPU apart from the server's and its own.
 """
 
@@ -26,6 +27,7 @@ import re
 import subprocess
 import sys
 import threading
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -83,7 +85,7 @@ def _varint(b: bytes, i: int) -> tuple[int, int]:
 
 class _Counts:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()  # notified once a request is counted whole (`Sink.counts(runs=…)` waits on it)
         self.requests = self.bytes = self.errors = 0
         self.scopes: dict[str, int] = {}
         self.run_ids: set[bytes] = set()
@@ -146,9 +148,15 @@ def serve() -> None:
             except Exception:  # counted, so a format the sink misreads is seen, not hidden
                 with counts.lock:
                     counts.errors += 1
+            with counts.lock:
+                counts.lock.notify_all()
 
         def do_GET(self) -> None:
-            if self.path == "/__sink__":
+            if self.path.startswith("/__sink__"):  # ?runs=N&wait=S: answered once N runs are counted (or S passed)
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                runs, wait = int(query.get("runs", ["0"])[0]), float(query.get("wait", ["0"])[0])
+                with counts.lock:
+                    counts.lock.wait_for(lambda: len(counts.run_ids) >= runs, wait)
                 return self._answer(json.dumps(counts.snapshot()).encode())
             self._count(b"")
             path = self.path.split("?", 1)[0]
@@ -193,8 +201,9 @@ class Sink:
         self.pid = self.proc.pid
         return self
 
-    def counts(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/__sink__", timeout=30) as r:
+    def counts(self, runs: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        """What the sink has counted; with `runs`, once it has counted that many runs (at most `wait` s)."""
+        with urllib.request.urlopen(f"{self.url}/__sink__?runs={runs}&wait={wait}", timeout=wait + 30) as r:
             return json.loads(r.read())
 
     def __exit__(self, *exc: object) -> None:

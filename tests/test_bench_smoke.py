@@ -100,7 +100,6 @@ def test_sink_counts_the_runs_langsmith_really_sends(tmp_path, mock_server):
     LangSmith (GET /info, then zstd multipart batches): three runs for each invoke of the app's chain."""
     import os
     import subprocess
-    import time
 
     from conftest import AGENTS, HANG, server_env
 
@@ -115,9 +114,7 @@ def test_sink_counts_the_runs_langsmith_really_sends(tmp_path, mock_server):
         p = subprocess.run([sys.executable, "-c", code], cwd=str(AGENTS), env=env, capture_output=True, text=True,
                            timeout=120, check=False)
         assert p.returncode == 0, p.stderr
-        deadline = time.monotonic() + HANG  # a hang guard, as in the other tests that wait on another process
-        while (counts := sink.counts())["runs"] < 12 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        counts = sink.counts(runs=12, wait=HANG)  # a request the client sent as it ended may still be read
     assert counts["runs"] == 12 and counts["decode_errors"] == 0, counts
     assert counts["paths"].get("GET /info") == 1 and counts["paths"].get("POST /runs/multipart", 0) >= 1, counts
     assert counts["bytes"] > 0
