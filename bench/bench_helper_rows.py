@@ -1,8 +1,9 @@
 """What the store helper spends on one request of a `run --split` server, part by part.
 
-A small app's chain (prompt | ChatOpenAI, run_name "answer", metadata and tags as the server's requests
-carry) is invoked SAMPLE times under `llmtrace run --split --no-cache` against the scripted server; its
-traces (3 spans each: the chain, the prompt, the LLM call) are read back and turned into the spool
+The server bench's app (tests/agents/uvicorn_app.py) has its /ask endpoint called 20 times in a loop
+under `llmtrace run --split --no-cache` against the scripted server (each call the chain a request runs,
+with the request's metadata and tags); its traces (3 spans each: the chain, the prompt, the LLM call) are
+read back and turned into the spool
 records the program writes (a `B` record, a snapshot per span, an `E` record), with fresh ids, for
 TRACES traces. Those records are then stored into a fresh store as the helper stores them, in batches of
 40 traces (about what 200 ms of a busy server brings), each part timed in CPU seconds:
@@ -37,13 +38,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, llmtrace, median
 
-APP = """
-from langchain_core.prompts import ChatPromptTemplate
-from langchain_openai import ChatOpenAI
-chain = (ChatPromptTemplate.from_messages([("user", "Answer briefly: question {n}")])
-         | ChatOpenAI(model="gpt-4o-mini", max_retries=0)).with_config(run_name="answer")
-for n in range(int(__import__("sys").argv[1])):
-    chain.invoke({"n": n}, config={"metadata": {"user_id": "bench"}, "tags": ["sync"]})
+APP = ROOT / "tests" / "agents" / "uvicorn_app.py"
+# The app's requests, made in a loop (no server): `ask(n, user)` is what GET /ask/N?user=… runs.
+LOOP = f"""import sys
+sys.path.insert(0, {str(APP.parent)!r})
+import uvicorn_app
+for n in range(int(sys.argv[1])):
+    uvicorn_app.ask(n, "bench")
 """
 BATCH = 40
 VARIANTS = {"as shipped": "", "no search-index trigger": "DROP TRIGGER span_text_ai",
@@ -56,8 +57,8 @@ def _sample(scratch: Path, traces: int) -> tuple[list[Any], dict[str, list[Any]]
     from llmtrace.store import open_store
     from llmtrace.store.queries import get_spans, get_trace
 
-    script = scratch / "app.py"
-    script.write_text(APP)
+    script = scratch / "loop.py"
+    script.write_text(LOOP)
     home = scratch / "sample"
     with MockServer(Script.from_dict({})) as server:
         env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "bench", "LLMTRACE_HOME": str(home)}
